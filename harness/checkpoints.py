@@ -1,0 +1,94 @@
+"""Checkpoints the harness writes: safetensors files that describe themselves.
+
+Header metadata (all strings): ``format`` (``harness-full`` | ``harness-lora``), ``base_model``
+(``harness:tiny-vlm`` or the HF path/id), ``model_config`` (JSON of ModelConfig), ``lora_rank``,
+``lora_alpha``, ``lora_dropout``, ``lora_targets`` (JSON), ``step``, ``metric_name``,
+``metric_value``, ``config_hash``, ``harness_version``.
+
+``harness-full``: the model's whole state dict. ``harness-lora`` (seed 000's layout): for each
+adapted Linear, ``<module path>.lora_A`` ``[in, r]`` and ``<module path>.lora_B`` ``[r, out]``
+(module paths as in the model without PEFT), plus the fully trained extra modules' tensors
+under their own state-dict names. ``loaders/`` reads both back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from harness.config import CellConfig, config_hash, to_dict
+from harness.models.prefix_lm import PrefixLM
+
+HARNESS_VERSION = "0.1.0"
+FORMAT_FULL = "harness-full"
+FORMAT_LORA = "harness-lora"
+_PEFT_KEY = re.compile(r"^(?P<mod>.*)\.lora_(?P<ab>[AB])\.(?P<adapter>[^.]+)\.weight$")
+
+
+def base_model_name(cfg: CellConfig) -> str:
+    return "harness:tiny-vlm" if cfg.model.name == "tiny-vlm" else str(cfg.model.path)
+
+
+def _strip_peft(name: str) -> str:
+    return name.replace("decoder.base_model.model.", "decoder.", 1)
+
+
+def lora_state(model: PrefixLM, extra_modules: list[str]) -> dict[str, torch.Tensor]:
+    """Seed-000 layout from a PEFT-wrapped decoder: A as [in, r], B as [r, out], + extra modules."""
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in model.state_dict().items():
+        match = _PEFT_KEY.match(name)
+        if match:
+            key = f"{_strip_peft(match['mod'])}.lora_{match['ab']}"
+            out[key] = tensor.detach().t().contiguous()
+            continue
+        if any(name == m or name.startswith(m + ".") for m in extra_modules):
+            out[name] = tensor.detach().contiguous()
+        elif "modules_to_save" in name:
+            out[_strip_peft(name).replace(".modules_to_save.default", "")] = tensor.detach()
+    return out
+
+
+def metadata(cfg: CellConfig, step: int, metric: float | None) -> dict[str, str]:
+    lora = cfg.train.lora
+    meta = {
+        "format": FORMAT_LORA if cfg.train.method == "lora" else FORMAT_FULL,
+        "base_model": base_model_name(cfg),
+        "model_config": json.dumps(to_dict(cfg.model), sort_keys=True),
+        "step": str(step),
+        "metric_name": cfg.eval.best_metric,
+        "metric_value": "" if metric is None else repr(metric),
+        "config_hash": config_hash(cfg),
+        "harness_version": HARNESS_VERSION,
+    }
+    if cfg.train.method == "lora":
+        meta |= {"lora_rank": str(lora.r), "lora_alpha": repr(lora.alpha),
+                 "lora_dropout": repr(lora.dropout),
+                 "lora_targets": json.dumps(lora.target_modules)}  # fmt: skip
+    return meta
+
+
+def save_checkpoint(
+    model: PrefixLM, cfg: CellConfig, path: Path, step: int, metric: float | None
+) -> Path:
+    """Write one self-describing safetensors file atomically (temp file + rename)."""
+    if cfg.train.method == "lora":
+        tensors = lora_state(model, cfg.train.lora.extra_trainable)
+    else:
+        tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata(cfg, step, metric))
+    os.replace(tmp, path)
+    return path
+
+
+def save_peft_dir(model: PrefixLM, path: Path) -> Path:
+    """The PEFT adapter directory (adapter_config.json + adapter_model.safetensors)."""
+    model.decoder.save_pretrained(str(path))
+    return path

@@ -1,0 +1,452 @@
+"""Typed configuration of one experiment cell.
+
+One merge, in this order: dataclass defaults, then the YAML (a matrix's ``base`` plus the cell's
+axis values), then ``--set key.sub=value`` overrides. Every field has a default and a one-line
+docstring (the string literal under it); unknown keys and wrong types are reported all at once,
+each with its dotted key and what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args, get_origin
+
+
+class ConfigError(ValueError):
+    """Invalid configuration: ``errors`` lists every problem, one line each."""
+
+    def __init__(self, errors: list[str], source: str = "config") -> None:
+        self.errors = list(errors)
+        self.source = source
+        lines = "\n".join(f"  - {e}" for e in self.errors)
+        super().__init__(f"{source}: {len(self.errors)} problem(s):\n{lines}")
+
+
+@dataclass
+class DataConfig:
+    kind: Literal["captcha", "jsonl"] = "captcha"
+    """`captcha`: synthetic captchas generated (and cached) on first use; `jsonl`: your own files."""
+    train_path: str | None = None
+    """JSONL of training records (kind=jsonl)."""
+    val_path: str | None = None
+    """JSONL used to pick the best checkpoint during training (kind=jsonl)."""
+    test_path: str | None = None
+    """JSONL of held-out records scored at the end (kind=jsonl; defaults to val_path)."""
+    cache_dir: str = "data/captcha"
+    """Where generated captchas are written and reused (kind=captcha)."""
+    train_count: int = 6000
+    """Generated training captchas."""
+    val_count: int = 200
+    """Generated validation captchas (best-checkpoint selection)."""
+    test_count: int = 500
+    """Generated held-out captchas (the reported score)."""
+    digits: int = 6
+    """Characters per captcha."""
+    image_width: int = 96
+    """Generated image width in pixels."""
+    image_height: int = 32
+    """Generated image height in pixels."""
+    question: str = "What is the text in this captcha image?"
+    """Question asked for every generated captcha."""
+
+
+@dataclass
+class ModelConfig:
+    name: Literal["tiny-vlm", "hf-causal-lm", "hf-vlm"] = "tiny-vlm"
+    """Model family from the registry in harness/models/."""
+    path: str | None = None
+    """Local path or hub id (hf-causal-lm, hf-vlm). Never downloaded by tests or defaults."""
+    trust_remote_code: bool = False
+    """Allow the model's own Python code from its repository (off unless you turn it on)."""
+    image_tokens: int = 48
+    """Image tokens fed to the decoder (tiny-vlm; the seed's Moondream2 uses 729)."""
+    hidden_size: int = 128
+    """Decoder width (tiny-vlm)."""
+    num_layers: int = 2
+    """Decoder layers (tiny-vlm)."""
+    num_heads: int = 4
+    """Attention heads (tiny-vlm)."""
+    intermediate_size: int = 512
+    """Decoder MLP width (tiny-vlm)."""
+    vision_channels: int = 128
+    """Channels of the convolutional vision stem (tiny-vlm)."""
+    input_height: int = 32
+    """Images are resized to this height before the vision stem (tiny-vlm)."""
+    input_width: int = 96
+    """Images are resized to this width before the vision stem (tiny-vlm)."""
+    freeze_vision: bool = False
+    """Freeze the vision encoder (the seed's default for a pretrained SigLIP). tiny-vlm's stem is
+    random-init, so it trains by default; the projector always trains."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weights dtype at load time (autocast is set by train.precision)."""
+
+
+@dataclass
+class AttentionConfig:
+    mode: Literal["causal", "prefix_bidirectional"] = "causal"
+    """`prefix_bidirectional`: BOS + image tokens attend both ways, text causally."""
+    impl: Literal["sdpa", "eager_dense"] = "sdpa"
+    """`sdpa`: memory-efficient bool mask; `eager_dense`: the seed's eager attention + dense additive mask."""
+    self_check: bool = True
+    """Verify the mask by perturbation before training (fails the cell if the mask is wrong)."""
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    """LoRA rank."""
+    alpha: float = 32.0
+    """LoRA alpha (scale = alpha / r)."""
+    dropout: float = 0.05
+    """LoRA dropout."""
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+    """Module name suffixes that get adapters."""
+    extra_trainable: list[str] = field(default_factory=lambda: ["projector"])
+    """Modules trained fully alongside the adapters (the seed's region head case)."""
+
+
+@dataclass
+class TrainConfig:
+    method: Literal["full", "lora"] = "full"
+    """`full`: the whole text decoder (vision frozen); `lora`: PEFT adapters + extra_trainable."""
+    max_steps: int = 1500
+    """Optimizer steps (each = micro_batch x grad_accum samples)."""
+    max_seconds: float | None = None
+    """Stop training after this many seconds of training (evaluation time not counted)."""
+    micro_batch: int = 32
+    """Samples per forward pass."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step."""
+    legacy_unscaled_accum: bool = False
+    """Reproduce the original's bug: do not divide the loss by grad_accum."""
+    lr: float = 1e-3
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    warmup_steps: int = 100
+    """Linear warmup steps before the cosine decay."""
+    min_lr_ratio: float = 0.1
+    """Cosine decays to lr * min_lr_ratio."""
+    grad_clip: float = 1.0
+    """Max gradient norm (0 disables clipping)."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Autocast: `auto` = bf16 on CUDA when supported, fp32 on CPU."""
+    gradient_checkpointing: bool = False
+    """Recompute decoder activations in backward to save memory."""
+    eval_every: int = 250
+    """Validate every N optimizer steps (and at the end)."""
+    log_every: int = 10
+    """Write a train record to metrics.jsonl every N optimizer steps."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """LoRA settings (method=lora)."""
+
+
+@dataclass
+class EvalConfig:
+    max_new_tokens: int = 20
+    """Greedy decoding stops at EOS or after this many tokens."""
+    batch_size: int = 64
+    """Samples per generation batch."""
+    best_metric: Literal["exact_match", "token_accuracy", "cer"] = "exact_match"
+    """Validation metric that picks the `best` checkpoint (cer: lower is better)."""
+
+
+@dataclass
+class CheckpointConfig:
+    save: Literal["both", "best", "final", "none"] = "both"
+    """Which checkpoints to write as safetensors."""
+    peft_dir: bool = False
+    """Also write a PEFT adapter directory (method=lora)."""
+
+
+@dataclass
+class RuntimeConfig:
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """`auto` = cuda when available."""
+    threads: int | None = None
+    """torch CPU threads (default: torch's choice)."""
+    memory_budget_gb: float | None = None
+    """Hard memory budget for the cell's process (enforced by the runner: RLIMIT on CPU, memory fraction on CUDA)."""
+    timeout_s: float | None = None
+    """Wall-clock limit for the whole cell (enforced by the runner)."""
+
+
+@dataclass
+class CellConfig:
+    seed: int = 0
+    """Seed for data order, init and dropout."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Dataset."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Model."""
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    """Attention mode and implementation."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Training loop."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Evaluation."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpoints."""
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """Device, budgets and limits."""
+
+    def __post_init__(self) -> None:
+        errors = cross_field_errors(self)
+        if errors:
+            raise ConfigError(errors)
+
+
+def cross_field_errors(cfg: CellConfig) -> list[str]:
+    """Checks that involve more than one field; messages name the YAML keys."""
+    errors: list[str] = []
+    t, d, m = cfg.train, cfg.data, cfg.model
+    positive = {
+        "train.max_steps": t.max_steps,
+        "train.micro_batch": t.micro_batch,
+        "train.grad_accum": t.grad_accum,
+        "train.eval_every": t.eval_every,
+        "train.log_every": t.log_every,
+        "eval.max_new_tokens": cfg.eval.max_new_tokens,
+        "eval.batch_size": cfg.eval.batch_size,
+        "model.image_tokens": m.image_tokens,
+        "model.hidden_size": m.hidden_size,
+        "model.num_layers": m.num_layers,
+        "model.num_heads": m.num_heads,
+        "data.digits": d.digits,
+        "train.lora.r": t.lora.r,
+    }
+    errors += [f"`{k}` must be > 0, got {v}" for k, v in positive.items() if v <= 0]
+    if t.lr <= 0:
+        errors.append(f"`train.lr` must be > 0, got {t.lr}")
+    if t.warmup_steps < 0:
+        errors.append(f"`train.warmup_steps` must be >= 0, got {t.warmup_steps}")
+    if not 0 <= t.lora.dropout < 1:
+        errors.append(f"`train.lora.dropout` must be in [0, 1), got {t.lora.dropout}")
+    if m.hidden_size > 0 and m.num_heads > 0 and m.hidden_size % m.num_heads:
+        errors.append(
+            f"`model.hidden_size` ({m.hidden_size}) must be divisible by `model.num_heads` ({m.num_heads})"
+        )
+    if m.name in ("hf-causal-lm", "hf-vlm") and not m.path:
+        errors.append(f"`model.path` is required for model.name={m.name} (a local path or hub id)")
+    if m.name == "hf-causal-lm" and cfg.attention.mode == "prefix_bidirectional":
+        errors.append(
+            "`attention.mode: prefix_bidirectional` needs an image prefix; hf-causal-lm is text-only"
+        )
+    if d.kind == "jsonl" and not d.train_path:
+        errors.append("`data.train_path` is required when data.kind=jsonl")
+    if d.kind == "jsonl" and not (d.val_path or d.test_path):
+        errors.append("`data.val_path` (or `data.test_path`) is required when data.kind=jsonl")
+    for key, value in (("runtime.memory_budget_gb", cfg.runtime.memory_budget_gb),
+                       ("runtime.timeout_s", cfg.runtime.timeout_s),
+                       ("train.max_seconds", t.max_seconds)):
+        if value is not None and value <= 0:
+            errors.append(f"`{key}` must be > 0 when set, got {value}")
+    return errors
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _did_you_mean(key: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(key, options, n=1, cutoff=0.6)
+    return f" - did you mean `{close[0]}`?" if close else f" (valid: {', '.join(sorted(options))})"
+
+
+def _coerce(value: Any, tp: Any, key: str, errors: list[str]) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widened to float)."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            sub_errors: list[str] = []
+            out = _coerce(value, arg, key, sub_errors)
+            if not sub_errors:
+                return out
+        errors.append(f"`{key}`: expected {_type_name(tp)}, got {value!r}")
+        return None
+    if origin is Literal:
+        if value not in get_args(tp):
+            valid = ", ".join(str(a) for a in get_args(tp))
+            close = difflib.get_close_matches(str(value), [str(a) for a in get_args(tp)], n=1)
+            hint = f" - did you mean `{close[0]}`?" if close else ""
+            errors.append(f"`{key}`: {value!r} is not one of: {valid}{hint}")
+        return value
+    if origin is list:
+        (item_tp,) = get_args(tp)
+        if not isinstance(value, list):
+            errors.append(f"`{key}`: expected a list, got {value!r}")
+            return None
+        return [_coerce(v, item_tp, f"{key}[{i}]", errors) for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            errors.append(f"`{key}`: expected a mapping of {tp.__name__} fields, got {value!r}")
+            return None
+        return value  # handled by the caller
+    if tp is bool:
+        if not isinstance(value, bool):
+            errors.append(f"`{key}`: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            errors.append(f"`{key}`: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            errors.append(f"`{key}`: expected a number, got {value!r}")
+            return value
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            errors.append(f"`{key}`: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, errors: list[str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            full_options = [f"{prefix}{n}" for n in names]
+            errors.append(f"unknown key `{full}`{_did_you_mean(full, full_options)}")
+            continue
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if isinstance(value, dict):
+                kwargs[key] = _build(tp, value, f"{full}.", errors)
+            else:
+                errors.append(f"`{full}`: expected a mapping of {tp.__name__} fields, got {value!r}")
+            continue
+        n_before = len(errors)
+        coerced = _coerce(value, tp, full, errors)
+        if len(errors) == n_before:
+            kwargs[key] = coerced
+    if cls is CellConfig:
+        return kwargs  # cross-field checks run once all sections exist
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:  # pragma: no cover - sections have no __post_init__
+        errors.extend(exc.errors)
+        return cls()
+
+
+def parse_cell_config(data: dict[str, Any] | None, source: str = "config") -> CellConfig:
+    """Build a CellConfig from a plain mapping; raise ConfigError listing every problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"expected a mapping at the top level, got {type(data).__name__}"], source)
+    errors: list[str] = []
+    kwargs = _build(CellConfig, data, "", errors)
+    if errors:
+        raise ConfigError(errors, source)
+    try:
+        return CellConfig(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(exc.errors, source) from None
+
+
+def load_cell_config(path: str) -> CellConfig:
+    """Read a cell YAML file (as written by the runner or by hand)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"file not found: {path}"], path) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"malformed YAML: {exc}"], path) from None
+    return parse_cell_config(data, source=path)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain-data view of a config (YAML/JSON-safe)."""
+    return dataclasses.asdict(cfg)
+
+
+def config_hash(cfg: CellConfig | dict[str, Any], length: int = 12) -> str:
+    """Content hash of a resolved config: the cell's identity."""
+    data = to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def field_paths(cls: type = CellConfig, prefix: str = "") -> dict[str, Any]:
+    """Every dotted leaf key of the config and its annotation (for validation and docs)."""
+    out: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out.update(field_paths(tp, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = tp
+    return out
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """``set_dotted(d, "train.lr", 1e-3)`` creates intermediate mappings as needed."""
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def get_dotted(data: dict[str, Any], key: str, default: Any = None) -> Any:
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def check_leaf(key: str, value: Any) -> tuple[Any, list[str]]:
+    """Type-check one dotted leaf key (e.g. from a matrix axis or ``--set``) without a full parse.
+
+    Returns the normalized value (ints widened to float where the field is a float) and the
+    error lines, worded exactly as ``parse_cell_config`` words them.
+    """
+    paths = _leaf_types()
+    if key not in paths:
+        return value, [f"unknown key `{key}`{_did_you_mean(key, list(paths))}"]
+    errors: list[str] = []
+    coerced = _coerce(value, paths[key], key, errors)
+    return coerced, errors
+
+
+_LEAF_TYPES: dict[str, Any] = {}
+
+
+def _leaf_types() -> dict[str, Any]:
+    if not _LEAF_TYPES:
+        _LEAF_TYPES.update(field_paths())
+    return _LEAF_TYPES

@@ -1,0 +1,84 @@
+"""From the data config to encoded samples a PrefixLM can batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from harness.config import DataConfig
+from harness.data.jsonl import DataError, Record, load_image, read_records
+from harness.models.prefix_lm import EncodedBatch, PrefixLM
+
+
+@dataclass
+class Splits:
+    train: list[Record]
+    val: list[Record]
+    test: list[Record]
+
+
+def load_splits(cfg: DataConfig, seed: int) -> Splits:
+    """Read (and for kind=captcha, generate once and cache) the train/val/test records."""
+    if cfg.kind == "captcha":
+        from harness.data.captcha import ensure_captcha_split
+
+        def split(name: str, count: int) -> list[Record]:
+            path = ensure_captcha_split(
+                cfg.cache_dir, name, count, seed=0, digits=cfg.digits,
+                width=cfg.image_width, height=cfg.image_height, question=cfg.question,
+            )  # fmt: skip
+            return read_records(path)
+
+        # The data seed is fixed (0) so that every cell of a matrix, whatever its training
+        # seed, is scored on the same held-out samples (paired comparisons in reports).
+        return Splits(split("train", cfg.train_count), split("val", cfg.val_count),
+                      split("test", cfg.test_count))  # fmt: skip
+    train = read_records(cfg.train_path)
+    val = read_records(cfg.val_path) if cfg.val_path else read_records(cfg.test_path)
+    test = read_records(cfg.test_path) if cfg.test_path else val
+    return Splits(train, val, test)
+
+
+class EncodedSet:
+    """Token ids and preprocessed pixels of a list of records, computed once."""
+
+    def __init__(self, records: list[Record], model: PrefixLM) -> None:
+        if not records:
+            raise DataError("no records to encode")
+        self.records = records
+        self.model = model
+        self.prompts = [model.prompt_ids(r.question) for r in records]
+        self.answers = [model.answer_ids(r.answer) for r in records]
+        self.pixels: torch.Tensor | None = None
+        if model.image_tokens:
+            missing = [r for r in records if r.image_path is None]
+            if missing:
+                raise DataError(
+                    f"{missing[0].source or missing[0].id}: record has no image, but model "
+                    f"{type(model).__name__} needs one (use a text model for text-only data)"
+                )
+            self.pixels = torch.stack(
+                [model.preprocess(load_image(r.image_path, r.source or r.id)) for r in records]
+            )
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def batch(self, idx: list[int], with_answers: bool = True, left_pad: bool = False) -> EncodedBatch:
+        pix = self.pixels[idx] if self.pixels is not None else None
+        return self.model.collate(
+            [self.prompts[i] for i in idx],
+            [self.answers[i] for i in idx] if with_answers else None,
+            pix,
+            left_pad=left_pad,
+        )
+
+
+def infinite_batches(n: int, batch_size: int, seed: int):
+    """Shuffled index batches forever, reshuffled each epoch from a seeded generator."""
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(n, generator=gen).tolist()
+        for start in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
+            yield order[start : start + batch_size]

@@ -1,0 +1,88 @@
+"""Evaluation shared by training-time validation and (later) the benchmark command.
+
+Exact match = greedy prediction == answer after strip. Token accuracy = teacher-forced argmax
+accuracy on answer tokens. CER = total edit distance / total answer characters.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+
+from harness.dataset import EncodedSet
+from harness.models.prefix_lm import answer_loss
+from harness.schema import Prediction
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+@dataclass
+class EvalResult:
+    exact_match_k: int
+    n: int
+    token_accuracy: float
+    cer: float
+    loss: float
+    elapsed_s: float
+    predictions: list[Prediction] = field(default_factory=list)
+
+    @property
+    def exact_match(self) -> float:
+        return self.exact_match_k / self.n if self.n else 0.0
+
+    def metric(self, name: str) -> float:
+        """Selection metric, oriented so that higher is better."""
+        return {"exact_match": self.exact_match, "token_accuracy": self.token_accuracy,
+                "cer": -self.cer}[name]  # fmt: skip
+
+
+@torch.no_grad()
+def evaluate(
+    model, data: EncodedSet, device: torch.device, batch_size: int, max_new_tokens: int,
+    autocast=None,
+) -> EvalResult:  # fmt: skip
+    """Score every sample of ``data``: teacher-forced loss/token accuracy, then greedy decoding."""
+    was_training = model.training
+    model.eval()
+    start = time.perf_counter()
+    loss_sum, tokens, correct = 0.0, 0, 0
+    preds: list[Prediction] = []
+    tok = model.tokenizer
+    for lo in range(0, len(data), batch_size):
+        idx = list(range(lo, min(lo + batch_size, len(data))))
+        batch = data.batch(idx).to(device)
+        with autocast() if autocast else nullcontext():
+            out = model(batch)
+            s, t, c = answer_loss(out.logits, batch.labels)
+            generated = model.generate_greedy(
+                data.batch(idx, with_answers=False, left_pad=True).to(device), max_new_tokens
+            )
+        loss_sum, tokens, correct = loss_sum + float(s), tokens + t, correct + c
+        for i, ids in zip(idx, generated, strict=True):
+            rec = data.records[i]
+            pred = tok.decode(ids, skip_special_tokens=True).strip()
+            dist = edit_distance(pred, rec.answer.strip())
+            preds.append(Prediction(rec.id, rec.answer, pred, pred == rec.answer.strip(), dist))
+    model.train(was_training)
+    chars = sum(len(p.answer.strip()) for p in preds)
+    return EvalResult(
+        exact_match_k=sum(p.correct for p in preds),
+        n=len(preds),
+        token_accuracy=correct / tokens if tokens else 0.0,
+        cer=sum(p.edit_distance for p in preds) / chars if chars else 0.0,
+        loss=loss_sum / tokens if tokens else float("nan"),
+        elapsed_s=time.perf_counter() - start,
+        predictions=preds,
+    )

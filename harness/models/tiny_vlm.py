@@ -1,0 +1,85 @@
+"""`tiny-vlm`, the embedded default: a conv vision stem + projector feeding a tiny Llama decoder.
+
+Everything is built in code from ``ModelConfig`` (random init, no download). The calibration in
+shared/reference (a convolutional stem, learned image positions, lr ~1e-3 with warmup) is what
+makes it learn the captcha task on a CPU in minutes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from PIL import Image
+from torch import nn
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from harness.config import ModelConfig
+from harness.models.prefix_lm import PrefixLM
+from harness.models.tokenizer import build_char_tokenizer
+
+
+def image_grid(tokens: int, aspect: float) -> tuple[int, int]:
+    """(rows, cols) with rows * cols == tokens and rows / cols closest to ``aspect``."""
+    pairs = [(r, tokens // r) for r in range(1, tokens + 1) if tokens % r == 0]
+    return min(pairs, key=lambda rc: abs(math.log(rc[0] / rc[1]) - math.log(aspect)))
+
+
+class ConvVision(nn.Module):
+    """Three conv + pool stages, then an adaptive pool to exactly ``tokens`` positions."""
+
+    def __init__(self, channels: int, tokens: int, height: int, width: int) -> None:
+        super().__init__()
+        c1, c2 = max(channels // 4, 8), max(channels // 2, 16)
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, c1, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
+            nn.Conv2d(c2, channels, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
+        )  # fmt: skip
+        self.pool = nn.AdaptiveAvgPool2d(image_grid(tokens, height / width))
+        self.positions = nn.Parameter(torch.randn(tokens, channels) * 0.02)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        feats = self.pool(self.stem(pixel_values))  # [B, C, rows, cols]
+        return feats.flatten(2).transpose(1, 2) + self.positions
+
+
+class TinyVLM(PrefixLM):
+    """PrefixLM whose vision part is ConvVision; knows how to turn a PIL image into pixels."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        tokenizer = build_char_tokenizer()
+        decoder = LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=cfg.hidden_size,
+                intermediate_size=cfg.intermediate_size,
+                num_hidden_layers=cfg.num_layers,
+                num_attention_heads=cfg.num_heads,
+                num_key_value_heads=cfg.num_heads,
+                max_position_embeddings=cfg.image_tokens + 512,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                tie_word_embeddings=False,
+            )
+        )
+        vision = ConvVision(cfg.vision_channels, cfg.image_tokens, cfg.input_height, cfg.input_width)
+        projector = nn.Sequential(
+            nn.Linear(cfg.vision_channels, cfg.hidden_size),
+            nn.GELU(),
+            nn.Linear(cfg.hidden_size, cfg.hidden_size),
+        )
+        super().__init__(decoder, tokenizer, vision, projector, cfg.image_tokens)
+        self.input_size = (cfg.input_height, cfg.input_width)
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """Grayscale, resize to the model's input size, scale to [-1, 1]: ``[1, H, W]``."""
+        h, w = self.input_size
+        img = image.convert("L").resize((w, h), Image.Resampling.BILINEAR)
+        data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).float()
+        return (data.view(1, h, w) / 127.5) - 1.0
+
+
+def build_tiny_vlm(cfg: ModelConfig) -> TinyVLM:
+    return TinyVLM(cfg)

@@ -1,0 +1,182 @@
+"""The training loop: pure PyTorch, AdamW, warmup + cosine, gradient accumulation.
+
+Loss normalisation: the loss of an optimizer step is the mean over *all* answer tokens of its
+``grad_accum`` micro-batches, so accumulating 4 x 1 equals one batch of 4 (the original trainer
+summed per-micro-batch means without dividing by grad_accum, which multiplies the effective
+learning rate by grad_accum; ``train.legacy_unscaled_accum: true`` reproduces that on purpose).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import IO
+
+import torch
+
+from harness.config import CellConfig, TrainConfig
+from harness.dataset import EncodedSet, infinite_batches
+from harness.evaluate import EvalResult, evaluate
+from harness.models.prefix_lm import EncodedBatch, PrefixLM, answer_loss
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or inf."""
+
+
+class MetricsSink:
+    """Appends one JSON object per line to metrics.jsonl, flushed at once (a tail shows progress)."""
+
+    def __init__(self, fh: IO[str] | None) -> None:
+        self.fh = fh
+
+    def write(self, record: dict) -> None:
+        if self.fh is not None:
+            self.fh.write(json.dumps(record, sort_keys=True) + "\n")
+            self.fh.flush()
+
+
+def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    """Linear warmup to 1, then cosine decay to ``min_lr_ratio`` at ``max_steps``."""
+
+    def f(step: int) -> float:  # step is 0-based: the multiplier for optimizer step step + 1
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        span = max(1, cfg.max_steps - cfg.warmup_steps)
+        progress = min(1.0, (step - cfg.warmup_steps) / span)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return f
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, norms and embeddings-like 1-D parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]  # fmt: skip
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+
+
+@dataclass
+class StepStats:
+    loss: float
+    tokens: int
+    answer_tokens: int
+    correct: int
+
+
+def train_step(
+    model: PrefixLM,
+    optimizer: torch.optim.Optimizer,
+    micro_batches: list[EncodedBatch],
+    cfg: TrainConfig,
+    autocast: Callable[[], object] = nullcontext,
+    scaler: torch.amp.GradScaler | None = None,
+) -> StepStats:
+    """One optimizer step over ``micro_batches`` (already on the device)."""
+    total = sum(int((b.labels[:, 1:] != -100).sum()) for b in micro_batches)
+    loss_sum, correct = 0.0, 0
+    for batch in micro_batches:
+        with autocast():
+            out = model(batch)
+            s, n, c = answer_loss(out.logits, batch.labels)
+        # default: token-weighted mean over the whole step; legacy: per-micro mean, unscaled
+        loss = s / total if not cfg.legacy_unscaled_accum else s / max(n, 1)
+        (scaler.scale(loss) if scaler else loss).backward()
+        loss_sum, correct = loss_sum + float(s.detach()), correct + c
+    if scaler:
+        scaler.unscale_(optimizer)
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(
+            [p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip
+        )
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    tokens = sum(b.num_tokens for b in micro_batches)
+    return StepStats(loss_sum / max(total, 1), tokens, total, correct)
+
+
+@dataclass
+class TrainResult:
+    steps: int = 0
+    samples: int = 0
+    train_s: float = 0.0
+    eval_s: float = 0.0
+    tokens: int = 0
+    history: list[dict] = field(default_factory=list)
+    best: EvalResult | None = None
+    best_step: int = 0
+    last: EvalResult | None = None
+
+
+def _micro_batches(
+    data: EncodedSet, order: Iterator[list[int]], cfg: TrainConfig, device: torch.device
+) -> list[EncodedBatch]:
+    return [data.batch(next(order)).to(device) for _ in range(cfg.grad_accum)]
+
+
+def train(
+    model: PrefixLM,
+    train_set: EncodedSet,
+    val_set: EncodedSet,
+    cfg: CellConfig,
+    device: torch.device,
+    sink: MetricsSink,
+    on_best: Callable[[int, EvalResult], None] = lambda step, res: None,
+    autocast: Callable[[], object] = nullcontext,
+    scaler: torch.amp.GradScaler | None = None,
+) -> TrainResult:
+    """Train for ``train.max_steps`` (or ``train.max_seconds``), validating every ``eval_every``."""
+    tc = cfg.train
+    optimizer = make_optimizer(model, tc)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc))
+    order = infinite_batches(len(train_set), min(tc.micro_batch, len(train_set)), cfg.seed)
+    res = TrainResult()
+    model.train()
+    for step in range(1, tc.max_steps + 1):
+        t0 = time.perf_counter()
+        lr = schedule.get_last_lr()[0]
+        stats = train_step(model, optimizer, _micro_batches(train_set, order, tc, device), tc,
+                           autocast, scaler)  # fmt: skip
+        schedule.step()
+        dt = time.perf_counter() - t0
+        res.train_s += dt
+        res.steps, res.tokens = step, res.tokens + stats.tokens
+        res.samples += tc.micro_batch * tc.grad_accum
+        if not math.isfinite(stats.loss):
+            raise Diverged(f"loss became {stats.loss} at step {step}")
+        record = {"kind": "train", "step": step, "loss": stats.loss, "lr": lr,
+                  "token_accuracy": stats.correct / max(stats.answer_tokens, 1),
+                  "tokens_per_s": stats.tokens / dt, "elapsed_s": res.train_s}  # fmt: skip
+        res.history.append(record)
+        if step % tc.log_every == 0 or step == 1:
+            sink.write(record)
+        out_of_time = tc.max_seconds is not None and res.train_s >= tc.max_seconds
+        if step % tc.eval_every == 0 or step == tc.max_steps or out_of_time:
+            _validate(model, val_set, cfg, device, sink, step, res, on_best, autocast)
+        if out_of_time:
+            break
+    return res
+
+
+def _validate(model, val_set, cfg, device, sink, step, res, on_best, autocast) -> None:
+    ev = evaluate(model, val_set, device, cfg.eval.batch_size, cfg.eval.max_new_tokens, autocast)
+    res.eval_s += ev.elapsed_s
+    res.last = ev
+    sink.write({"kind": "eval", "split": "val", "step": step, "exact_match_k": ev.exact_match_k,
+                "n": ev.n, "exact_match": ev.exact_match, "token_accuracy": ev.token_accuracy,
+                "cer": ev.cer, "elapsed_s": res.train_s})  # fmt: skip
+    metric = cfg.eval.best_metric
+    if res.best is None or ev.metric(metric) > res.best.metric(metric):
+        res.best, res.best_step = ev, step
+        on_best(step, ev)

@@ -1,0 +1,58 @@
+"""One loader for every checkpoint format: ``load_checkpoint(source, base_model=None, **options)``."""
+
+from loaders.api import LoadedCheckpoint, detect, inspect_checkpoint, load_checkpoint
+from loaders.errors import (
+    AmbiguousCheckpointError,
+    CheckpointError,
+    CorruptCheckpointError,
+    MissingAlphaError,
+    MissingBaseModelError,
+    MissingKeysError,
+    NothingLoadableError,
+    RankMismatchError,
+    RemoteCodeError,
+    ShapeMismatchError,
+    TokenSpaceError,
+    TokenSpaceHashError,
+    UnmatchedKeysError,
+    UnsafePickleError,
+    VocabSizeError,
+)
+from loaders.formats import FORMATS
+from loaders.moe import DyLoRAMoEModel
+from loaders.report import LoadReport
+
+FORMAT_NAMES = (
+    "hf-full",
+    "state-dict",
+    "peft-adapter",
+    "lora-file",
+    "dylora-moe",
+    "trainable-rows",
+)
+
+__all__ = [
+    "FORMATS",
+    "FORMAT_NAMES",
+    "AmbiguousCheckpointError",
+    "CheckpointError",
+    "CorruptCheckpointError",
+    "DyLoRAMoEModel",
+    "LoadReport",
+    "LoadedCheckpoint",
+    "MissingAlphaError",
+    "MissingBaseModelError",
+    "MissingKeysError",
+    "NothingLoadableError",
+    "RankMismatchError",
+    "RemoteCodeError",
+    "ShapeMismatchError",
+    "TokenSpaceError",
+    "TokenSpaceHashError",
+    "UnmatchedKeysError",
+    "UnsafePickleError",
+    "VocabSizeError",
+    "detect",
+    "inspect_checkpoint",
+    "load_checkpoint",
+]

@@ -1,0 +1,23 @@
+"""EXPERIMENTS-style reports from a run store: tables, plots, computed findings.
+
+``write_report(store_dir)`` writes ``EXPERIMENTS.md`` and its plots; ``load_store`` +
+``render_markdown`` are the pure core; ``compare_stores`` diffs two stores (before/after).
+"""
+
+from reports.compare import compare_stores, write_comparison
+from reports.markdown import render_markdown
+from reports.plots import make_plots
+from reports.report import write_report
+from reports.store import Cell, Store, StoreError, load_store
+
+__all__ = [
+    "Cell",
+    "Store",
+    "StoreError",
+    "compare_stores",
+    "load_store",
+    "make_plots",
+    "render_markdown",
+    "write_comparison",
+    "write_report",
+]

@@ -1,0 +1,288 @@
+"""One cell, for real: tiny-vlm training, loss masking, grad accumulation, checkpoints, outcomes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from harness.attention import self_check
+from harness.cell import run_cell
+from harness.checkpoints import save_checkpoint
+from harness.config import parse_cell_config
+from harness.dataset import EncodedSet, load_splits
+from harness.models import build_model
+from harness.models.prefix_lm import IGNORE_INDEX, answer_loss
+from harness.schema import read_jsonl, read_summary
+from harness.trainable import setup_trainable
+from harness.train import train_step
+from tests.cell_helpers import tiny_cell, tiny_config, write_text_jsonl, write_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("captcha")
+
+
+def _model_and_data(cache: Path, **overrides):
+    cfg = tiny_config(cache, **overrides)
+    torch.manual_seed(0)
+    model, _ = build_model(cfg.model)
+    model.set_attention(cfg.attention.mode, cfg.attention.impl)
+    splits = load_splits(cfg.data, cfg.seed)
+    return cfg, model, EncodedSet(splits.train, model)
+
+
+@pytest.mark.parametrize(
+    ("mode", "impl"),
+    [("causal", "sdpa"), ("prefix_bidirectional", "sdpa"), ("prefix_bidirectional", "eager_dense")],
+)
+def test_tiny_vlm_mask_self_check(cache, mode, impl):
+    cfg, model, _ = _model_and_data(cache, attention__mode=mode, attention__impl=impl)
+    result = self_check(model.base_decoder(), mode, impl, prefix_len=model.prefix_len())
+    assert result.probes > 0
+
+
+def test_loss_is_on_answer_tokens_only(cache):
+    _, model, data = _model_and_data(cache)
+    batch = data.batch([0, 1])
+    rec = data.records[0]
+    labelled = batch.labels[0][batch.labels[0] != IGNORE_INDEX].tolist()
+    assert labelled == model.answer_ids(rec.answer)  # the answer digits + EOS, nothing else
+    assert model.tokenizer.decode(labelled, skip_special_tokens=True) == rec.answer
+    # changing a prompt-position label would not change the loss: only answer positions count
+    out = model(batch)
+    s, n, _ = answer_loss(out.logits, batch.labels)
+    assert n == sum(len(model.answer_ids(data.records[i].answer)) for i in (0, 1))
+    logits = out.logits.detach().clone()
+    logits[:, : model.prefix_len()] += 100.0  # garbage on prefix positions
+    s2, _, _ = answer_loss(logits, batch.labels)
+    assert torch.allclose(s, s2)
+
+
+def _grads_after_step(model, batches, cfg) -> dict[str, torch.Tensor]:
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    train_step(model, opt, batches, cfg.train)
+    return {k: before[k] - v.detach() for k, v in model.named_parameters()}
+
+
+def test_grad_accum_4x1_equals_batch_of_4(cache):
+    cfg, model, data = _model_and_data(cache, train__grad_clip=0.0)
+    model.eval()  # no dropout; the tiny-vlm has none, but be explicit
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    full = _grads_after_step(model, [data.batch([0, 1, 2, 3])], cfg)
+    model.load_state_dict(state)
+    accum = _grads_after_step(model, [data.batch([i]) for i in range(4)], cfg)
+    for name in full:
+        torch.testing.assert_close(accum[name], full[name], rtol=1e-4, atol=1e-6)
+
+
+def test_legacy_unscaled_accum_multiplies_the_update(cache):
+    cfg, model, data = _model_and_data(cache, train__grad_clip=0.0)
+    legacy = tiny_config(cache, train__grad_clip=0.0, train__legacy_unscaled_accum=True)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    scaled = _grads_after_step(model, [data.batch([i]) for i in range(4)], cfg)
+    model.load_state_dict(state)
+    unscaled = _grads_after_step(model, [data.batch([i]) for i in range(4)], legacy)
+    name = "decoder.lm_head.weight"
+    ratio = unscaled[name].norm() / scaled[name].norm()
+    assert 3.9 < float(ratio) < 4.1  # equal answer lengths: exactly grad_accum times larger
+
+
+def test_cell_cli_writes_the_run_store_and_loss_falls(cache, tmp_path):
+    cfg = tiny_cell(cache, train__max_steps=30, train__eval_every=15, train__lr=3e-3)
+    out = tmp_path / "cell"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cell", str(write_yaml(tmp_path / "c.yaml", cfg)),
+         "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    names = {p.name for p in out.iterdir()}
+    assert {"config.yaml", "metrics.jsonl", "predictions.jsonl", "summary.json", "ckpt"} <= names
+    summary = read_summary(out / "summary.json")
+    assert summary["outcome"] == "completed"
+    assert summary["metrics"]["n"] == 8
+    assert summary["train"]["last_loss"] < summary["train"]["first_loss"] * 0.8
+    assert summary["memory"]["train"]["peak_bytes"] > 0
+    records = read_jsonl(out / "metrics.jsonl")
+    assert [r["split"] for r in records if r["kind"] == "eval"] == ["val", "val", "test"]
+    preds = read_jsonl(out / "predictions.jsonl")
+    assert len(preds) == 8 and {"id", "answer", "prediction", "correct"} <= set(preds[0])
+    with safe_open(str(out / "ckpt" / "best.safetensors"), "pt") as fh:
+        meta = fh.metadata()
+    assert meta["format"] == "harness-full" and meta["base_model"] == "harness:tiny-vlm"
+    assert json.loads(meta["model_config"])["hidden_size"] == 32
+
+
+def test_full_checkpoint_reload_gives_identical_logits(cache, tmp_path):
+    cfg, model, data = _model_and_data(cache)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    train_step(model, opt, [data.batch([0, 1])], cfg.train)
+    model.eval()
+    path = save_checkpoint(model, cfg, tmp_path / "m.safetensors", step=1, metric=0.5)
+    fresh, _ = build_model(cfg.model)
+    fresh.set_attention(cfg.attention.mode, cfg.attention.impl)
+    fresh.load_state_dict(load_file(str(path)))
+    fresh.eval()
+    batch = data.batch([2, 3])
+    assert torch.equal(model(batch).logits, fresh(batch).logits)
+
+
+def test_lora_trains_adapters_and_extra_modules_only(cache, tmp_path):
+    cfg, model, data = _model_and_data(cache, train__method="lora", train__lora__r=4)
+    counts = setup_trainable(model, cfg)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all("lora_" in n or n.startswith("projector.") for n in trainable)
+    assert any(n.startswith("projector.") for n in trainable)
+    assert counts["trainable_params"] < counts["total_params"] / 2
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):
+        train_step(model, opt, [data.batch([0, 1])], cfg.train)
+    path = save_checkpoint(model, cfg, tmp_path / "lora.safetensors", step=2, metric=None)
+    tensors = load_file(str(path))
+    a = tensors["decoder.model.layers.0.self_attn.q_proj.lora_A"]
+    b = tensors["decoder.model.layers.0.self_attn.q_proj.lora_B"]
+    assert a.shape == (32, 4) and b.shape == (4, 32)  # seed 000 layout: A [in, r], B [r, out]
+    assert "projector.0.weight" in tensors
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata()
+    assert meta["format"] == "harness-lora" and meta["lora_rank"] == "4"
+
+
+def test_lora_cell_round_trips_its_best_checkpoint(cache, tmp_path):
+    cfg = parse_cell_config(tiny_cell(cache, train__method="lora", checkpoint__peft_dir=True))
+    assert run_cell(cfg, tmp_path / "cell") == 0
+    summary = read_summary(tmp_path / "cell" / "summary.json")
+    assert summary["outcome"] == "completed", summary
+    assert (tmp_path / "cell" / "ckpt" / "peft" / "adapter_config.json").exists()
+
+
+def test_oom_under_a_real_budget_is_an_outcome(cache, tmp_path):
+    """The seed's case in small: eager attention over a 730-token prefix does not fit the budget."""
+    cfg = tiny_cell(cache, runtime__memory_budget_gb=0.6, model__image_tokens=729,
+                    attention__mode="prefix_bidirectional", attention__impl="eager_dense",
+                    train__micro_batch=64)  # fmt: skip
+    out = tmp_path / "cell"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cell", str(write_yaml(tmp_path / "c.yaml", cfg)),
+         "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    summary = read_summary(out / "summary.json")
+    assert proc.returncode == 0, proc.stderr
+    assert summary["outcome"] == "oom", summary
+    assert summary["oom"]["phase"] == "train"
+    assert summary["oom"]["budget_bytes"] == int(0.6 * 1024**3)
+    assert "allocate" in summary["oom"]["message"]
+
+
+def test_divergence_is_an_outcome(cache, tmp_path):
+    cfg = parse_cell_config(
+        tiny_cell(cache, train__lr=1e30, train__warmup_steps=0, train__grad_clip=0.0,
+                  train__max_steps=10)
+    )  # fmt: skip
+    run_cell(cfg, tmp_path / "cell")
+    summary = read_summary(tmp_path / "cell" / "summary.json")
+    assert summary["outcome"] == "diverged"
+    assert "loss became" in summary["error"]["message"]
+
+
+def test_sigterm_marks_the_cell_interrupted(cache, tmp_path):
+    cfg = tiny_cell(cache, train__max_steps=100000, train__eval_every=100000)
+    out = tmp_path / "cell"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cell", str(write_yaml(tmp_path / "c.yaml", cfg)),
+         "--out", str(out)],
+        cwd=REPO, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not read_jsonl(out / "metrics.jsonl") and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "Traceback" not in err
+    assert read_summary(out / "summary.json")["outcome"] == "interrupted"
+
+
+def test_bad_jsonl_is_one_clear_failure(tmp_path):
+    bad = tmp_path / "train.jsonl"
+    bad.write_text('{"question": "q", "answer": "a"}\n{"question": "q"\n')
+    cfg = {"data": {"kind": "jsonl", "train_path": str(bad), "val_path": str(bad)},
+           "runtime": {"threads": 1}}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cell", str(write_yaml(tmp_path / "c.yaml", cfg)),
+         "--out", str(tmp_path / "cell")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "train.jsonl:2" in proc.stderr
+    summary = read_summary(tmp_path / "cell" / "summary.json")
+    assert summary["outcome"] == "failed" and "train.jsonl:2" in summary["error"]["message"]
+
+
+def test_bad_image_is_one_clear_failure(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"not a png at all")
+    rows = tmp_path / "d.jsonl"
+    rows.write_text(json.dumps({"image": "broken.png", "question": "q", "answer": "1"}) + "\n")
+    cfg = {"data": {"kind": "jsonl", "train_path": str(rows), "val_path": str(rows)}}
+    assert run_cell(parse_cell_config(cfg), tmp_path / "cell") == 1
+    err = read_summary(tmp_path / "cell" / "summary.json")["error"]
+    assert err["type"] == "DataError" and "broken.png" in err["message"]
+
+
+def test_invalid_config_exits_2_without_writing(tmp_path):
+    path = write_yaml(tmp_path / "c.yaml", {"train": {"grad_acum": 4}})
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cell", str(path), "--out", str(tmp_path / "cell")],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "did you mean `train.grad_accum`" in proc.stderr
+    assert not (tmp_path / "cell").exists()
+
+
+def test_hf_causal_lm_from_a_local_directory(tmp_path):
+    """A transformers causal LM saved locally (tiny config, built here) trains on text-only JSONL."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from harness.models.tokenizer import build_char_tokenizer
+
+    tok = build_char_tokenizer()
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=1, num_attention_heads=2,
+                                         num_key_value_heads=2))  # fmt: skip
+    model.save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    rows = [(f"add {i} and {i}", str(2 * i)) for i in range(20)]
+    data = write_text_jsonl(tmp_path / "t.jsonl", rows)
+    cfg = {"data": {"kind": "jsonl", "train_path": str(data), "val_path": str(data)},
+           "model": {"name": "hf-causal-lm", "path": str(tmp_path / "lm")},
+           "train": {"max_steps": 4, "micro_batch": 4, "eval_every": 2, "warmup_steps": 1},
+           "eval": {"max_new_tokens": 4}}  # fmt: skip
+    assert run_cell(parse_cell_config(cfg), tmp_path / "cell") == 0
+    summary = read_summary(tmp_path / "cell" / "summary.json")
+    assert summary["outcome"] == "completed" and summary["metrics"]["n"] == 20
+
+
+def test_missing_hf_model_is_a_clear_failure(tmp_path):
+    data = write_text_jsonl(tmp_path / "t.jsonl", [("q", "a")])
+    cfg = {"data": {"kind": "jsonl", "train_path": str(data), "val_path": str(data)},
+           "model": {"name": "hf-causal-lm", "path": str(tmp_path / "nope")}}  # fmt: skip
+    assert run_cell(parse_cell_config(cfg), tmp_path / "cell") == 1
+    err = read_summary(tmp_path / "cell" / "summary.json")["error"]
+    assert err["type"] == "ModelLoadError" and "nope" in err["message"]
