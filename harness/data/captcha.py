@@ -1,0 +1,266 @@
+"""Synthetic digit captchas: a deterministic, offline stand-in for the seed's captcha set.
+
+Each split is written as PNGs under ``images/`` plus ``{split}.jsonl`` in the seed's format
+(``{"image": "images/captcha_train_00000.png", "question": ..., "answer": "907565"}``, image
+paths relative to the JSONL file). Image ``i`` of a split depends only on (seed, split, i) and
+the rendering parameters, so a smaller count yields a prefix of a larger one.
+
+    python -m harness.data.captcha --output-dir data/captcha --split train --count 6000
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+DEFAULT_QUESTION = "What is the text in this captcha image?"
+IMAGES_DIR = "images"
+# Bump when rendering changes so that cached splits from an older generator are not reused.
+GENERATOR_VERSION = 1
+# The seed's splits: 6,000 train / 2,000 val / 2,000 test.
+DEFAULT_COUNTS = {"train": 6000, "val": 2000, "test": 2000}
+_SPLIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def split_rng_key(seed: int, split: str) -> int:
+    """A stable 64-bit key for (seed, split); unlike ``hash()`` it is the same in every process."""
+    digest = hashlib.sha256(f"captcha/{seed}/{split}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+@functools.lru_cache(maxsize=64)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    font = ImageFont.load_default(size=size)
+    if not isinstance(font, ImageFont.FreeTypeFont):
+        raise RuntimeError("Pillow was built without FreeType; the captcha generator needs it")
+    return font
+
+
+def render_captcha(text: str, rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    """Draw ``text`` as a grayscale captcha with per-character jitter, lines and noise."""
+    bg = int(rng.integers(195, 256))
+    img = Image.new("L", (width, height), bg)
+    margin = width * 0.04
+    slot = (width - 2 * margin) / len(text)
+    base_size = min(height * 0.72, slot * 1.5)
+    box = max(8, round(base_size * 1.6))
+    for i, ch in enumerate(text):
+        size = max(6, round(base_size * rng.uniform(0.85, 1.15)))
+        glyph = Image.new("L", (box, box), 0)
+        ImageDraw.Draw(glyph).text((box / 2, box / 2), ch, font=_font(size), fill=255, anchor="mm")
+        glyph = glyph.rotate(rng.uniform(-18, 18), resample=Image.Resampling.BILINEAR)
+        cx = margin + slot * (i + 0.5) + rng.uniform(-0.15, 0.15) * slot
+        cy = height / 2 + rng.uniform(-0.1, 0.1) * height
+        ink = int(rng.integers(0, 100))
+        img.paste(ink, (round(cx - box / 2), round(cy - box / 2)), glyph)
+
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(1, 3))):  # distractor lines crossing the text
+        y0, y1 = rng.uniform(0.2, 0.8, size=2) * height
+        ink = int(rng.integers(0, 120))
+        draw.line([(0, y0), (width, y1)], fill=ink, width=int(rng.integers(1, 3)))
+
+    pixels = np.asarray(img, dtype=np.float32)
+    pixels = pixels + rng.normal(0.0, rng.uniform(5.0, 15.0), size=pixels.shape)
+    speckle = rng.random(pixels.shape) < 0.02
+    pixels[speckle] = rng.uniform(0, 255, size=int(speckle.sum()))
+    return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8), mode="L")
+
+
+def _validate(split: str, count: int, digits: int, width: int, height: int) -> None:
+    if not _SPLIT_RE.match(split):
+        raise ValueError(f"split {split!r} must be letters, digits, '_', '.' or '-'")
+    if count <= 0:
+        raise ValueError(f"count must be positive, got {count}")
+    if digits <= 0:
+        raise ValueError(f"digits must be positive, got {digits}")
+    if width < 4 * digits or height < 8:
+        raise ValueError(f"image {width}x{height} is too small for {digits} digits")
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict[str, str]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def generate_split(
+    output_dir: str | Path,
+    split: str,
+    count: int,
+    *,
+    seed: int = 0,
+    digits: int = 6,
+    width: int = 96,
+    height: int = 32,
+    question: str = DEFAULT_QUESTION,
+    subset: int | None = None,
+) -> Path:
+    """Write ``count`` captchas and ``{split}.jsonl`` (plus ``{split}_subset_{N}.jsonl``)."""
+    _validate(split, count, digits, width, height)
+    if subset is not None and not 0 < subset <= count:
+        raise ValueError(f"subset must be between 1 and count ({count}), got {subset}")
+    out = Path(output_dir)
+    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    key = split_rng_key(seed, split)
+    index_width = max(5, len(str(count - 1)))
+    rows = []
+    for i in range(count):
+        rng = np.random.default_rng([key, i])
+        answer = "".join(str(d) for d in rng.integers(0, 10, size=digits))
+        rel = f"{IMAGES_DIR}/captcha_{split}_{i:0{index_width}d}.png"
+        render_captcha(answer, rng, width, height).save(out / rel, format="PNG")
+        rows.append({"image": rel, "question": question, "answer": answer})
+    jsonl = out / f"{split}.jsonl"
+    _write_jsonl(jsonl, rows)
+    if subset is not None:
+        _write_jsonl(out / f"{split}_subset_{subset}.jsonl", rows[:subset])
+    return jsonl
+
+
+def cache_dir_name(
+    split: str, count: int, seed: int, digits: int, width: int, height: int, question: str
+) -> str:
+    """Directory name that encodes every generation parameter (the hash covers the question)."""
+    params = {
+        "split": split,
+        "count": count,
+        "seed": seed,
+        "digits": digits,
+        "width": width,
+        "height": height,
+        "question": question,
+        "version": GENERATOR_VERSION,
+    }
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{split}-n{count}-s{seed}-d{digits}-{width}x{height}-{digest}"
+
+
+def ensure_captcha_split(
+    cache_dir: str | Path,
+    split: str,
+    count: int,
+    *,
+    seed: int = 0,
+    digits: int = 6,
+    width: int = 96,
+    height: int = 32,
+    question: str = DEFAULT_QUESTION,
+) -> Path:
+    """Return the JSONL of a cached split, generating it first if absent.
+
+    Generation goes to a temporary directory that is renamed into place, so concurrent callers
+    never see a half-written split; a caller that loses the rename race uses the winner's files.
+    """
+    _validate(split, count, digits, width, height)
+    root = Path(cache_dir)
+    final = root / cache_dir_name(split, count, seed, digits, width, height, question)
+    jsonl = final / f"{split}.jsonl"
+    if jsonl.is_file():
+        return jsonl
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
+    try:
+        generate_split(
+            tmp,
+            split,
+            count,
+            seed=seed,
+            digits=digits,
+            width=width,
+            height=height,
+            question=question,
+        )
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not jsonl.is_file():  # not a lost race: a real error
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return jsonl
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors print one line and exit 2, without the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``captcha-data`` command line, mirroring the seed's ``prepare_captcha_data.py``."""
+    p = _Parser(prog="captcha-data", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--output-dir", type=Path, default=Path("data/captcha"), help="(default: %(default)s)"
+    )
+    p.add_argument("--split", default="train", help="split name (train, val, test, ...)")
+    p.add_argument(
+        "--count",
+        type=_positive_int,
+        default=None,
+        help="number of images (default: 6000 for train, 2000 otherwise, as in the seed)",
+    )
+    p.add_argument("--subset", type=_positive_int, help="also write {split}_subset_{N}.jsonl")
+    p.add_argument("--seed", type=int, default=0, help="same seed -> identical files")
+    p.add_argument("--digits", type=_positive_int, default=6, help="answer length")
+    p.add_argument("--width", type=_positive_int, default=96, help="image width in pixels")
+    p.add_argument("--height", type=_positive_int, default=32, help="image height in pixels")
+    p.add_argument("--question", default=DEFAULT_QUESTION, help="question in every record")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m harness.data.captcha`` / ``captcha-data``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    count = args.count if args.count is not None else DEFAULT_COUNTS.get(args.split, 2000)
+    start = time.perf_counter()
+    try:
+        jsonl = generate_split(
+            args.output_dir,
+            args.split,
+            count,
+            seed=args.seed,
+            digits=args.digits,
+            width=args.width,
+            height=args.height,
+            question=args.question,
+            subset=args.subset,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        target = exc.filename or args.output_dir
+        print(f"captcha-data: error: cannot write to {target}: {reason}", file=sys.stderr)
+        return 2
+    print(f"wrote {count} images and {jsonl} in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
