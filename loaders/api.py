@@ -1,0 +1,154 @@
+"""``load_checkpoint``: work out what a path holds, load it with the right format, prove it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from loaders.context import LoadContext
+from loaders.errors import AmbiguousCheckpointError, NothingLoadableError
+from loaders.formats import FORMATS
+from loaders.io import TENSOR_SUFFIXES
+from loaders.report import LoadReport
+
+WANDB_MODEL_DIR = "best_model"
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A loaded checkpoint: the ready model (eval mode), its format name and the full report."""
+
+    model: nn.Module
+    format: str
+    report: LoadReport
+    extra_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Trained tensors with no module in the model (e.g. seed 000's region head on a plain LM)."""
+
+
+def resolve_source(source: str | Path, report: LoadReport) -> Path:
+    """The path to load: a W&B artifact directory's ``best_model/`` when present."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise NothingLoadableError(path, "does not exist", "check the path (a file or a directory)")
+    if path.is_dir() and (path / WANDB_MODEL_DIR).is_dir():
+        report.notes.append(f"W&B artifact layout: using {WANDB_MODEL_DIR}/")
+        path = path / WANDB_MODEL_DIR
+    return path
+
+
+def detect(path: Path) -> tuple[ModuleType, str, Path]:
+    """``(format module, reason, path)``: the first format in ``FORMATS`` that claims the path.
+
+    A directory no format claims is searched for a single tensor file.
+    """
+    for fmt in FORMATS:
+        reason = fmt.detect(path)
+        if reason:
+            return fmt, reason, path
+    if path.is_dir():
+        candidates = sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix in TENSOR_SUFFIXES
+        )
+        if len(candidates) == 1:
+            fmt, reason, _ = detect(candidates[0])
+            return fmt, f"{reason} (only tensor file in the directory)", candidates[0]
+        if candidates:
+            raise AmbiguousCheckpointError(
+                path,
+                f"holds {len(candidates)} checkpoint files: {[p.name for p in candidates]}",
+                "pass the file you want",
+            )
+        listing = sorted(p.name for p in path.iterdir())[:20]
+        raise NothingLoadableError(
+            path,
+            f"nothing loadable here (found: {listing or 'an empty directory'})",
+            "expected config.json + weights, adapter_config.json, trainable_rows.pt, or a tensor file",
+        )
+    raise NothingLoadableError(
+        path,
+        f"unrecognised file type '{path.suffix}'",
+        f"expected one of {', '.join(TENSOR_SUFFIXES)} or a checkpoint directory",
+    )
+
+
+def load_checkpoint(
+    source: str | Path,
+    base_model: str | Path | nn.Module | None = None,
+    *,
+    lora_alpha: float | None = None,
+    lora_rank: int | None = None,
+    expert: int | None = None,
+    routing: str = "top1",
+    temperature: float = 2.0,
+    merge: bool = False,
+    strict: bool = False,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    allow_remote_code: bool = False,
+    probe: bool = True,
+) -> LoadedCheckpoint:
+    """Detect the format of ``source``, load it onto ``base_model`` if it needs one, and report.
+
+    Raises a ``loaders.CheckpointError`` subclass whose message names the file and the fix.
+    """
+    report = LoadReport(source=str(source))
+    path = resolve_source(source, report)
+    fmt, reason, path = detect(path)
+    report.path, report.format, report.reason = str(path), fmt.NAME, reason
+    ctx = LoadContext(
+        source=path,
+        report=report,
+        base_model=base_model,
+        lora_alpha=lora_alpha,
+        lora_rank=lora_rank,
+        expert=expert,
+        routing=routing,
+        temperature=temperature,
+        merge=merge,
+        strict=strict,
+        device=device,
+        dtype=dtype,
+        allow_remote_code=allow_remote_code,
+        run_probe=probe,
+    )
+    model = fmt.load(path, ctx)
+    model.eval()
+    ctx.probe_after(model)
+    if report.probe is not None and report.probe.changed is False:
+        ctx.warn(
+            "the checkpoint did not change the model's logits: the trained weights are not in use"
+        )
+    if ctx.torch_dtype() is not None or device is not None:
+        model.to(device=device, dtype=ctx.torch_dtype())
+    p = next(model.parameters(), None)
+    report.dtype = str(p.dtype).removeprefix("torch.") if p is not None else None
+    report.device = str(p.device) if p is not None else None
+    return LoadedCheckpoint(
+        model=model, format=report.format, report=report, extra_tensors=ctx.extra_tensors
+    )
+
+
+def inspect_checkpoint(source: str | Path) -> dict[str, Any]:
+    """Detection and the format's header-level description, without building any model."""
+    report = LoadReport(source=str(source))
+    path = resolve_source(source, report)
+    fmt, reason, path = detect(path)
+    info: dict[str, Any] = {
+        "source": str(source),
+        "path": str(path),
+        "format": fmt.NAME,
+        "reason": reason,
+    }
+    details = fmt.describe(path)
+    if fmt.__name__.endswith(".harness"):
+        from loaders.formats.harness import KINDS
+
+        info["format"] = KINDS.get(details.get("kind"), fmt.NAME)
+    info["details"] = details
+    info["notes"] = report.notes
+    return info

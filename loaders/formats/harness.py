@@ -1,0 +1,108 @@
+"""Checkpoints this harness writes (harness/checkpoints.py): safetensors with ``format`` metadata.
+
+``harness-full`` is a full state dict (reported as ``state-dict``); ``harness-lora`` is the seed-000
+layout with alpha, rank and targets recorded (reported as ``lora-file``). ``base_model`` is a hub
+id / path, or ``harness:tiny-vlm``, rebuilt from the ``model_config`` metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from loaders.apply import apply_state_dict
+from loaders.base import load_base
+from loaders.context import LoadContext
+from loaders.errors import CorruptCheckpointError, MissingBaseModelError
+from loaders.formats.lora_file import apply_lora
+from loaders.io import load_tensors, read_header
+
+NAME = "state-dict"
+FORMAT_KEY = "format"
+KINDS = {"harness-full": "state-dict", "harness-lora": "lora-file"}
+EMBEDDED_PREFIX = "harness:"
+HP_KEYS = (
+    "lora_rank",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_targets",
+    "step",
+    "metric_name",
+    "metric_value",
+    "config_hash",
+    "harness_version",
+)
+
+
+def detect(path: Path) -> str | None:
+    """A safetensors file whose metadata says ``format: harness-full|harness-lora``."""
+    if not (path.is_file() and path.suffix == ".safetensors"):
+        return None
+    kind = read_header(path)[1].get(FORMAT_KEY)
+    return (
+        f"safetensors metadata format={kind} (written by harness/checkpoints.py)"
+        if kind in KINDS
+        else None
+    )
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """The recorded metadata (base model, hyperparameters, metric)."""
+    shapes, meta = read_header(path)
+    return {
+        "kind": meta.get(FORMAT_KEY),
+        "base_model": meta.get("base_model"),
+        "tensors": len(shapes),
+        **{k: meta[k] for k in HP_KEYS if k in meta},
+    }
+
+
+def build_embedded(spec: str, model_config: str | None, path: Path) -> nn.Module:
+    """Rebuild the harness's own model (``harness:tiny-vlm``) from the recorded ModelConfig."""
+    try:
+        from harness.config import ModelConfig
+        from harness.models import build_model
+    except ImportError as e:
+        raise MissingBaseModelError(
+            path, f"'{spec}' needs harness.models.build_model ({e})", "install the harness package"
+        ) from e
+    if model_config is None:
+        raise MissingBaseModelError(
+            path,
+            f"'{spec}' needs the model_config metadata and the file has none",
+            "re-save the checkpoint with the harness",
+        )
+    try:
+        cfg = ModelConfig(**json.loads(model_config))
+    except (TypeError, ValueError) as e:
+        raise CorruptCheckpointError(
+            path,
+            f"model_config metadata is not a valid ModelConfig ({e})",
+            "re-save the checkpoint",
+        ) from e
+    model, _tokenizer = build_model(cfg)
+    return model
+
+
+def load(path: Path, ctx: LoadContext) -> nn.Module:
+    """Rebuild the base, probe, then apply the full state dict or the LoRA pairs."""
+    _, meta = read_header(path)
+    kind = meta[FORMAT_KEY]
+    ctx.report.format = KINDS[kind]
+    ctx.report.files = [path.name]
+    ctx.hp(**{k: meta[k] for k in HP_KEYS if k in meta})
+    recorded = meta.get("base_model")
+    if ctx.base_model is None and recorded and recorded.startswith(EMBEDDED_PREFIX):
+        ctx.report.base_model = recorded
+        model = build_embedded(recorded, meta.get("model_config"), path)
+    else:
+        model = load_base(None, ctx, path, recorded=recorded)
+    ctx.probe_before(model)
+    tensors = load_tensors(path)
+    if kind == "harness-full":
+        apply_state_dict(model, tensors, ctx, "model", path)
+        return model
+    return apply_lora(model, tensors, meta, ctx, path)
