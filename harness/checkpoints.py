@@ -1,7 +1,9 @@
 """Checkpoints the harness writes: safetensors files that describe themselves.
 
 Header metadata (all strings): ``format`` (``harness-full`` | ``harness-lora``), ``base_model``
-(``harness:tiny-vlm`` or the HF path/id), ``model_config`` (JSON of ModelConfig), ``lora_rank``,
+(``harness:tiny-vlm`` or the HF path/id), ``model_config`` (JSON of ModelConfig), ``base_init_seed``
+(the torch seed set before ``build_model``: a random-init tiny-vlm base is rebuilt bit-identically
+with ``torch.manual_seed(seed); build_model(ModelConfig(**model_config))``), ``lora_rank``,
 ``lora_alpha``, ``lora_dropout``, ``lora_targets`` (JSON), ``step``, ``metric_name``,
 ``metric_value``, ``config_hash``, ``harness_version``.
 
@@ -60,6 +62,7 @@ def metadata(cfg: CellConfig, step: int, metric: float | None) -> dict[str, str]
         "format": FORMAT_LORA if cfg.train.method == "lora" else FORMAT_FULL,
         "base_model": base_model_name(cfg),
         "model_config": json.dumps(to_dict(cfg.model), sort_keys=True),
+        "base_init_seed": str(cfg.seed),
         "step": str(step),
         "metric_name": cfg.eval.best_metric,
         "metric_value": "" if metric is None else repr(metric),

@@ -66,6 +66,9 @@ class ModelConfig:
     """Allow the model's own Python code from its repository (off unless you turn it on)."""
     image_tokens: int = 48
     """Image tokens fed to the decoder (tiny-vlm; the seed's Moondream2 uses 729)."""
+    image_rows: int | None = None
+    """Rows of the image-token grid (tiny-vlm); None: the factorisation closest to the image aspect.
+    1 gives one token per column strip, the natural reading order for a line of text."""
     hidden_size: int = 128
     """Decoder width (tiny-vlm)."""
     num_layers: int = 2
@@ -233,6 +236,11 @@ def cross_field_errors(cfg: CellConfig) -> list[str]:
     if m.hidden_size > 0 and m.num_heads > 0 and m.hidden_size % m.num_heads:
         errors.append(
             f"`model.hidden_size` ({m.hidden_size}) must be divisible by `model.num_heads` ({m.num_heads})"
+        )
+    if m.image_rows is not None and (m.image_rows <= 0 or m.image_tokens % m.image_rows):
+        errors.append(
+            f"`model.image_rows` ({m.image_rows}) must be > 0 and divide `model.image_tokens` "
+            f"({m.image_tokens})"
         )
     if m.name in ("hf-causal-lm", "hf-vlm") and not m.path:
         errors.append(f"`model.path` is required for model.name={m.name} (a local path or hub id)")

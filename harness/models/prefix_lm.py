@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.attention import attn_implementation, build_attention_mask
+from harness.attention import attn_implementation, build_attention_mask, prefix_ids_from_mask
 
 PROMPT_TEMPLATE = "\n\nQuestion: {question}\n\nAnswer:"
 IGNORE_INDEX = -100
@@ -88,11 +88,22 @@ class PrefixLM(nn.Module):
 
     def forward(
         self,
-        batch: EncodedBatch,
+        batch: EncodedBatch | None = None,
         past_key_values=None,
         use_cache: bool = False,
         position_ids: torch.Tensor | None = None,
+        *,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
     ):
+        """Logits for an EncodedBatch, or for ``input_ids`` (+ ``pixel_values``) like a HF model."""
+        if batch is None:
+            if attention_mask is None:
+                attention_mask = torch.ones_like(input_ids)
+            batch = EncodedBatch(input_ids, attention_mask,
+                                 prefix_ids_from_mask(attention_mask, self.prefix_len()),
+                                 None, pixel_values)  # fmt: skip
         embeds = self.embed(batch.input_ids, batch.pixel_values)
         if position_ids is None:
             position_ids = (batch.attention_mask.long().cumsum(-1) - 1).clamp_min(0)

@@ -28,7 +28,9 @@ def image_grid(tokens: int, aspect: float) -> tuple[int, int]:
 class ConvVision(nn.Module):
     """Three conv + pool stages, then an adaptive pool to exactly ``tokens`` positions."""
 
-    def __init__(self, channels: int, tokens: int, height: int, width: int) -> None:
+    def __init__(
+        self, channels: int, tokens: int, height: int, width: int, rows: int | None = None
+    ) -> None:
         super().__init__()
         c1, c2 = max(channels // 4, 8), max(channels // 2, 16)
         self.stem = nn.Sequential(
@@ -36,7 +38,8 @@ class ConvVision(nn.Module):
             nn.Conv2d(c1, c2, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
             nn.Conv2d(c2, channels, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
         )  # fmt: skip
-        self.pool = nn.AdaptiveAvgPool2d(image_grid(tokens, height / width))
+        grid = (rows, tokens // rows) if rows else image_grid(tokens, height / width)
+        self.pool = nn.AdaptiveAvgPool2d(grid)
         self.positions = nn.Parameter(torch.randn(tokens, channels) * 0.02)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -64,7 +67,8 @@ class TinyVLM(PrefixLM):
                 tie_word_embeddings=False,
             )
         )
-        vision = ConvVision(cfg.vision_channels, cfg.image_tokens, cfg.input_height, cfg.input_width)
+        vision = ConvVision(cfg.vision_channels, cfg.image_tokens, cfg.input_height,
+                            cfg.input_width, cfg.image_rows)  # fmt: skip
         projector = nn.Sequential(
             nn.Linear(cfg.vision_channels, cfg.hidden_size),
             nn.GELU(),
