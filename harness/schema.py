@@ -9,7 +9,14 @@ A cell directory ``runs/<matrix>/<cell-id>/`` holds:
                        ``EvalRecord`` below, told apart by ``kind``).
 - ``predictions.jsonl`` one ``Prediction`` per held-out sample, from the reported evaluation.
 - ``summary.json``     one ``Summary``: written atomically (temp file + rename) exactly once, when the
-                       cell ends with any outcome. Its presence means the cell is finished.
+                       cell ends with any outcome. Its presence means the cell is finished. The
+                       runner then merges in ``matrix``, ``axes`` and ``repeat`` (from cell.json)
+                       and ``timings.runner_wall_s``; when the cell could not write a summary (a
+                       crash, a signal, a time limit, Ctrl-C) the runner writes it, with
+                       ``error.log_tail``. Outcome ``oom`` without ``oom.in_use_bytes`` means the
+                       process was SIGKILLed while a memory budget was set (the kernel OOM killer).
+- ``cell.log.<n>``, ``summary.json.<n>``  a previous attempt's log and summary, kept when a cell
+                       runs again (resume after a kill, ``--rerun``).
 - ``ckpt/``            ``best.safetensors`` / ``final.safetensors`` (+ ``peft/`` for LoRA runs).
 - ``cell.log``         the cell process's stdout and stderr.
 
@@ -149,6 +156,12 @@ class Summary:
     provenance: dict[str, Any] = field(default_factory=dict)
     """git_commit, git_dirty, python, torch, cuda, transformers, peft, packages, device_name,
     hostname, started_at, finished_at (ISO 8601 UTC)."""
+    matrix: str | None = None
+    """Matrix name (merged in by the runner, from cell.json)."""
+    axes: dict[str, Any] = field(default_factory=dict)
+    """Dotted key -> value of what this cell varies (merged in by the runner)."""
+    repeat: int | None = None
+    """Repeat index within the matrix (merged in by the runner)."""
     schema_version: int = SCHEMA_VERSION
 
 

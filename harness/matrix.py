@@ -1,0 +1,402 @@
+"""Experiment matrices: read a YAML file, validate it and every cell it expands to, expand.
+
+The format is documented for users in ``experiments/README.md``. In short::
+
+    name: attention                       # cells go to runs/<name>/<cell-id>/
+    base: {train: {max_steps: 200}}       # a cell config (harness.config.CellConfig)
+    matrix:                               # axes; their cartesian product is the grid
+      attention.mode: [causal, prefix_bidirectional]
+      batch:                              # a paired axis: mappings whose keys vary together
+        - {train.micro_batch: 8, train.grad_accum: 4}
+        - {train.micro_batch: 4, train.grad_accum: 8}
+    exclude: [{attention.mode: causal, attention.impl: eager_dense}]
+    include: [{attention.mode: causal, train.lr: 3.0e-3}]
+    repeats: 2                            # or seeds: [0, 1]
+
+Expansion order: grid (first axis slowest), ``exclude``, ``include`` (GitHub Actions rules: an
+entry whose axis values match grid cells adds its other keys to them, otherwise it is a new
+cell), repeats/seeds, then ``--set`` overrides (they win over everything in the file). Cells with
+the same resolved config are merged; a cell's id is ``config_hash`` of its resolved config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import itertools
+import re
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.config import CellConfig, ConfigError, check_leaf, config_hash, field_paths, to_dict
+
+TOP_KEYS = ("name", "description", "base", "matrix", "include", "exclude", "repeats", "seeds")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class YamlLoader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` as a float (YAML 1.1 would make it a string)."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+        r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One expanded cell: its identity, resolved config and what distinguishes it."""
+
+    cell_id: str
+    """``config_hash`` of ``config``."""
+    config: dict[str, Any]
+    """Resolved config, every field present (equal to ``to_dict(parse_cell_config(config))``)."""
+    axes: dict[str, Any]
+    """Dotted key -> value for the keys this cell sets beyond ``base`` (display, cell.json)."""
+    repeat: int
+    """Repeat index (0 unless ``repeats``/``seeds`` is used)."""
+    index: int
+    """Position in the expanded matrix."""
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.axes.items()) or "(base)"
+
+
+@dataclass
+class Matrix:
+    """A validated, expanded matrix."""
+
+    name: str
+    description: str
+    source: str
+    cells: list[Cell]
+    duplicates: int = 0
+    """Cells dropped because another cell had the same resolved config."""
+
+
+# --------------------------------------------------------------------------- keys and values
+
+
+@functools.cache
+def _leaves() -> dict[str, Any]:
+    return field_paths()
+
+
+@functools.cache
+def _sections() -> frozenset[str]:
+    return frozenset(k.rsplit(".", i)[0] for k in _leaves() for i in range(1, k.count(".") + 1))
+
+
+def _check(key: str, value: Any, where: str, errors: list[str]) -> Any:
+    """Type-check one dotted key; append errors prefixed with ``where``; return the value."""
+    if key in _sections():
+        errors.append(f"{where}`{key}` is a section: set its fields (e.g. `{_first_leaf(key)}`)")
+        return value
+    if key not in _leaves():
+        options = [*_leaves(), *_sections()]
+        close = difflib.get_close_matches(key, options, n=1, cutoff=0.6)
+        hint = f" - did you mean `{close[0]}`?" if close else " (see harness/config.py for keys)"
+        errors.append(f"{where}unknown key `{key}`{hint}")
+        return value
+    coerced, errs = check_leaf(key, value)
+    errors.extend(f"{where}{e}" for e in errs)
+    return coerced
+
+
+def _first_leaf(section: str) -> str:
+    return next(k for k in _leaves() if k.startswith(section + "."))
+
+
+def flatten(
+    data: dict[str, Any], where: str, errors: list[str], prefix: str = ""
+) -> dict[str, Any]:
+    """Nested and/or dotted mapping -> {dotted leaf key: checked value}."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if key in _sections() and isinstance(v, dict):
+            out.update(flatten(v, where, errors, key + "."))
+        elif key in _sections():
+            errors.append(f"{where}`{key}`: expected a mapping of fields, got {v!r}")
+        else:
+            out[key] = _check(key, v, where, errors)
+    return out
+
+
+def parse_assignment(text: str, flag: str) -> tuple[str, Any]:
+    """``"train.lr=1e-3"`` -> ``("train.lr", 0.001)``; values are YAML. Raise ConfigError."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError([f"{flag} {text!r}: expected KEY=VALUE, e.g. {flag} train.lr=1e-3"], flag)
+    try:
+        value = yaml.load(raw, Loader=YamlLoader) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_matrix(path: str | Path, overrides: list[tuple[str, Any]] | None = None) -> Matrix:
+    """Read, validate and expand a matrix file; raise ConfigError listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"file not found: {source}"], source) from None
+    except OSError as exc:
+        raise ConfigError([f"cannot read the file ({exc.strerror})"], source) from None
+    try:
+        raw = yaml.load(text, Loader=YamlLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"malformed YAML: {' '.join(str(exc).split())}"], source) from None
+    return build_matrix(raw, source, overrides or [], default_name=Path(path).stem)
+
+
+def build_matrix(
+    raw: Any, source: str, overrides: list[tuple[str, Any]], default_name: str = "matrix"
+) -> Matrix:
+    """Validate a parsed matrix mapping and expand it (see the module docstring)."""
+    if not isinstance(raw, dict):
+        kind = "an empty file" if raw is None else type(raw).__name__
+        raise ConfigError([f"expected a mapping with `base` and `matrix`, got {kind}"], source)
+    errors: list[str] = []
+    for key in raw:
+        if key not in TOP_KEYS:
+            close = difflib.get_close_matches(str(key), TOP_KEYS, n=1)
+            hint = f" - did you mean `{close[0]}`?" if close else f" (valid: {', '.join(TOP_KEYS)})"
+            errors.append(f"unknown top-level key `{key}`{hint}")
+    name = _parse_name(raw.get("name", default_name), errors)
+    base = _parse_base(raw.get("base"), errors)
+    axes = _parse_axes(raw.get("matrix"), errors)
+    exclude = _parse_entries(raw.get("exclude"), "exclude", errors)
+    include = _parse_entries(raw.get("include"), "include", errors)
+    seeds = _parse_repeats(raw.get("repeats"), raw.get("seeds"), errors)
+    fixed = {k: _check(k, v, "--set ", errors) for k, v in overrides}
+    if not axes and not include and not errors:
+        errors.append(
+            "the matrix is empty: add an axis under `matrix:` (e.g. `seed: [0]`) "
+            "or an `include:` entry"
+        )
+    if errors:
+        raise ConfigError(errors, source)
+    base_cfg = _resolve(to_dict(CellConfig()), base)
+    assigns = _expand(axes, exclude, include, base_cfg)
+    if not assigns:
+        raise ConfigError(["the matrix expands to 0 cells (every combination is excluded)"], source)
+    cells, duplicates, cell_errors = _make_cells(assigns, seeds, fixed, base_cfg)
+    if cell_errors:
+        raise ConfigError(cell_errors, source)
+    desc = str(raw.get("description") or "")
+    return Matrix(name, desc, source, cells, duplicates)
+
+
+def _parse_name(name: Any, errors: list[str]) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        errors.append(f"`name`: {name!r} is not a valid folder name (letters, digits, `-_.`)")
+        return "invalid"
+    return name
+
+
+def _parse_base(base: Any, errors: list[str]) -> dict[str, Any]:
+    if base is None:
+        return {}
+    if not isinstance(base, dict):
+        errors.append(f"`base`: expected a mapping (a cell config), got {base!r}")
+        return {}
+    return flatten(base, "base: ", errors)
+
+
+Axis = list[dict[str, Any]]
+"""One axis: its options, each a {dotted key: value} mapping (one key unless paired)."""
+
+
+def _parse_axes(matrix: Any, errors: list[str]) -> list[Axis]:
+    if matrix is None:
+        return []
+    if not isinstance(matrix, dict):
+        errors.append(
+            f"`matrix`: expected a mapping of axes (dotted key -> values), got {matrix!r}"
+        )
+        return []
+    axes: list[Axis] = []
+    seen: dict[str, str] = {}
+    for label, values in matrix.items():
+        where = f"matrix.{label}: "
+        if not isinstance(values, list) or not values:
+            errors.append(f"{where}expected a non-empty list of values, got {values!r}")
+            continue
+        paired = [isinstance(v, dict) for v in values]
+        if any(paired) and not all(paired):
+            errors.append(f"{where}mixes mappings (a paired axis) and plain values")
+            continue
+        if all(paired):
+            options = [flatten(v, where, errors) for v in values]
+            if len({frozenset(o) for o in options}) > 1:
+                errors.append(f"{where}every option of a paired axis must set the same keys")
+        else:
+            options = [{str(label): _check(str(label), v, "matrix: ", errors)} for v in values]
+        for key in options[0]:
+            if key in seen:
+                errors.append(f"{where}`{key}` is already varied by axis `{seen[key]}`")
+            seen[key] = str(label)
+        axes.append(options)
+    return axes
+
+
+def _parse_entries(entries: Any, what: str, errors: list[str]) -> list[dict[str, Any]]:
+    if entries is None:
+        return []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        errors.append(f"`{what}`: expected a list of mappings (dotted key -> value)")
+        return []
+    return [flatten(e, f"{what}[{i}]: ", errors) for i, e in enumerate(entries)]
+
+
+def _parse_repeats(repeats: Any, seeds: Any, errors: list[str]) -> list[int] | int:
+    """Return explicit seeds, or the repeat count (seeds derived per cell: its seed + i)."""
+    if repeats is not None and seeds is not None:
+        errors.append("give either `repeats` (seeds = the cell's seed + i) or `seeds`, not both")
+    if seeds is not None:
+        ok = isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds)
+        if not ok or len(set(seeds)) != len(seeds):
+            errors.append(f"`seeds`: expected a non-empty list of distinct integers, got {seeds!r}")
+            return 1
+        return list(seeds)
+    if repeats is None:
+        return 1
+    if type(repeats) is not int or repeats < 1:
+        errors.append(f"`repeats`: expected an integer >= 1, got {repeats!r}")
+        return 1
+    return repeats
+
+
+# --------------------------------------------------------------------------- expansion
+
+
+def _expand(
+    axes: list[Axis], exclude: list[dict[str, Any]], include: list[dict[str, Any]], base: dict
+) -> list[dict[str, Any]]:
+    """Grid, minus exclude, plus include -> one assignment mapping per cell."""
+    grid: list[dict[str, Any]] = []
+    if axes:
+        for combo in itertools.product(*axes):
+            assign: dict[str, Any] = {}
+            for option in combo:
+                assign.update(option)
+            grid.append(assign)
+
+    def value(assign: dict[str, Any], key: str) -> Any:
+        return assign[key] if key in assign else _get(base, key)
+
+    grid = [
+        a for a in grid if not any(all(value(a, k) == v for k, v in e.items()) for e in exclude)
+    ]
+    axis_keys = {k for axis in axes for k in axis[0]}
+    extra: list[dict[str, Any]] = []
+    for entry in include:
+        on_axes = {k: v for k, v in entry.items() if k in axis_keys}
+        matched = [a for a in grid if all(a.get(k) == v for k, v in on_axes.items())]
+        if not matched:
+            extra.append(dict(entry))
+        for a in matched:
+            a.update({k: v for k, v in entry.items() if k not in axis_keys})
+    return grid + extra
+
+
+def _make_cells(
+    assigns: list[dict[str, Any]], seeds: list[int] | int, fixed: dict[str, Any], base: dict
+) -> tuple[list[Cell], int, list[str]]:
+    cells: list[Cell] = []
+    ids: set[str] = set()
+    problems: dict[str, list[str]] = {}
+    duplicates = 0
+    for assign in assigns:
+        cell_seed = assign.get("seed", base["seed"])
+        seed_list = seeds if isinstance(seeds, list) else [cell_seed + i for i in range(seeds)]
+        for repeat, seed in enumerate(seed_list):
+            axes = dict(assign) if len(seed_list) == 1 else {**assign, "seed": seed}
+            axes = {k: fixed.get(k, v) for k, v in axes.items()}
+            config = _resolve(base, {**axes, **fixed})
+            try:
+                _build_checked(CellConfig, config)
+            except ConfigError as exc:
+                label = Cell("", {}, axes, repeat, len(cells)).label
+                for msg in exc.errors:
+                    problems.setdefault(msg, []).append(label)
+                continue
+            cell_id = config_hash(config)
+            if cell_id in ids:
+                duplicates += 1
+                continue
+            ids.add(cell_id)
+            cells.append(Cell(cell_id, config, axes, repeat, len(cells)))
+    errors = []
+    for msg, labels in problems.items():
+        more = f" (and {len(labels) - 1} more cell(s))" if len(labels) > 1 else ""
+        errors.append(f"cell {{{labels[0]}}}: {msg}{more}")
+    return cells, duplicates, errors
+
+
+def _get(data: dict[str, Any], key: str) -> Any:
+    node: Any = data
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _resolve(base: dict[str, Any], assign: dict[str, Any]) -> dict[str, Any]:
+    """Copy-on-write ``base`` with dotted keys set (only the touched sections are copied)."""
+    out = dict(base)
+    copied: set[tuple[str, ...]] = set()
+    for key, value in assign.items():
+        *parents, leaf = key.split(".")
+        node, path = out, ()
+        for part in parents:
+            path = (*path, part)
+            if path not in copied:
+                node[part] = dict(node[part])
+                copied.add(path)
+            node = node[part]
+        node[leaf] = value
+    return out
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, type | None], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (f.name, hints[f.name] if dataclasses.is_dataclass(hints[f.name]) else None)
+        for f in dataclasses.fields(cls)
+    )
+
+
+def _build_checked(cls: type, data: dict[str, Any]) -> Any:
+    """Build a config from values already type-checked; runs the cross-field checks."""
+    kwargs = {n: _build_checked(sub, data[n]) if sub else data[n] for n, sub in _fields(cls)}
+    return cls(**kwargs)
+
+
+def select(cells: list[Cell], only: list[tuple[str, Any]]) -> list[Cell]:
+    """Keep cells matching every ``--only`` key (several values for one key: any of them)."""
+    wanted: dict[str, list[Any]] = {}
+    errors: list[str] = []
+    for key, value in only:
+        wanted.setdefault(key, []).append(_check(key, value, "--only ", errors))
+    if errors:
+        raise ConfigError(errors, "--only")
+    return [c for c in cells if all(_get(c.config, k) in vs for k, vs in wanted.items())]

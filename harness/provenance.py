@@ -1,0 +1,92 @@
+"""Where a result came from: code version, packages, interpreter, torch/CUDA, device, host.
+
+``collect_provenance()`` is called by the cell (recorded in ``summary.json``'s ``provenance``)
+and by the runner when it has to write a summary itself (a crashed cell).
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("torch", "transformers", "peft", "safetensors", "numpy", "pillow", "wandb", "pyyaml")
+"""Distributions whose versions are recorded (absent ones are recorded as None)."""
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def collect_provenance(import_torch: bool = True) -> dict[str, Any]:
+    """A plain dict: git_commit, git_dirty, python, torch, cuda, transformers, peft, packages,
+    device_name, hostname, platform.
+
+    ``import_torch=False`` avoids importing torch (a second or two) when it is not loaded yet:
+    torch's version then comes from package metadata and cuda/device_name are None.
+    """
+    packages = package_versions()
+    commit, dirty = git_state()
+    out: dict[str, Any] = {
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "python": platform.python_version(),
+        "torch": packages.get("torch"),
+        "cuda": None,
+        "transformers": packages.get("transformers"),
+        "peft": packages.get("peft"),
+        "packages": packages,
+        "device_name": None,
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+    }
+    if import_torch or "torch" in sys.modules:
+        out.update(torch_info())
+    return out
+
+
+@functools.cache
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+@functools.cache
+def git_state(root: Path = REPO_ROOT) -> tuple[str | None, bool | None]:
+    """(commit sha, has uncommitted changes); (None, None) outside a git checkout."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(root), *args],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return (commit.strip() if commit else None), (None if status is None else bool(status.strip()))
+
+
+def torch_info() -> dict[str, Any]:
+    """torch version, CUDA version (None on CPU builds) and the device that would be used."""
+    import torch
+
+    info: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.version.cuda}
+    if torch.cuda.is_available():
+        info["device_name"] = torch.cuda.get_device_name(0)
+    else:
+        info["device_name"] = platform.processor() or platform.machine() or "cpu"
+    return info
