@@ -1,0 +1,64 @@
+"""CLI: ``python -m reports STORE [--out PATH] [--no-plots]`` and
+``python -m reports compare BEFORE AFTER [--out PATH]``.
+
+Bad input (missing directory, not a run store, empty store) prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from reports.compare import compare_stores, write_comparison
+from reports.report import write_report
+from reports.store import StoreError
+
+
+def _report_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m reports",
+        description="Write EXPERIMENTS.md (and plots) from a run store. "
+        "Use `python -m reports compare BEFORE AFTER` to diff two stores.",
+    )
+    p.add_argument("store", help="run store directory, e.g. runs/attention")
+    p.add_argument("--out", help="markdown path (default: STORE/EXPERIMENTS.md)")
+    p.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
+    return p
+
+
+def _compare_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m reports compare",
+        description="Compare two runs or stores (before -> after); flags regressions.",
+    )
+    p.add_argument("before", help="run store (or cell directory's store) before the change")
+    p.add_argument("after", help="run store after the change")
+    p.add_argument("--out", help="markdown path (default: print to stdout)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args_list[:1] == ["compare"]:
+            args = _compare_parser().parse_args(args_list[1:])
+            if args.out:
+                print(write_comparison(args.before, args.after, args.out))
+            else:
+                print(compare_stores(args.before, args.after), end="")
+        else:
+            args = _report_parser().parse_args(args_list)
+            print(write_report(args.store, args.out, plots=not args.no_plots))
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write the report: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

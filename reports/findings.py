@@ -1,0 +1,220 @@
+"""Findings computed from a store, never written by hand: ``findings(store) -> list[Finding]``.
+
+Accuracy comparisons and confounds live in ``reports/comparisons.py``; this module adds outcomes,
+memory (ratios between the values of an axis, cells over the budget), error kinds from
+predictions, and recommendations derived only from significant comparisons.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from typing import Any
+
+from reports import fmt
+from reports.comparisons import (
+    KINDS,
+    Config,
+    Finding,
+    accuracy_findings,
+    axis_pairs,
+    build_configs,
+    confound_findings,
+    multiple_testing_finding,
+    repeat_findings,
+    sweep_axes,
+)
+from reports.store import ERROR_KINDS, Store
+from reports.tables import error_counts, peak
+
+__all__ = ["KINDS", "Finding", "findings", "recommendations"]
+
+
+def outcome_findings(store: Store) -> list[Finding]:
+    """How many cells ended how, then one line per cell that did not complete."""
+    counts = Counter(c.outcome for c in store.cells)
+    order = ("completed", "oom", "timeout", "diverged", "failed", "interrupted", "incomplete")
+    parts = [f"{counts[k]} {'OOM' if k == 'oom' else k}" for k in order if counts[k]]
+    out = [Finding("outcomes", f"{len(store.cells)} cells: {', '.join(parts)}.")]
+    for c in store.cells:
+        if c.outcome != "completed":
+            where = fmt.assignment(c.axes) if c.axes else ""
+            out.append(Finding("outcomes", f"`{c.cell_id}` ({where}): {fmt.outcome(c)}."))
+    return out
+
+
+def _peak(config: Config) -> float | None:
+    """Mean train peak (eval peak when train is missing) over the completed cells."""
+    peaks = [peak(c, "train") or peak(c, "eval") for c in config.cells if c.outcome == "completed"]
+    peaks = [p for p in peaks if p]
+    return sum(peaks) / len(peaks) if peaks else None
+
+
+def _oom(config: Config) -> int | None:
+    """In-use bytes of an OOM cell of this configuration (0 when unknown), None without OOM."""
+    for c in config.cells:
+        if c.outcome == "oom":
+            return c.section("oom").get("in_use_bytes") or 0
+    return None
+
+
+def memory_findings(store: Store, configs: list[Config]) -> list[Finding]:
+    """Peak-memory ratio between the values of each axis, over one-axis pairs."""
+    out = []
+    for axis in sweep_axes(store):
+        groups: dict[tuple, dict[str, Any]] = {}
+        for a, b in axis_pairs(store, configs, axis):
+            g = groups.setdefault(
+                (fmt.value(a.values[axis]), fmt.value(b.values[axis])),
+                {"ratios": [], "pairs": [], "oom": Counter()},
+            )
+            pa, pb = _peak(a), _peak(b)
+            if pa and pb:
+                g["ratios"].append(pb / pa)
+                g["pairs"].append((pa, pb))
+            for side, here, there in (("a", a, pb), ("b", b, pa)):
+                if _oom(here) is not None and there:
+                    g["oom"][side] += 1
+        for (va, vb), g in groups.items():
+            out += _memory_texts(axis, va, vb, g)
+    return out
+
+
+def _memory_texts(axis: str, va: str, vb: str, g: dict[str, Any]) -> list[Finding]:
+    out = []
+    ratios = g["ratios"]
+    if ratios and statistics.median(ratios) < 1:  # state the larger side first
+        va, vb = vb, va
+        ratios = [1 / r for r in ratios]
+        g = {
+            **g,
+            "pairs": [(pb, pa) for pa, pb in g["pairs"]],
+            "oom": Counter({"a": g["oom"]["b"], "b": g["oom"]["a"]}),
+        }
+    if len(ratios) == 1:
+        ((pa, pb),) = g["pairs"]
+        out.append(
+            f"`{axis}`: train peak memory {vb} / {va} = {ratios[0]:.2f}x "
+            f"({fmt.nbytes(pb)} vs {fmt.nbytes(pa)})."
+        )
+    elif ratios:
+        out.append(
+            f"`{axis}`: train peak memory {vb} / {va} = {statistics.median(ratios):.2f}x "
+            f"(median over {len(ratios)} pairs, range {min(ratios):.2f}x–{max(ratios):.2f}x)."
+        )
+    for side, value, other in (("a", va, vb), ("b", vb, va)):
+        if g["oom"][side]:
+            out.append(
+                f"`{axis}`: {value} ran out of memory in {g['oom'][side]} pair(s) "
+                f"where {other} completed."
+            )
+    return [Finding("memory", text, axis) for text in out]
+
+
+def budget_findings(store: Store) -> list[Finding]:
+    """Which cells exceeded the memory budget (OOM, or a completed peak above it)."""
+    budgets = {c.section("memory").get("budget_bytes") for c in store.cells} - {None}
+    over = []
+    for c in store.cells:
+        budget = c.section("memory").get("budget_bytes")
+        top = peak(c, "train") or 0
+        if c.outcome == "oom" or (budget and max(top, peak(c, "eval") or 0) > budget):
+            over.append(c)
+    peaks = [(peak(c, "train") or 0, c.cell_id) for c in store.cells if peak(c, "train")]
+    highest = max(peaks) if peaks else None
+    top = f"highest train peak {fmt.nbytes(highest[0])} (`{highest[1]}`)" if highest else ""
+    if not budgets:
+        head = "No memory budget was set" + (f"; {top}." if top else ".")
+    else:
+        limits = ", ".join(fmt.nbytes(b) for b in sorted(budgets))
+        head = f"Memory budget {limits}: {len(over)} of {len(store.cells)} cells exceeded it" + (
+            f"; {top}." if top else "."
+        )
+    out = [Finding("budget", head)]
+    for c in over:
+        out.append(
+            Finding("budget", f"`{c.cell_id}` ({fmt.assignment(c.axes)}): {fmt.outcome(c)}.")
+        )
+    return out
+
+
+def error_findings(store: Store) -> list[Finding]:
+    """Most common kinds of wrong predictions across all scored cells."""
+    counts = error_counts(store.cells)
+    wrong = counts["wrong"]
+    if not wrong:
+        scored = sum(len(c.predictions) for c in store.cells)
+        return [Finding("errors", "Every stored prediction is correct.")] if scored else []
+    kinds = sorted(ERROR_KINDS, key=lambda k: (-counts[k], ERROR_KINDS.index(k)))
+    parts = [f"{k} {counts[k]} ({fmt.pct(counts[k] / wrong)})" for k in kinds if counts[k]]
+    text = (
+        f"Most common errors over {wrong} wrong predictions: {', '.join(parts)}; "
+        f"{counts['wrong length']} had the wrong length."
+    )
+    return [Finding("errors", text)]
+
+
+def _caveat(store: Store | None, axis: str, value: str) -> str:
+    """Cells with ``axis=value`` that did not complete (a winner that often OOMs is no winner)."""
+    if store is None:
+        return ""
+    cells = [c for c in store.cells if fmt.value(c.axes.get(axis)) == value]
+    failed = Counter(
+        "OOM" if c.outcome == "oom" else c.outcome for c in cells if c.outcome != "completed"
+    )
+    if not failed:
+        return ""
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(failed.items()))
+    return (
+        f" Caveat: {sum(failed.values())} of {len(cells)} cells with it did not complete ({kinds})."
+    )
+
+
+def recommendations(found: list[Finding], store: Store | None = None) -> list[str]:
+    """Per axis: a value to prefer only when it wins significantly and never loses."""
+    out = []
+    axes = sorted({f.axis for f in found if f.kind == "accuracy"})
+    for axis in axes:
+        sig = [f for f in found if f.kind == "accuracy" and f.axis == axis and f.significant]
+        if not sig:
+            continue
+        total = sum(f.kind == "accuracy" and f.axis == axis for f in found)
+        wins = Counter(fmt.value(f.winner) for f in sig)
+        losers = {fmt.value(f.loser) for f in sig}
+        best = sorted(v for v in wins if v not in losers)
+        if len(best) == 1:
+            out.append(
+                f"Prefer `{axis}={best[0]}`: significantly better in {wins[best[0]]} of "
+                f"{total} comparisons along `{axis}`, never significantly worse."
+                + _caveat(store, axis, best[0])
+            )
+        else:
+            out.append(
+                f"`{axis}`: no single best value (significant wins for "
+                f"{', '.join(sorted(wins))}, depending on the other settings)."
+            )
+    if not out:
+        out.append("None can be made at this n: no one-axis accuracy comparison was significant.")
+    out += [
+        f"Run {f.suggestion} to compare `{f.axis}` without a confound."
+        for f in found
+        if f.kind == "confounded"
+    ]
+    return out
+
+
+def findings(store: Store) -> list[Finding]:
+    """Every finding, grouped in the order of KINDS."""
+    configs = build_configs(store)
+    accuracy = accuracy_findings(store, configs)
+    found = (
+        outcome_findings(store)
+        + accuracy
+        + confound_findings(store, configs)
+        + multiple_testing_finding(accuracy)
+        + repeat_findings(configs)
+        + memory_findings(store, configs)
+        + budget_findings(store)
+        + error_findings(store)
+    )
+    return sorted(found, key=lambda f: KINDS.index(f.kind))

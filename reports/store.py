@@ -1,0 +1,408 @@
+"""Read a run store into read-only dataclasses (the only module here that touches the disk).
+
+What is read, per cell directory ``STORE/<cell-id>/`` (formats in ``harness/schema.py``):
+
+- ``cell.json``: ``axes`` (dotted key -> value) and ``repeat``; falls back to ``axes``/``repeat`` in
+  ``summary.json``; when neither has axes, the varying keys are found by diffing the resolved
+  ``config.yaml`` of every cell.
+- ``summary.json``: outcome, metrics, train, memory, timings, oom, error, provenance. A cell
+  without one is shown as "not run / incomplete".
+- ``metrics.jsonl``: ``train`` records (loss curves).
+- ``predictions.jsonl``: per-sample results (paired tests and error analysis).
+
+Optionally, at the store level, ``matrix.yaml`` / ``matrix.yml`` / ``matrix.json`` with any of:
+``name``, ``description``, ``axes`` (mapping key -> list of values, or list of keys: sets the
+order of columns and values) and ``experiments`` (list of ``{name, description, cells: [ids]}``
+or ``{name, description, where: {dotted key: value}}``: one results table each).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.schema import (
+    CELL_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    SUMMARY_FILE,
+    read_jsonl,
+    read_summary,
+)
+
+MATRIX_FILES = ("matrix.yaml", "matrix.yml", "matrix.json")
+REPEAT_KEYS = ("seed",)
+"""Axes that mark repeats of one configuration rather than a different configuration."""
+ERROR_KINDS = ("empty", "off by 1 char", "off by 2 chars", "off by 3+ chars")
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class StoreError(ValueError):
+    """The path is not a readable run store (message is one line, for the CLI)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Cell:
+    """One cell directory, as stored (derived views are cached properties)."""
+
+    cell_id: str
+    axes: dict[str, Any]
+    """Varying axes of this cell (dotted key -> value), repeat keys included."""
+    repeat: int = 0
+    config: dict[str, Any] | None = None
+    """Resolved config.yaml (nested); None when missing or not needed (see ``load_store``)."""
+    summary: dict[str, Any] | None = None
+    """summary.json, or None when the cell has not finished."""
+    problem: str | None = None
+    """Why the summary could not be read, if it exists but is invalid."""
+    curve: tuple[tuple[int, float, float | None], ...] = ()
+    """(step, loss, token_accuracy) from the train records of metrics.jsonl."""
+    predictions: tuple[dict[str, Any], ...] = ()
+    """predictions.jsonl records."""
+
+    @property
+    def outcome(self) -> str:
+        """The summary's outcome, or `incomplete`."""
+        return self.summary["outcome"] if self.summary else "incomplete"
+
+    @property
+    def config_key(self) -> tuple[tuple[str, Any], ...]:
+        """Identity of the configuration: the axes without repeat keys (hashable, sorted)."""
+        return tuple(sorted((k, hashable(v)) for k, v in self.axes.items() if k not in REPEAT_KEYS))
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A mapping section of the summary (``{}`` when absent)."""
+        value = (self.summary or {}).get(name)
+        return value if isinstance(value, dict) else {}
+
+    def exact(self) -> tuple[int, int] | None:
+        """(k, n) exact matches on the reported split, or None when not scored."""
+        m = self.section("metrics")
+        k, n = m.get("exact_match_k"), m.get("n")
+        if isinstance(k, int) and isinstance(n, int) and n > 0:
+            return (k, n)
+        return None
+
+    @cached_property
+    def sample_ids(self) -> frozenset:
+        """Ids of the scored samples in predictions.jsonl."""
+        return frozenset(p.get("id") for p in self.predictions)
+
+    @cached_property
+    def correct_ids(self) -> frozenset:
+        """Ids of the samples predicted exactly right."""
+        return frozenset(p.get("id") for p in self.predictions if p.get("correct"))
+
+    @cached_property
+    def errors(self) -> Counter:
+        """Kinds of wrong predictions (ERROR_KINDS), plus `wrong` and `wrong length` totals."""
+        counts: Counter = Counter()
+        for p in self.predictions:
+            if not p.get("correct"):
+                pred = str(p.get("prediction") or "").strip()
+                truth = str(p.get("answer") or "").strip()
+                counts[error_kind(pred, truth, p.get("edit_distance"))] += 1
+                counts["wrong length"] += len(pred) != len(truth)
+        counts["wrong"] = sum(counts[k] for k in ERROR_KINDS)
+        return counts
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A group of cells shown as one results table."""
+
+    name: str
+    description: str
+    cell_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Store:
+    """A whole run store: cells sorted by their axes, then repeat, then id."""
+
+    name: str
+    description: str
+    cells: tuple[Cell, ...]
+    axes: tuple[str, ...]
+    """Varying keys, in display order."""
+    axis_values: dict[str, tuple[Any, ...]]
+    """Distinct values per axis, in display order."""
+    fixed: dict[str, Any]
+    """Flattened settings that are identical across every cell with a config."""
+    experiments: tuple[Experiment, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def cell(self, cell_id: str) -> Cell:
+        """The cell with this id."""
+        return next(c for c in self.cells if c.cell_id == cell_id)
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance (used only when a prediction record lacks ``edit_distance``)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def error_kind(prediction: str, answer: str, distance: Any = None) -> str:
+    """Kind of a wrong prediction: empty, or off by 1 / 2 / 3+ characters (edit distance)."""
+    if not prediction:
+        return "empty"
+    if not isinstance(distance, int):
+        distance = levenshtein(prediction, answer)
+    return ERROR_KINDS[min(max(distance, 1), 3)]
+
+
+def hashable(value: Any) -> Any:
+    """A hashable stand-in for a config value (lists -> tuples, dicts -> sorted items)."""
+    if isinstance(value, list | tuple):
+        return tuple(hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, hashable(v)) for k, v in value.items()))
+    return value
+
+
+def sort_key(value: Any) -> tuple[int, Any]:
+    """Total order over mixed config values: None, numbers, strings, anything else."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, int | float):
+        return (2, value)
+    if isinstance(value, str):
+        return (3, value)
+    return (4, repr(value))
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping -> {dotted key: leaf value}."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # a safe loader
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    """JSONL in one parse (fast for large stores); falls back to the tolerant line reader."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    body = ",".join(line for line in text.splitlines() if line.strip())
+    try:
+        return json.loads(f"[{body}]")
+    except json.JSONDecodeError:
+        try:
+            return read_jsonl(path)
+        except ValueError:
+            return []
+
+
+def _curve(records: list[dict[str, Any]]) -> tuple[tuple[int, float, float | None], ...]:
+    points = [
+        (int(r["step"]), float(r["loss"]), r.get("token_accuracy"))
+        for r in records
+        if r.get("kind", "train") == "train"
+        and "step" in r
+        and isinstance(r.get("loss"), int | float)
+    ]
+    return tuple(sorted(points, key=lambda p: p[0]))
+
+
+def _load_cell(path: Path) -> Cell:
+    """Read one cell directory except its config (axes may be empty; filled in by the store)."""
+    info = _read_json(path / CELL_FILE)
+    summary, problem = None, None
+    if (path / SUMMARY_FILE).exists():
+        try:
+            summary = read_summary(path / SUMMARY_FILE)
+        except ValueError as exc:
+            problem = str(exc).replace(str(path / SUMMARY_FILE), SUMMARY_FILE)
+    axes = info.get("axes")
+    if not isinstance(axes, dict) and summary is not None:
+        axes = summary.get("axes")
+    repeat = info.get("repeat", (summary or {}).get("repeat", 0))
+    return Cell(
+        cell_id=str(info.get("cell_id") or path.name),
+        axes=dict(axes) if isinstance(axes, dict) else {},
+        repeat=repeat if isinstance(repeat, int) else 0,
+        summary=summary,
+        problem=problem,
+        curve=_curve(_read_records(path / METRICS_FILE)),
+        predictions=tuple(_read_records(path / PREDICTIONS_FILE)),
+    )
+
+
+def _is_cell_dir(path: Path) -> bool:
+    return path.is_dir() and any(
+        (path / name).exists() for name in (CELL_FILE, CONFIG_FILE, SUMMARY_FILE)
+    )
+
+
+def _read_meta(store_dir: Path) -> dict[str, Any]:
+    for name in MATRIX_FILES:
+        path = store_dir / name
+        if path.exists():
+            data = _read_json(path) if name.endswith(".json") else _read_yaml(path)
+            return data if isinstance(data, dict) else {}
+    return {}
+
+
+def _diff_axes(cells: list[Cell]) -> list[str]:
+    """Keys whose value differs between the configs of the cells."""
+    flats = [flatten(c.config) for c in cells if c.config is not None]
+    if len(flats) < 2:
+        return []
+    keys = sorted(set().union(*flats))
+    return [k for k in keys if len({hashable(f.get(k)) for f in flats}) > 1]
+
+
+def _fill_axes(cells: list[Cell], meta: dict[str, Any]) -> tuple[list[Cell], list[str]]:
+    """Give every cell its axes (in display order); return the cells and the ordered keys."""
+    keys: set[str] = set().union(*(c.axes for c in cells))
+    if any(not c.axes for c in cells) or not keys:
+        keys |= set(_diff_axes(cells))
+    declared = meta.get("axes")
+    order = (
+        [k for k in declared if isinstance(k, str) and k in keys]
+        if isinstance(declared, dict | list)
+        else []
+    )
+    order += sorted(keys - set(order))
+    filled = []
+    for c in cells:
+        flat = flatten(c.config) if c.config is not None else {}
+        axes = {k: c.axes[k] if k in c.axes else flat.get(k) for k in order}
+        filled.append(replace(c, axes=axes))
+    return filled, order
+
+
+def _axis_values(cells: list[Cell], axes: list[str], meta: dict[str, Any]) -> dict[str, tuple]:
+    declared = meta.get("axes") if isinstance(meta.get("axes"), dict) else {}
+    out = {}
+    for key in axes:
+        seen = {hashable(c.axes.get(key)): c.axes.get(key) for c in cells}
+        listed = declared.get(key) if isinstance(declared.get(key), list) else []
+        ordered = [v for v in listed if hashable(v) in seen]
+        rest = sorted(
+            (v for h, v in seen.items() if h not in {hashable(x) for x in ordered}), key=sort_key
+        )
+        out[key] = tuple(ordered + rest)
+    return out
+
+
+def _fixed(cells: list[Cell], axes: list[str]) -> dict[str, Any]:
+    flats = [flatten(c.config) for c in cells if c.config is not None]
+    if not flats:
+        return {}
+    first = flats[0]
+    return {
+        k: first[k]
+        for k in sorted(first)
+        if k not in axes and all(hashable(f.get(k)) == hashable(first[k]) for f in flats[1:])
+    }
+
+
+def _experiments(cells: list[Cell], meta: dict[str, Any], name: str) -> tuple[Experiment, ...]:
+    """Groups from the matrix metadata, else one group with every cell."""
+    declared = meta.get("experiments") or meta.get("groups")
+    groups: list[Experiment] = []
+    taken: set[str] = set()
+    for item in declared if isinstance(declared, list) else []:
+        if not isinstance(item, dict):
+            continue
+        ids, where = item.get("cells"), item.get("where")
+        if isinstance(ids, list):
+            members = [c.cell_id for c in cells if c.cell_id in {str(i) for i in ids}]
+        elif isinstance(where, dict):
+            members = [
+                c.cell_id
+                for c in cells
+                if all(hashable(c.axes.get(k)) == hashable(v) for k, v in where.items())
+            ]
+        else:
+            continue
+        title = str(item.get("name") or f"Experiment {len(groups) + 1}")
+        groups.append(Experiment(title, str(item.get("description") or ""), tuple(members)))
+        taken.update(members)
+    rest = tuple(c.cell_id for c in cells if c.cell_id not in taken)
+    if not groups:
+        return (Experiment(name, "", rest),)
+    if rest:
+        groups.append(Experiment("Other cells", "Cells in no declared experiment.", rest))
+    return tuple(groups)
+
+
+def load_store(store_dir: str | Path) -> Store:
+    """Read every cell of a run store; raise StoreError (one line) when it is not one.
+
+    ``config.yaml`` is parsed for every cell only when some cell has no recorded axes or the
+    cells record different axis keys (values are then read from, or found by diffing, the
+    configs); otherwise for the first cell (fixed settings) and the cells
+    that did not complete (time limits), which keeps 1,000-cell stores fast.
+    """
+    store_dir = Path(store_dir)
+    if not store_dir.is_dir():
+        raise StoreError(f"no such store directory: {store_dir}")
+    dirs = sorted(p for p in store_dir.iterdir() if _is_cell_dir(p))
+    if not dirs:
+        what = "empty store" if not any(store_dir.iterdir()) else "not a run store"
+        raise StoreError(
+            f"{what}: {store_dir} has no cell directories "
+            f"(expected {store_dir}/<cell-id>/{SUMMARY_FILE}); run the matrix first"
+        )
+    meta = _read_meta(store_dir)
+    cells = [_load_cell(p) for p in dirs]
+    parse_all = any(not c.axes for c in cells) or len({frozenset(c.axes) for c in cells}) > 1
+    for i, (c, path) in enumerate(zip(cells, dirs, strict=True)):
+        if parse_all or i == 0 or c.outcome != "completed":
+            config = _read_yaml(path / CONFIG_FILE)
+            cells[i] = replace(c, config=config if isinstance(config, dict) else None)
+    cells, axes = _fill_axes(cells, meta)
+    values = _axis_values(cells, axes, meta)
+    rank = {k: {hashable(v): i for i, v in enumerate(vs)} for k, vs in values.items()}
+    cells.sort(
+        key=lambda c: ([rank[k][hashable(c.axes.get(k))] for k in axes], c.repeat, c.cell_id)
+    )
+    infos = [_read_json(p / CELL_FILE) for p in dirs[:1]]
+    name = str(meta.get("name") or (infos[0].get("matrix") if infos else None) or store_dir.name)
+    return Store(
+        name=name,
+        description=str(meta.get("description") or ""),
+        cells=tuple(cells),
+        axes=tuple(axes),
+        axis_values=values,
+        fixed=_fixed(cells, axes),
+        experiments=_experiments(cells, meta, name),
+        meta=meta,
+    )

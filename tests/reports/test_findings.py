@@ -1,0 +1,149 @@
+"""Findings on hand-built stores: significance wording, confounds, repeats, memory, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import two_cell_store
+
+from reports.findings import findings, recommendations
+from reports.markdown import render_markdown
+from reports.store import load_store
+from reports.synthetic import GIB, pattern, write_cell
+
+
+def _texts(store_dir: Path, kind: str) -> list[str]:
+    return [f.text for f in findings(load_store(store_dir)) if f.kind == kind]
+
+
+def test_5_of_20_vs_4_of_20_is_not_a_win(tmp_path):
+    store = two_cell_store(tmp_path, 5, 4, 20)
+    (text,) = _texts(store, "accuracy")
+    assert "no detectable difference at n = 20" in text
+    assert "beats" not in text
+    assert "McNemar" in text
+    found = findings(load_store(store))
+    assert recommendations(found)[0].startswith("None can be made at this n")
+    assert "beats" not in render_markdown(load_store(store))
+
+
+def test_5_of_20_vs_4_of_20_unpaired_uses_fisher(tmp_path):
+    store = two_cell_store(tmp_path, 5, 4, 20, paired=False)
+    (text,) = _texts(store, "accuracy")
+    assert "no detectable difference at n = 20" in text and "Fisher p = 1.000" in text
+
+
+def test_180_of_200_vs_120_of_200_is_a_win(tmp_path):
+    store = two_cell_store(tmp_path, 120, 180, 200)
+    (text,) = _texts(store, "accuracy")
+    assert "**prefix_bidirectional beats causal**" in text
+    assert "+30.0 pts" in text and "95% CI [" in text and "McNemar p < 0.001" in text
+    recs = recommendations(findings(load_store(store)))
+    assert recs[0].startswith("Prefer `attention.mode=prefix_bidirectional`")
+
+
+def test_180_vs_120_unpaired_is_a_win(tmp_path):
+    store = two_cell_store(tmp_path, 180, 120, 200, paired=False)
+    (text,) = _texts(store, "accuracy")
+    assert "**causal beats prefix_bidirectional**" in text and "Fisher p < 0.001" in text
+
+
+def test_confound_detector_names_the_other_axis(tmp_path):
+    # The seed's Experiment 1: causal with grad_accum 4 vs bidirectional with grad_accum 8.
+    store = tmp_path / "seed"
+    write_cell(
+        store, "a", {"attention.mode": "causal", "train.grad_accum": 4}, correct=pattern(3, 10, "a")
+    )
+    write_cell(
+        store,
+        "b",
+        {"attention.mode": "prefix_bidirectional", "train.grad_accum": 8},
+        correct=pattern(2, 10, "b"),
+    )
+    assert _texts(store, "accuracy") == []
+    confounded = _texts(store, "confounded")
+    assert any(
+        "`attention.mode`" in t and "confounded: also differs in `train.grad_accum`" in t
+        for t in confounded
+    )
+    assert any(
+        "`train.grad_accum`" in t and "also differs in `attention.mode`" in t for t in confounded
+    )
+    recs = recommendations(findings(load_store(store)))
+    assert any("Run attention.mode=prefix_bidirectional, train.grad_accum=4" in r for r in recs)
+
+
+def test_single_axis_pair_is_not_confounded(tmp_path):
+    store = two_cell_store(tmp_path, 5, 4, 20)
+    assert _texts(store, "confounded") == []
+
+
+def test_oom_side_is_not_comparable(tmp_path):
+    store = tmp_path / "s"
+    write_cell(store, "a", {"attention.mode": "causal"}, correct=pattern(5, 20))
+    write_cell(
+        store,
+        "b",
+        {"attention.mode": "prefix_bidirectional"},
+        outcome="oom",
+        oom={"phase": "train", "in_use_bytes": GIB, "budget_bytes": 2 * GIB, "message": "x"},
+    )
+    (text,) = _texts(store, "not_comparable")
+    assert "not comparable" in text and "prefix_bidirectional: OOM" in text
+    budget = _texts(store, "budget")
+    assert budget[0].startswith("Memory budget 2.00 GiB: 1 of 2 cells exceeded it")
+    assert any(
+        "ran out of memory in 1 pair(s) where causal completed" in t
+        for t in _texts(store, "memory")
+    )
+
+
+def test_repeats_are_mean_and_std_with_values(tmp_path):
+    store = tmp_path / "s"
+    for seed, k in enumerate((10, 12, 14)):
+        write_cell(
+            store,
+            f"a{seed}",
+            {"attention.mode": "causal", "seed": seed},
+            repeat=seed,
+            correct=pattern(k, 20, str(seed)),
+        )
+        write_cell(
+            store,
+            f"b{seed}",
+            {"attention.mode": "prefix_bidirectional", "seed": seed},
+            repeat=seed,
+            correct=pattern(k, 20, f"b{seed}"),
+        )
+    (first, _) = _texts(store, "repeats")
+    assert first == (
+        "attention.mode=causal: exact match 60.0% ± 10.0% "
+        "(mean ± std over 3 repeats: 50.0%, 60.0%, 70.0%)."
+    )
+    (text,) = _texts(store, "accuracy")
+    assert "n = 60" in text  # repeats pooled, paired by repeat index
+
+
+def test_memory_ratio_between_modes(tmp_path):
+    store = tmp_path / "s"
+    write_cell(store, "a", {"attention.impl": "sdpa"}, correct=pattern(5, 20), peak_train=GIB)
+    write_cell(
+        store,
+        "b",
+        {"attention.impl": "eager_dense"},
+        correct=pattern(5, 20),
+        peak_train=3 * GIB,
+        budget=2 * GIB,
+    )
+    (text,) = _texts(store, "memory")
+    assert (
+        text
+        == "`attention.impl`: train peak memory eager_dense / sdpa = 3.00x (3.00 GiB vs 1.00 GiB)."
+    )
+    assert "1 of 2 cells exceeded it" in _texts(store, "budget")[0]
+
+
+def test_error_kinds(tmp_path):
+    store = two_cell_store(tmp_path, 5, 4, 20)
+    (text,) = _texts(store, "errors")
+    assert text.startswith("Most common errors over 31 wrong predictions: off by 1 char")
