@@ -6,12 +6,14 @@ from collections.abc import Callable
 
 from harness.config import ModelConfig
 from harness.models.hf import ModelLoadError, build_hf_causal_lm
+from harness.models.hf_vlm import HFVisionLM, build_hf_vlm
 from harness.models.prefix_lm import EncodedBatch, PrefixLM, answer_loss
 from harness.models.tiny_vlm import TinyVLM, build_tiny_vlm
 
 MODELS: dict[str, Callable[[ModelConfig], PrefixLM]] = {
     "tiny-vlm": build_tiny_vlm,
     "hf-causal-lm": build_hf_causal_lm,
+    "hf-vlm": build_hf_vlm,
 }
 
 
@@ -30,9 +32,11 @@ def build_model(cfg: ModelConfig) -> tuple[PrefixLM, object]:
 __all__ = [
     "MODELS",
     "EncodedBatch",
+    "HFVisionLM",
     "ModelLoadError",
     "PrefixLM",
     "TinyVLM",
     "answer_loss",
+    "build_hf_vlm",
     "build_model",
 ]
