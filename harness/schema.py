@@ -1,6 +1,9 @@
 """The run store's file formats, documented in one place.
 
-A cell directory ``runs/<matrix>/<cell-id>/`` holds:
+A matrix directory ``runs/<matrix>/`` holds ``matrix.json`` (written by the runner: ``name``,
+``description``, ``source`` file, ``axes``: dotted key -> values in matrix order), ``.locks/``
+(one flock file per cell), the report (``EXPERIMENTS.md`` + ``EXPERIMENTS_plots/``) and one
+directory per cell. A cell directory ``runs/<matrix>/<cell-id>/`` holds:
 
 - ``config.yaml``      the resolved CellConfig (plain data, every field present).
 - ``cell.json``        written by the runner before the cell starts: cell id, matrix name, the

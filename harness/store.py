@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.schema import LOG_FILE, OUTCOMES, SUMMARY_FILE, read_summary
+from harness.schema import LOG_FILE, OUTCOMES, SUMMARY_FILE, read_summary, write_json
 
 LOCK_DIR = ".locks"
 KEPT = (LOG_FILE, SUMMARY_FILE)
@@ -87,6 +87,18 @@ class Store:
                 f"cannot write to the run store {self.matrix_dir} ({reason}); "
                 "pass a writable folder with --store DIR"
             ) from None
+
+    def write_matrix_meta(self, name: str, description: str, source: str, cells: list) -> None:
+        """``matrix.json`` beside the cells: name, description, source file and the axes in
+        matrix order with their values (what reports use for titles and column order)."""
+        axes: dict[str, list[Any]] = {}
+        for cell in cells:
+            for key, value in cell.axes.items():
+                values = axes.setdefault(key, [])
+                if value not in values:
+                    values.append(value)
+        meta = {"name": name, "description": description, "source": source, "axes": axes}
+        write_json(self.matrix_dir / "matrix.json", meta)
 
     def state(self, cell_id: str) -> CellState:
         return _read_state(self.cell_dir(cell_id), cell_id)
