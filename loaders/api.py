@@ -118,13 +118,12 @@ def load_checkpoint(
     )
     model = fmt.load(path, ctx)
     model.eval()
+    ctx.place(model)  # device/dtype first: the probe checks the model as it is returned
     ctx.probe_after(model)
     if report.probe is not None and report.probe.changed is False:
         ctx.warn(
             "the checkpoint did not change the model's logits: the trained weights are not in use"
         )
-    if ctx.torch_dtype() is not None or device is not None:
-        model.to(device=device, dtype=ctx.torch_dtype())
     p = next(model.parameters(), None)
     report.dtype = str(p.dtype).removeprefix("torch.") if p is not None else None
     report.device = str(p.device) if p is not None else None

@@ -43,7 +43,7 @@ class LoadContext:
     run_probe: bool = True
     """Compute the before/after logit check (one forward pass each)."""
     extra_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
-    _probe_ids: torch.Tensor | None = None
+    _probe_inputs: dict[str, torch.Tensor] | None = None
     _before: torch.Tensor | None = None
 
     def torch_dtype(self) -> torch.dtype | None:
@@ -57,21 +57,34 @@ class LoadContext:
             raise ValueError(f"unknown dtype {self.dtype!r}; use float32, bfloat16 or float16")
         return dt
 
+    def place(self, model: nn.Module) -> nn.Module:
+        """Move ``model`` to the requested device/dtype (no-op when neither was asked for).
+
+        Done before each probe, so the probe sees the model exactly as it is returned and the
+        before/after logits differ only by the checkpoint, not by a dtype cast.
+        """
+        dt = self.torch_dtype()
+        if dt is not None or self.device is not None:
+            model.to(device=self.device, dtype=dt)
+        return model
+
     def probe_before(self, model: nn.Module, low: int = 0) -> None:
         """Record the probe logits of the model before the checkpoint is applied."""
         if not self.run_probe:
             return
-        self._probe_ids = probe.probe_ids(probe.vocab_size(model), low=low)
-        self._before = probe.logits(model, self._probe_ids)
+        self.place(model)
+        self._probe_inputs = probe.probe_inputs(model, low=low)
+        self._before = probe.logits(model, self._probe_inputs)
 
     def probe_after(self, model: nn.Module) -> None:
         """Compare with the recorded logits and store the verdict in the report."""
         if not self.run_probe:
             return
-        ids = self._probe_ids
-        if ids is None:
-            ids = probe.probe_ids(probe.vocab_size(model))
-        self.report.probe = probe.compare(self._before, probe.logits(model, ids), ids)
+        inputs = self._probe_inputs
+        if inputs is None:  # no base to compare with: a one-token sanity pass (finite logits)
+            inputs = probe.probe_inputs(model, length=1)
+        after = probe.logits(model, inputs)
+        self.report.probe = probe.compare(self._before, after, inputs)
 
     def hp(self, **values: Any) -> None:
         """Record inferred hyperparameters."""

@@ -24,9 +24,19 @@ MOONDREAM_RENAMES = (
 )
 
 
+# The official moondream repo's own LoRA `.pt` variants: bare `A` [r, in] / `B` [out, r] leaves.
+_BARE_LEAVES = ("A", "B")
+
+
 def split_lora_key(key: str) -> tuple[str, str] | None:
-    """``(module path, 'A'|'B')`` for a LoRA tensor key, else None."""
+    """``(module path, 'A'|'B')`` for a LoRA tensor key, else None.
+
+    Bare ``<module>.A`` / ``<module>.B`` leaves (moondream's own variant) count only when both
+    halves are present; ``group_pairs`` checks that.
+    """
     parts = key.split(".")
+    if len(parts) > 1 and parts[-1] in _BARE_LEAVES:
+        return ".".join(parts[:-1]), parts[-1]
     for i in range(len(parts) - 1, -1, -1):
         if parts[i] in _LEAVES:
             tail = parts[i + 1 :]
@@ -46,6 +56,10 @@ def group_pairs(keys: list[str]) -> tuple[dict[str, dict[str, str]], list[str]]:
             extra.append(k)
         else:
             pairs.setdefault(parsed[0], {})[parsed[1]] = k
+    for mod, ab in list(pairs.items()):  # a lone bare `.A`/`.B` is an ordinary tensor
+        if set(ab) != {"A", "B"} and all(k.rsplit(".", 1)[-1] in _BARE_LEAVES for k in ab.values()):
+            extra.extend(ab.values())
+            del pairs[mod]
     return pairs, extra
 
 

@@ -2,7 +2,13 @@
 
 ``harness-full`` is a full state dict (reported as ``state-dict``); ``harness-lora`` is the seed-000
 layout with alpha, rank and targets recorded (reported as ``lora-file``). ``base_model`` is a hub
-id / path, or ``harness:tiny-vlm``, rebuilt from the ``model_config`` metadata.
+id / path, or ``harness:tiny-vlm``, rebuilt from the ``model_config`` metadata with the torch
+seed recorded in ``base_init_seed`` (the tiny-vlm is random-init: a harness-lora file only holds
+the deltas, so its base must be rebuilt bit-identically; the global RNG state is restored after).
+
+Not recorded in the file, so not restored: the attention mode the cell trained with
+(``attention.mode``); the model comes back with PrefixLM's default (causal, sdpa). Call
+``loaded.model.set_attention(mode, impl)`` for a ``prefix_bidirectional`` cell.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from loaders.apply import apply_state_dict
@@ -34,6 +41,7 @@ HP_KEYS = (
     "metric_value",
     "config_hash",
     "harness_version",
+    "base_init_seed",
 )
 
 
@@ -60,8 +68,14 @@ def describe(path: Path) -> dict[str, Any]:
     }
 
 
-def build_embedded(spec: str, model_config: str | None, path: Path) -> nn.Module:
-    """Rebuild the harness's own model (``harness:tiny-vlm``) from the recorded ModelConfig."""
+def build_embedded(
+    spec: str, model_config: str | None, path: Path, seed: str | None = None
+) -> nn.Module:
+    """Rebuild the harness's own model (``harness:tiny-vlm``) from the recorded ModelConfig.
+
+    With ``seed`` (the file's ``base_init_seed``) the random init is reproduced exactly, without
+    disturbing the caller's global RNG state.
+    """
     try:
         from harness.config import ModelConfig
         from harness.models import build_model
@@ -83,7 +97,15 @@ def build_embedded(spec: str, model_config: str | None, path: Path) -> nn.Module
             f"model_config metadata is not a valid ModelConfig ({e})",
             "re-save the checkpoint",
         ) from e
-    model, _tokenizer = build_model(cfg)
+    with torch.random.fork_rng(devices=[]):
+        if seed not in (None, ""):
+            try:
+                torch.manual_seed(int(seed))
+            except ValueError as e:
+                raise CorruptCheckpointError(
+                    path, f"base_init_seed metadata {seed!r} is not an integer", "re-save it"
+                ) from e
+        model, _tokenizer = build_model(cfg)
     return model
 
 
@@ -97,7 +119,13 @@ def load(path: Path, ctx: LoadContext) -> nn.Module:
     recorded = meta.get("base_model")
     if ctx.base_model is None and recorded and recorded.startswith(EMBEDDED_PREFIX):
         ctx.report.base_model = recorded
-        model = build_embedded(recorded, meta.get("model_config"), path)
+        model = build_embedded(recorded, meta.get("model_config"), path, meta.get("base_init_seed"))
+        if kind == "harness-lora" and not meta.get("base_init_seed"):
+            ctx.warn(
+                "harness-lora file without base_init_seed: the random-init tiny-vlm base cannot be "
+                "rebuilt exactly, so the merged model is NOT the trained one (re-save the "
+                "checkpoint with the current harness)"
+            )
     else:
         model = load_base(None, ctx, path, recorded=recorded)
     ctx.probe_before(model)

@@ -9,7 +9,7 @@ from torch import nn
 
 from loaders.base import check_remote_code, load_base
 from loaders.context import LoadContext
-from loaders.errors import CorruptCheckpointError, RemoteCodeError
+from loaders.errors import CorruptCheckpointError, MissingKeysError, RemoteCodeError
 from loaders.io import read_header, read_json
 
 NAME = "hf-full"
@@ -59,7 +59,12 @@ def describe(path: Path) -> dict[str, Any]:
 
 
 def load(path: Path, ctx: LoadContext) -> nn.Module:
-    """``from_pretrained`` with loading info recorded; optional base model for the logit check."""
+    """``from_pretrained`` with loading info recorded; optional base model for the logit check.
+
+    transformers >= 5 builds the skeleton on the ``meta`` device and assigns the memory-mapped
+    safetensors tensors (no random init, no copy when the dtype matches), which is what this
+    loader wants; profiled in tests/benchmarks/test_loader_bench.py.
+    """
     from transformers import AutoModelForCausalLM
 
     check_remote_code(read_json(path / CONFIG), ctx, path)
@@ -92,6 +97,12 @@ def load(path: Path, ctx: LoadContext) -> nn.Module:
     kr.mismatched.extend(str(m) for m in info.get("mismatched_keys", []))
     wanted = set(model.state_dict())
     kr.matched.extend(sorted(wanted - set(kr.missing)))
+    if kr.missing and ctx.strict:
+        raise MissingKeysError(
+            path,
+            f"strict: {len(kr.missing)} model keys are not in the checkpoint, e.g. {kr.missing[:3]}",
+            "use the complete checkpoint, or pass strict=False to accept freshly initialised keys",
+        )
     if kr.missing:
         ctx.warn(f"{len(kr.missing)} keys missing from the checkpoint were freshly initialised")
     return model

@@ -1,7 +1,9 @@
 """``lora-file`` (seed 000): one file of ``<module>.lora_A`` / ``.lora_B`` pairs plus extra-head tensors.
 
 Both layouts are accepted (seed 000: ``A [in, r]``, ``B [r, out]``; PEFT: ``A [r, in]``,
-``B [out, r]``); the rank is read off the shapes; alpha comes from the file's metadata (the
+``B [out, r]``; the official moondream ``.pt`` variant's bare ``.A [r, in]`` / ``.B [out, r]``
+leaves under the old ``text_model.transformer.h.*.mixer.Wqkv`` names, applied unscaled as the
+original ``linear(linear(x, A), B)`` unless ``lora_alpha`` is given); the rank is read off the shapes; alpha comes from the file's metadata (the
 harness writes it) or ``lora_alpha=``. Pairs are merged into the base weights
 (``W += alpha / r * B @ A``). Non-LoRA tensors (seed 000's ``region.*`` head) are loaded into
 the model where it has modules of those names, otherwise kept in ``loaded.extra_tensors``.
@@ -68,7 +70,9 @@ def describe(path: Path) -> dict[str, Any]:
     }
 
 
-def _alpha(ctx: LoadContext, meta: dict[str, str], path: Path, ranks: set[int]) -> float:
+def _alpha(
+    ctx: LoadContext, meta: dict[str, str], path: Path, ranks: set[int], bare: bool = False
+) -> float:
     recorded = meta.get("lora_alpha")
     if ctx.lora_alpha is not None:
         if recorded is not None and float(recorded) != float(ctx.lora_alpha):
@@ -76,6 +80,10 @@ def _alpha(ctx: LoadContext, meta: dict[str, str], path: Path, ranks: set[int]) 
         return float(ctx.lora_alpha)
     if recorded is not None:
         return float(recorded)
+    if bare and len(ranks) == 1:
+        # moondream's own `.A`/`.B` variant computes linear(linear(x, A), B): no alpha/r scale.
+        ctx.note("bare A/B leaves (official moondream LoRA): applied unscaled (alpha = rank)")
+        return float(next(iter(ranks)))
     raise MissingAlphaError(
         path,
         f"the file does not record LoRA alpha (rank {sorted(ranks)} read off the shapes)",
@@ -128,7 +136,8 @@ def apply_lora(
             f"LoRA rank from the shapes is {sorted(ranks)} but {expected_rank} was expected",
             "pass the matching lora_rank= or the right checkpoint",
         )
-    alpha = _alpha(ctx, meta, path, ranks)
+    bare = all(k.rsplit(".", 1)[-1] in ("A", "B") for _, _, ab in resolved for k in ab.values())
+    alpha = _alpha(ctx, meta, path, ranks, bare=bool(resolved) and bare)
     for target, pair, ab in resolved:
         lora.merge(modules[target], pair, alpha / pair.rank)
         kr.matched.extend(ab.values())

@@ -174,3 +174,35 @@ def test_base_model_module_is_used_in_place(seed_file):
     loaded = load_checkpoint(seed_file[0], base_model=base, lora_alpha=ALPHA)
     assert loaded.model is base
     assert loaded.report.base_model == "<LlamaForCausalLM instance>"
+
+
+class _MoondreamText(torch.nn.Module):
+    """The official moondream's module names: text.blocks.{i}.attn.qkv / .proj, mlp.fc1 / fc2."""
+
+    def __init__(self, d: int = 8) -> None:
+        super().__init__()
+        block = torch.nn.Module()
+        block.attn = torch.nn.Module()
+        block.attn.qkv, block.attn.proj = torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
+        self.text = torch.nn.Module()
+        self.text.blocks = torch.nn.ModuleList([block])
+
+
+def test_official_moondream_pt_with_bare_a_b_leaves(tmp_path):
+    torch.manual_seed(7)
+    base = _MoondreamText()
+    w_qkv, w_proj = (
+        base.text.blocks[0].attn.qkv.weight.clone(),
+        base.text.blocks[0].attn.proj.weight.clone(),
+    )
+    a1, b1 = torch.randn(2, 8), torch.randn(24, 2)  # A [r, in], B [out, r]
+    a2, b2 = torch.randn(2, 8), torch.randn(8, 2)
+    f = tmp_path / "moondream_official_lora.pt"
+    old = "text_model.transformer.h.0.mixer"
+    torch.save({f"{old}.Wqkv.A": a1, f"{old}.Wqkv.B": b1,
+                f"{old}.out_proj.A": a2, f"{old}.out_proj.B": b2}, f)  # fmt: skip
+    loaded = load_checkpoint(f, base_model=base, probe=False)
+    assert loaded.format == "lora-file" and loaded.report.hyperparameters["lora_rank"] == 2
+    torch.testing.assert_close(base.text.blocks[0].attn.qkv.weight, w_qkv + b1 @ a1)  # unscaled
+    torch.testing.assert_close(base.text.blocks[0].attn.proj.weight, w_proj + b2 @ a2)
+    assert any("official moondream" in n for n in loaded.report.notes)

@@ -60,7 +60,8 @@ def test_state_dict_file_onto_base(tmp_path, trained, base_dir, base_model, suff
     p = loaded.report.probe
     assert p.changed and p.max_abs_diff > 0
     ids = torch.tensor([p.input_ids])
-    expected = (logits_of(base_model, ids) - logits_of(trained, ids)).abs().max().item()
+    # the probe compares the last position's logits (logits_to_keep=1)
+    expected = (logits_of(base_model, ids) - logits_of(trained, ids))[:, -1].abs().max().item()
     assert p.max_abs_diff == pytest.approx(expected, rel=1e-4)
     assert not loaded.report.key_report("model").missing
 
@@ -105,3 +106,22 @@ def test_peft_adapter(tmp_path, base_dir, merge):
     assert loaded.report.probe.changed
     assert isinstance(loaded.model, LlamaForCausalLM) == merge
     torch.testing.assert_close(logits_of(loaded.model), logits_of(ref), atol=1e-5, rtol=1e-5)
+
+
+def test_hf_full_strict_fails_on_missing_keys(tmp_path, trained):
+    from loaders import MissingKeysError
+
+    d = tmp_path / "partial-hf"
+    trained.config.save_pretrained(d)
+    sd = {k: v.contiguous() for k, v in trained.state_dict().items() if k != "lm_head.weight"}
+    save_file(sd, d / "model.safetensors", metadata={"format": "pt"})
+    assert load_checkpoint(d).report.key_report("model").missing == ["lm_head.weight"]
+    with pytest.raises(MissingKeysError, match=r"partial-hf.*lm_head"):
+        load_checkpoint(d, strict=True)
+
+
+def test_dtype_applied_before_the_probe(base_dir):
+    """The base loaded as its own checkpoint in bf16: the probe compares like with like."""
+    loaded = load_checkpoint(base_dir, base_model=base_dir, dtype="bfloat16")
+    assert loaded.report.dtype == "bfloat16"
+    assert loaded.report.probe.changed is False and loaded.report.probe.max_abs_diff == 0.0
