@@ -59,8 +59,8 @@ class CellRun:
         from harness.dataset import EncodedSet, load_splits
         from harness.memory import PhaseMemory, apply_budget
         from harness.models import build_model
-        from harness.trainable import setup_trainable
         from harness.train import MetricsSink, train
+        from harness.trainable import setup_trainable
 
         cfg = self.cfg
         if cfg.runtime.threads:
@@ -108,7 +108,9 @@ class CellRun:
 
         def save(step: int, res) -> None:
             if self.cfg.checkpoint.save in ("both", "best"):
-                save_checkpoint(model, self.cfg, best_path, step, res.metric(self.cfg.eval.best_metric))
+                save_checkpoint(
+                    model, self.cfg, best_path, step, res.metric(self.cfg.eval.best_metric)
+                )
                 self.summary.checkpoints["best"] = f"{schema.CKPT_DIR}/best.safetensors"
 
         return save
@@ -165,7 +167,9 @@ class CellRun:
         self._fill_train_stats()
         self.summary.timings["wall_s"] = time.perf_counter() - self.t0
         self.summary.provenance = _provenance() | {
-            "started_at": self.summary.provenance["started_at"], "finished_at": _now()}
+            "started_at": self.summary.provenance["started_at"],
+            "finished_at": _now(),
+        }
         schema.write_json(self.out / schema.SUMMARY_FILE, self.summary)
         return 0 if self.summary.outcome in ("completed", "oom", "diverged") else 1
 
@@ -295,7 +299,9 @@ def run_cell(cfg: CellConfig, out: Path, cell_id: str | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.cell", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.cell", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("config", help="cell YAML (a full or partial cell config)")
     parser.add_argument("--out", required=True, help="cell directory to write")
     parser.add_argument("--cell-id", help="identity to record (default: the config's content hash)")

@@ -65,7 +65,9 @@ class EncodedSet:
     def __len__(self) -> int:
         return len(self.records)
 
-    def batch(self, idx: list[int], with_answers: bool = True, left_pad: bool = False) -> EncodedBatch:
+    def batch(
+        self, idx: list[int], with_answers: bool = True, left_pad: bool = False
+    ) -> EncodedBatch:
         pix = self.pixels[idx] if self.pixels is not None else None
         return self.model.collate(
             [self.prompts[i] for i in idx],

@@ -40,17 +40,18 @@ class MetricsSink:
             self.fh.flush()
 
 
-def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
-    """Linear warmup to 1, then cosine decay to ``min_lr_ratio`` at ``max_steps``."""
-
-    def f(step: int) -> float:  # step is 0-based: the multiplier for optimizer step step + 1
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        span = max(1, cfg.max_steps - cfg.warmup_steps)
-        progress = min(1.0, (step - cfg.warmup_steps) / span)
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return f
+def lr_at(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
+    """Learning rate for optimizer step ``step`` (1-based): linear warmup over ``warmup_steps``,
+    then cosine decay to ``lr * min_lr_ratio``. The decay follows whichever budget runs out first,
+    ``max_steps`` or ``max_seconds``, so a time-capped run still ends at the low learning rate."""
+    if step <= cfg.warmup_steps:
+        return cfg.lr * step / cfg.warmup_steps
+    span = max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = (step - cfg.warmup_steps) / span
+    if cfg.max_seconds:
+        progress = max(progress, elapsed_s / cfg.max_seconds)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -139,16 +140,16 @@ def train(
     """Train for ``train.max_steps`` (or ``train.max_seconds``), validating every ``eval_every``."""
     tc = cfg.train
     optimizer = make_optimizer(model, tc)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc))
     order = infinite_batches(len(train_set), min(tc.micro_batch, len(train_set)), cfg.seed)
     res = TrainResult()
     model.train()
     for step in range(1, tc.max_steps + 1):
         t0 = time.perf_counter()
-        lr = schedule.get_last_lr()[0]
+        lr = lr_at(tc, step, res.train_s)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         stats = train_step(model, optimizer, _micro_batches(train_set, order, tc, device), tc,
                            autocast, scaler)  # fmt: skip
-        schedule.step()
         dt = time.perf_counter() - t0
         res.train_s += dt
         res.steps, res.tokens = step, res.tokens + stats.tokens

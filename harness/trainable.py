@@ -54,8 +54,13 @@ def setup_trainable(model: PrefixLM, cfg: CellConfig) -> dict[str, int]:
             gradient_checkpointing_kwargs={"use_reentrant": False}
         )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trainable_params": trainable, "total_params": sum(p.numel() for p in model.parameters())}
+    return {
+        "trainable_params": trainable,
+        "total_params": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def _linear_names(model: PrefixLM) -> set[str]:
-    return {n.rsplit(".", 1)[-1] for n, m in model.decoder.named_modules() if isinstance(m, nn.Linear)}
+    return {
+        n.rsplit(".", 1)[-1] for n, m in model.decoder.named_modules() if isinstance(m, nn.Linear)
+    }

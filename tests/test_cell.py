@@ -22,8 +22,8 @@ from harness.dataset import EncodedSet, load_splits
 from harness.models import build_model
 from harness.models.prefix_lm import IGNORE_INDEX, answer_loss
 from harness.schema import read_jsonl, read_summary
-from harness.trainable import setup_trainable
 from harness.train import train_step
+from harness.trainable import setup_trainable
 from tests.cell_helpers import tiny_cell, tiny_config, write_text_jsonl, write_yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def _model_and_data(cache: Path, **overrides):
     [("causal", "sdpa"), ("prefix_bidirectional", "sdpa"), ("prefix_bidirectional", "eager_dense")],
 )
 def test_tiny_vlm_mask_self_check(cache, mode, impl):
-    cfg, model, _ = _model_and_data(cache, attention__mode=mode, attention__impl=impl)
+    _cfg, model, _ = _model_and_data(cache, attention__mode=mode, attention__impl=impl)
     result = self_check(model.base_decoder(), mode, impl, prefix_len=model.prefix_len())
     assert result.probes > 0
 

@@ -56,7 +56,9 @@ class PrefixLM(nn.Module):
         self.projector = projector
         self.tokenizer = tokenizer
         self.image_tokens = image_tokens if vision is not None else 0
-        self.image_token_id = tokenizer.convert_tokens_to_ids("<image>") if self.image_tokens else None
+        self.image_token_id = (
+            tokenizer.convert_tokens_to_ids("<image>") if self.image_tokens else None
+        )
         self.attention_mode = "causal"
         self.attention_impl = "sdpa"
 
@@ -134,7 +136,7 @@ class PrefixLM(nn.Module):
 
     def answer_ids(self, answer: str) -> list[int]:
         ids = self.tokenizer.encode(answer, add_special_tokens=False)
-        return ids + [self.tokenizer.eos_token_id]
+        return [*ids, self.tokenizer.eos_token_id]
 
     def prefix_len(self) -> int:
         return (1 if self.tokenizer.bos_token_id is not None else 0) + self.image_tokens

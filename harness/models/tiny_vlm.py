@@ -65,6 +65,7 @@ class TinyVLM(PrefixLM):
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
                 tie_word_embeddings=False,
+                initializer_range=cfg.init_std,
             )
         )
         vision = ConvVision(cfg.vision_channels, cfg.image_tokens, cfg.input_height,

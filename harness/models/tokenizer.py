@@ -12,7 +12,18 @@ SPECIALS = [PAD, BOS, EOS, UNK, IMAGE]
 CHARS = [c for c in string.printable if c not in "\x0b\x0c\r"]
 # Whole-word tokens for the prompt template and the default captcha question, so the text part
 # of a sequence is ~17 tokens instead of ~60 characters; everything else falls back to characters.
-WORDS = ["Question:", "Answer:", " What", " is", " the", " text", " in", " this", " captcha", " image"]
+WORDS = [
+    "Question:",
+    "Answer:",
+    " What",
+    " is",
+    " the",
+    " text",
+    " in",
+    " this",
+    " captcha",
+    " image",
+]
 
 
 def build_char_tokenizer() -> PreTrainedTokenizerFast:
