@@ -85,6 +85,8 @@ class Matrix:
     cells: list[Cell]
     duplicates: int = 0
     """Cells dropped because another cell had the same resolved config."""
+    paired: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    """Paired axes: label -> the dotted keys that vary together (one logical axis)."""
 
 
 # --------------------------------------------------------------------------- keys and values
@@ -202,7 +204,11 @@ def build_matrix(
     if cell_errors:
         raise ConfigError(cell_errors, source)
     desc = str(raw.get("description") or "")
-    return Matrix(name, desc, source, cells, duplicates)
+    labels = [str(label) for label in raw.get("matrix") or {}]
+    paired = {
+        lab: list(axis[0]) for lab, axis in zip(labels, axes, strict=True) if lab not in axis[0]
+    }
+    return Matrix(name, desc, source, cells, duplicates, paired)
 
 
 def _parse_name(name: Any, errors: list[str]) -> str:

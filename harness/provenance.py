@@ -7,6 +7,7 @@ and by the runner when it has to write a summary itself (a crashed cell).
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import socket
 import subprocess
@@ -88,5 +89,18 @@ def torch_info() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["device_name"] = torch.cuda.get_device_name(0)
     else:
-        info["device_name"] = platform.processor() or platform.machine() or "cpu"
+        info["device_name"] = _cpu_name() or platform.processor() or platform.machine() or "cpu"
     return info
+
+
+def _cpu_name() -> str | None:
+    """The CPU model from /proc/cpuinfo (Linux), with the number of usable cores."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cores = len(os.sched_getaffinity(0))
+                    return f"{line.split(':', 1)[1].strip()} ({cores} cores)"
+    except (OSError, AttributeError):
+        pass
+    return None

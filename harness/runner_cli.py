@@ -124,7 +124,9 @@ def _main(args: argparse.Namespace, err: Console) -> int:
         _print_plan(plan, args.json)
         return EXIT_OK
     store.ensure_writable()
-    store.write_matrix_meta(matrix.name, matrix.description, matrix.source, matrix.cells)
+    store.write_matrix_meta(
+        matrix.name, matrix.description, matrix.source, matrix.cells, matrix.paired
+    )
     executor = LocalProcessExecutor(
         command=shlex.split(args.cell_command) if args.cell_command else None
     )

@@ -88,16 +88,25 @@ class Store:
                 "pass a writable folder with --store DIR"
             ) from None
 
-    def write_matrix_meta(self, name: str, description: str, source: str, cells: list) -> None:
-        """``matrix.json`` beside the cells: name, description, source file and the axes in
-        matrix order with their values (what reports use for titles and column order)."""
+    def write_matrix_meta(
+        self, name: str, description: str, source: str, cells: list, paired: dict | None = None
+    ) -> None:
+        """``matrix.json`` beside the cells: name, description, source file, the axes in matrix
+        order with their values, and the paired axes (label -> keys that vary together), which
+        reports compare as one axis."""
+        paired = paired or {}
+        label_of = {key: label for label, keys in paired.items() for key in keys}
         axes: dict[str, list[Any]] = {}
         for cell in cells:
             for key, value in cell.axes.items():
+                if key in label_of:  # a paired axis: one entry, its options as mappings
+                    key = label_of[key]
+                    value = {k: cell.axes.get(k) for k in paired[key]}
                 values = axes.setdefault(key, [])
                 if value not in values:
                     values.append(value)
-        meta = {"name": name, "description": description, "source": source, "axes": axes}
+        meta = {"name": name, "description": description, "source": source, "axes": axes,
+                "paired": paired}  # fmt: skip
         write_json(self.matrix_dir / "matrix.json", meta)
 
     def state(self, cell_id: str) -> CellState:

@@ -45,7 +45,7 @@ SECTIONS = (
 )
 MEMORY_NOTES = {
     "cuda": "CUDA: `torch.cuda.max_memory_allocated` within each phase",
-    "cpu_rss": "CPU: peak process RSS, monotonic over the process (the eval peak includes training)",
+    "cpu_rss": "CPU: peak process RSS during the phase (reset at its start; the process's own baseline included)",
 }
 
 

@@ -13,7 +13,9 @@ What is read, per cell directory ``STORE/<cell-id>/`` (formats in ``harness/sche
 Optionally, at the store level, ``matrix.yaml`` / ``matrix.yml`` / ``matrix.json`` with any of:
 ``name``, ``description``, ``axes`` (mapping key -> list of values, or list of keys: sets the
 order of columns and values) and ``experiments`` (list of ``{name, description, cells: [ids]}``
-or ``{name, description, where: {dotted key: value}}``: one results table each).
+or ``{name, description, where: {dotted key: value}}``: one results table each) and ``paired``
+(label -> dotted keys that vary together; the runner writes it): a paired axis is shown and
+compared as one axis named by its label, e.g. ``accumulation`` = ``grad_accum=4, max_steps=700``.
 """
 
 from __future__ import annotations
@@ -287,6 +289,35 @@ def _diff_axes(cells: list[Cell]) -> list[str]:
     return [k for k in keys if len({hashable(f.get(k)) for f in flats}) > 1]
 
 
+def _merge_paired(cells: list[Cell], meta: dict[str, Any]) -> tuple[list[Cell], dict[str, Any]]:
+    """Fold each paired axis of ``matrix.json`` (label -> keys that vary together) into one axis
+    named by its label, so that its cells compare as differing in one axis, not several."""
+    paired = meta.get("paired")
+    if not isinstance(paired, dict) or not paired:
+        return cells, meta
+    groups = {str(lab): keys for lab, keys in paired.items() if isinstance(keys, list) and keys}
+
+    def label_value(keys: list[str], values: dict[str, Any]) -> str:
+        return ", ".join(f"{k.rsplit('.', 1)[-1]}={values.get(k)}" for k in keys)
+
+    out = []
+    for c in cells:
+        axes = dict(c.axes)
+        for label, keys in groups.items():
+            if all(k in axes for k in keys):
+                axes[label] = label_value(keys, {k: axes.pop(k) for k in keys})
+        out.append(replace(c, axes=axes))
+    declared = meta.get("axes")
+    if isinstance(declared, dict):
+        declared = {
+            k: [label_value(groups[k], v) if isinstance(v, dict) else v for v in vals]
+            if k in groups and isinstance(vals, list) else vals
+            for k, vals in declared.items()
+        }  # fmt: skip
+        meta = {**meta, "axes": declared}
+    return out, meta
+
+
 def _fill_axes(cells: list[Cell], meta: dict[str, Any]) -> tuple[list[Cell], list[str]]:
     """Give every cell its axes (in display order); return the cells and the ordered keys."""
     keys: set[str] = set().union(*(c.axes for c in cells))
@@ -388,6 +419,7 @@ def load_store(store_dir: str | Path) -> Store:
         if parse_all or i == 0 or c.outcome != "completed":
             config = _read_yaml(path / CONFIG_FILE)
             cells[i] = replace(c, config=config if isinstance(config, dict) else None)
+    cells, meta = _merge_paired(cells, meta)
     cells, axes = _fill_axes(cells, meta)
     values = _axis_values(cells, axes, meta)
     rank = {k: {hashable(v): i for i, v in enumerate(vs)} for k, vs in values.items()}

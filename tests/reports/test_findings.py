@@ -147,3 +147,24 @@ def test_error_kinds(tmp_path):
     store = two_cell_store(tmp_path, 5, 4, 20)
     (text,) = _texts(store, "errors")
     assert text.startswith("Most common errors over 31 wrong predictions: off by 1 char")
+
+
+def test_paired_axis_is_compared_as_one_axis(tmp_path):
+    """grad_accum and max_steps vary together (equal samples): one axis, not a confound."""
+    import json
+
+    store = tmp_path / "paired"
+    for cid, acc, steps, k in (("a4", 4, 700, 180), ("a8", 8, 350, 120)):
+        write_cell(store, cid, {"train.grad_accum": acc, "train.max_steps": steps},
+                   correct=pattern(k, 200))  # fmt: skip
+    (store / "matrix.json").write_text(json.dumps({
+        "name": "demo",
+        "axes": {"accumulation": [{"train.grad_accum": 4, "train.max_steps": 700},
+                                  {"train.grad_accum": 8, "train.max_steps": 350}]},
+        "paired": {"accumulation": ["train.grad_accum", "train.max_steps"]},
+    }))  # fmt: skip
+    loaded = load_store(store)
+    assert loaded.axes == ("accumulation",)
+    assert _texts(store, "confounded") == []
+    (text,) = _texts(store, "accuracy")
+    assert "grad_accum=4, max_steps=700" in text and "beats" in text
