@@ -16,8 +16,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def _isolated_env(tmp_path_factory, monkeypatch):
     """Keep every cache a library might write to inside the test's temp directory."""
     root = tmp_path_factory.mktemp("env")
-    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR",
-                "WANDB_ARTIFACT_DIR", "HF_HOME", "MPLCONFIGDIR"):
+    for var in (
+        "WANDB_DIR",
+        "WANDB_CACHE_DIR",
+        "WANDB_DATA_DIR",
+        "WANDB_CONFIG_DIR",
+        "WANDB_ARTIFACT_DIR",
+        "HF_HOME",
+        "MPLCONFIGDIR",
+    ):
         monkeypatch.setenv(var, str(root / var.lower()))
     try:
         import torch

@@ -97,6 +97,8 @@ def test_tiny_vlm_learns_captchas_in_150s(benchmark, tmp_path):
     benchmark.extra_info |= {"exact_match": m["exact_match"], "n": m["n"],
                              "train_s": summary["timings"]["train_s"],
                              "steps": summary["train"]["steps"]}  # fmt: skip
-    print(f"\ntiny-vlm: {m['exact_match_k']}/{m['n']} = {100 * m['exact_match']:.1f}% exact match "
-          f"after {summary['timings']['train_s']:.0f} s / {summary['train']['steps']} steps")
+    print(
+        f"\ntiny-vlm: {m['exact_match_k']}/{m['n']} = {100 * m['exact_match']:.1f}% exact match "
+        f"after {summary['timings']['train_s']:.0f} s / {summary['train']['steps']} steps"
+    )
     assert summary["outcome"] == "completed"

@@ -43,8 +43,10 @@ BIG = {  # 25 x 5 x 4 x 5 x 2 x 2 = 10,000 cells, with a paired axis
 def test_expand_and_validate_10k_cells(benchmark):
     matrix = benchmark(build_matrix, BIG, "big.yaml", [])
     assert len(matrix.cells) == 10_000
-    print(f"\nexpand + validate 10,000 cells: {benchmark.stats.stats.mean:.3f} s = "
-          f"{benchmark.stats.stats.mean / 1.0:.2f}x the 1 s target")
+    print(
+        f"\nexpand + validate 10,000 cells: {benchmark.stats.stats.mean:.3f} s = "
+        f"{benchmark.stats.stats.mean / 1.0:.2f}x the 1 s target"
+    )
 
 
 def test_resume_scan_of_10k_completed_cells(benchmark, tmp_path):
@@ -57,8 +59,10 @@ def test_resume_scan_of_10k_completed_cells(benchmark, tmp_path):
         (cell_dir / "summary.json").write_text(json.dumps(summary))
     plan = benchmark(make_plan, matrix, matrix.cells, store, set())
     assert plan.count("done") == 10_000
-    print(f"\nresume scan of 10,000 done cells: {benchmark.stats.stats.mean:.3f} s = "
-          f"{benchmark.stats.stats.mean / 2.0:.2f}x the 2 s target")
+    print(
+        f"\nresume scan of 10,000 done cells: {benchmark.stats.stats.mean:.3f} s = "
+        f"{benchmark.stats.stats.mean / 2.0:.2f}x the 2 s target"
+    )
 
 
 @pytest.mark.slow

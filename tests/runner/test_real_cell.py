@@ -48,8 +48,13 @@ def test_run_matrix_on_smoke_yaml_writes_the_run_store(tmp_path):
     )
     assert done.returncode == 0, done.stderr + done.stdout
     assert "matrix summary" in done.stdout and "completed" in done.stdout
-    cells = sorted(p for p in (store / "smoke").iterdir() if not p.name.startswith("."))
-    assert len(cells) == 2
+    entries = {p.name for p in (store / "smoke").iterdir()}
+    cells = sorted(p for p in (store / "smoke").iterdir() if p.is_dir() and p.name != ".locks")
+    assert len(cells) == 2 and entries == {".locks", "matrix.json"} | {p.name for p in cells}
+    meta = json.loads((store / "smoke" / "matrix.json").read_text())
+    assert meta["name"] == "smoke" and meta["axes"] == {
+        "attention.mode": ["causal", "prefix_bidirectional"]
+    }
     modes = set()
     for cell_dir in cells:
         assert {p.name for p in cell_dir.iterdir()} == CELL_FILES
