@@ -31,6 +31,7 @@ KINDS = (
     "not_comparable",
     "confounded",
     "multiple_testing",
+    "single_run",
     "repeats",
     "memory",
     "budget",
@@ -271,6 +272,21 @@ def multiple_testing_finding(accuracy: list[Finding]) -> list[Finding]:
         f"(observed: {hits})."
     )
     return [Finding("multiple_testing", text)]
+
+
+def single_run_finding(accuracy: list[Finding], configs: list[Config]) -> list[Finding]:
+    """When no configuration was repeated, say what the tests above can and cannot show."""
+    if not any(f.kind == "accuracy" for f in accuracy):
+        return []
+    if any(len(c.scored) >= 2 for c in configs):
+        return []
+    text = (
+        "Each configuration was trained once (no `repeats`/`seeds`): the tests above compare "
+        "these trained models on the same held-out samples; they do not measure run-to-run "
+        "(seed) variance, so a gap between two configurations may still lie within it. "
+        "Add `repeats: 3` to the matrix to measure it."
+    )
+    return [Finding("single_run", text)]
 
 
 def repeat_findings(configs: list[Config]) -> list[Finding]:

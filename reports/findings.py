@@ -21,6 +21,7 @@ from reports.comparisons import (
     build_configs,
     confound_findings,
     multiple_testing_finding,
+    single_run_finding,
     repeat_findings,
     sweep_axes,
 )
@@ -212,6 +213,7 @@ def findings(store: Store) -> list[Finding]:
         + accuracy
         + confound_findings(store, configs)
         + multiple_testing_finding(accuracy)
+        + single_run_finding(accuracy, configs)
         + repeat_findings(configs)
         + memory_findings(store, configs)
         + budget_findings(store)

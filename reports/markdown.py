@@ -38,6 +38,7 @@ SECTIONS = (
     ("not_comparable", "Not comparable"),
     ("confounded", "Confounded comparisons"),
     ("multiple_testing", "Multiple comparisons"),
+    ("single_run", "Run-to-run variance"),
     ("repeats", "Repeats"),
     ("memory", "Memory"),
     ("budget", "Memory budget"),

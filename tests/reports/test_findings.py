@@ -168,3 +168,11 @@ def test_paired_axis_is_compared_as_one_axis(tmp_path):
     assert _texts(store, "confounded") == []
     (text,) = _texts(store, "accuracy")
     assert "grad_accum=4, max_steps=700" in text and "beats" in text
+
+
+def test_single_runs_come_with_a_variance_caveat(tmp_path):
+    store = two_cell_store(tmp_path, 180, 120, 200)
+    (text,) = _texts(store, "single_run")
+    assert "trained once" in text and "repeats: 3" in text
+    assert "## Findings" in render_markdown(load_store(store))
+    assert "Run-to-run variance" in render_markdown(load_store(store))
