@@ -21,8 +21,8 @@ from reports.comparisons import (
     build_configs,
     confound_findings,
     multiple_testing_finding,
-    single_run_finding,
     repeat_findings,
+    single_run_finding,
     sweep_axes,
 )
 from reports.store import ERROR_KINDS, Store
