@@ -15,17 +15,7 @@ import torch
 from harness.dataset import EncodedSet
 from harness.models.prefix_lm import answer_loss
 from harness.schema import Prediction
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions)."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+from harness.text_metrics import edit_distance
 
 
 @dataclass

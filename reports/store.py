@@ -38,6 +38,7 @@ from harness.schema import (
     read_jsonl,
     read_summary,
 )
+from harness.text_metrics import edit_distance
 
 MATRIX_FILES = ("matrix.yaml", "matrix.yml", "matrix.json")
 REPEAT_KEYS = ("seed",)
@@ -146,23 +147,12 @@ class Store:
         return next(c for c in self.cells if c.cell_id == cell_id)
 
 
-def levenshtein(a: str, b: str) -> int:
-    """Edit distance (used only when a prediction record lacks ``edit_distance``)."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
 def error_kind(prediction: str, answer: str, distance: Any = None) -> str:
     """Kind of a wrong prediction: empty, or off by 1 / 2 / 3+ characters (edit distance)."""
     if not prediction:
         return "empty"
     if not isinstance(distance, int):
-        distance = levenshtein(prediction, answer)
+        distance = edit_distance(prediction, answer)
     return ERROR_KINDS[min(max(distance, 1), 3)]
 
 
