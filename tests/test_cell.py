@@ -286,3 +286,19 @@ def test_missing_hf_model_is_a_clear_failure(tmp_path):
     assert run_cell(parse_cell_config(cfg), tmp_path / "cell") == 1
     err = read_summary(tmp_path / "cell" / "summary.json")["error"]
     assert err["type"] == "ModelLoadError" and "nope" in err["message"]
+
+
+def test_gradient_checkpointing_gives_the_same_step(cache):
+    """Recomputing activations in backward must not change the gradients."""
+    cfg, model, data = _model_and_data(cache, train__grad_clip=0.0)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    plain = _grads_after_step(model, [data.batch([0, 1])], cfg)
+    model.load_state_dict(state)
+    model.base_decoder().gradient_checkpointing_enable(
+        gradient_checkpointing_kwargs={"use_reentrant": False}
+    )
+    model.train()
+    assert model.base_decoder().model.gradient_checkpointing
+    ckpt = _grads_after_step(model, [data.batch([0, 1])], cfg)
+    for name in plain:
+        torch.testing.assert_close(ckpt[name], plain[name], rtol=1e-4, atol=1e-6)
