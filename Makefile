@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow test-gpu bench lint format clean
+.PHONY: install demo test test-gpu bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,14 +26,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
-
 test-gpu: $(STAMP)
 	$(PY) -m pytest -q -m gpu
 
 bench: $(STAMP)
-	$(PY) -m pytest tests/benchmarks -m "slow or not slow" --benchmark-enable --benchmark-columns=min,mean,max,rounds -q -s
+	$(PY) -m pytest tests/benchmarks -m "slow or not slow" --benchmark-only --benchmark-columns=min,median,max,rounds -q -s
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
