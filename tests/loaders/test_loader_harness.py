@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 from loader_fixtures import logits_of
 from peft import LoraConfig, get_peft_model
@@ -63,10 +62,8 @@ def test_harness_lora_roundtrip_on_transformers_model(tmp_path, base_dir):
 
 
 def test_harness_full_roundtrip_tiny_vlm(tmp_path):
-    models = pytest.importorskip("harness.models")
-    config = pytest.importorskip("harness.config")
-    if not hasattr(models, "build_model"):
-        pytest.skip("harness.models.build_model not available yet")
+    from harness import config, models
+
     mcfg = config.ModelConfig(
         hidden_size=32,
         num_layers=1,
