@@ -5,8 +5,10 @@ learns from the cell's folder. A Ray (or Slurm) executor implements the same two
 and the runner does not change.
 
 Contract with the cell command (``python -m harness.cell CELL.yaml --out DIR --cell-id ID``):
-exit 0 after writing ``DIR/summary.json`` (any outcome), 2 for an invalid config, anything else
-is a crash. SIGINT/SIGTERM ask the cell to stop and write an ``interrupted`` summary.
+exit 0 after a result (completed, oom, diverged), 1 after writing a ``failed`` or ``interrupted``
+summary, 2 for an invalid config (nothing written), anything else is a crash. Whenever
+``DIR/summary.json`` exists it is the record, whatever the exit code. SIGINT/SIGTERM ask the cell
+to stop and write an ``interrupted`` summary.
 """
 
 from __future__ import annotations

@@ -274,6 +274,8 @@ def finalize(
         )
     elif own is None:
         summary.update(_outcome_without_summary(cell, cell_dir, status, interrupted))
+    elif isinstance(own.get("error"), dict) and not own["error"].get("log_tail"):
+        own["error"]["log_tail"] = log_tail(cell_dir / LOG_FILE)  # the cell's own failure
     summary.update(
         cell_id=cell.cell_id,
         matrix=info["matrix"],

@@ -113,3 +113,26 @@ def test_a_real_oom_is_recorded_and_the_next_cell_completes(tmp_path):
     assert oom["oom"]["budget_bytes"] == int(0.45 * 2**30)
     assert "allocate" in oom["oom"]["message"]
     assert ok["outcome"] == "completed"
+
+
+def test_a_real_cell_that_fails_is_recorded_with_its_log_tail(tmp_path):
+    """Missing data: the cell writes its own `failed` summary; the runner adds the log tail."""
+    raw = {
+        "name": "broken",
+        "base": {
+            "data": {"kind": "jsonl", "train_path": str(tmp_path / "nope.jsonl"),
+                     "val_path": str(tmp_path / "nope.jsonl")},
+            "runtime": {"threads": 1},
+        },
+        "matrix": {"seed": [0]},
+    }  # fmt: skip
+    matrix = build_matrix(raw, "broken.yaml", [])
+    store = Store(tmp_path / "runs", matrix.name)
+    store.ensure_writable()
+    result = run_plan(make_plan(matrix, matrix.cells, store, set()), LocalProcessExecutor())
+    assert result.outcomes() == ["failed"]
+    summary = json.loads((store.cell_dir(matrix.cells[0].cell_id) / "summary.json").read_text())
+    assert summary["error"]["type"] == "DataError"
+    assert "nope.jsonl" in summary["error"]["message"]
+    assert "nope.jsonl" in summary["error"]["log_tail"]
+    assert "Traceback" not in summary["error"]["log_tail"]
