@@ -81,8 +81,9 @@ class LoadContext:
         if not self.run_probe:
             return
         inputs = self._probe_inputs
-        if inputs is None:  # no base to compare with: a one-token sanity pass (finite logits)
-            inputs = probe.probe_inputs(model, length=1)
+        if inputs is None:  # nothing to compare against: say so instead of running the model
+            self.report.probe = probe.not_compared()
+            return
         after = probe.logits(model, inputs)
         self.report.probe = probe.compare(self._before, after, inputs)
 

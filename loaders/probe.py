@@ -34,10 +34,10 @@ def vocab_size(model: nn.Module) -> int:
     return int(model.config.vocab_size)
 
 
-def probe_ids(vocab: int, low: int = 0, length: int = PROBE_LENGTH) -> torch.Tensor:
-    """Deterministic ``[1, length]`` token ids in ``[low, vocab)``."""
+def probe_ids(vocab: int, low: int = 0) -> torch.Tensor:
+    """Deterministic ``[1, PROBE_LENGTH]`` token ids in ``[low, vocab)``."""
     g = torch.Generator().manual_seed(PROBE_SEED)
-    return torch.randint(low, vocab, (1, length), generator=g)
+    return torch.randint(low, vocab, (1, PROBE_LENGTH), generator=g)
 
 
 def _image_prefix(model: nn.Module) -> tuple[list[int], torch.Tensor] | None:
@@ -53,16 +53,12 @@ def _image_prefix(model: nn.Module) -> tuple[list[int], torch.Tensor] | None:
     return ([bos] if bos is not None else []) + [int(image_id)] * n, pixels
 
 
-def probe_inputs(
-    model: nn.Module, low: int = 0, length: int = PROBE_LENGTH
-) -> dict[str, torch.Tensor]:
+def probe_inputs(model: nn.Module, low: int = 0) -> dict[str, torch.Tensor]:
     """The probe's forward kwargs: ``input_ids`` (+ ``pixel_values`` for harness vision models).
 
-    With a base to compare against, ``PROBE_LENGTH`` tokens, so attention's query/key weights
-    shape the result too. Without one (``length=1``) the pass only checks that the loaded model
-    runs with finite logits, which one token does as well (a NaN anywhere still propagates).
+    ``PROBE_LENGTH`` tokens, so attention's query/key weights shape the result too.
     """
-    ids = probe_ids(vocab_size(model), low=low, length=length)
+    ids = probe_ids(vocab_size(model), low=low)
     prefix = _image_prefix(model)
     if prefix is None:
         return {"input_ids": ids}
@@ -110,6 +106,23 @@ def logits(model: nn.Module, inputs: dict[str, torch.Tensor] | torch.Tensor) -> 
         model.train(was_training)
     out = out.logits if hasattr(out, "logits") else out[0]
     return out[:, -1, :].float().cpu()
+
+
+def not_compared() -> ProbeResult:
+    """The verdict when no base model was given: nothing to compare against, no forward run.
+
+    A forward pass over every weight costs about as much as the load itself, and without a base
+    it could only show that the logits are finite, not that the checkpoint changed anything.
+    """
+    return ProbeResult(
+        [],
+        False,
+        None,
+        None,
+        None,
+        "no base model given, so nothing to compare against: pass base_model=... to prove the "
+        "checkpoint changes the model's logits",
+    )
 
 
 def compare(

@@ -49,7 +49,8 @@ class ProbeResult:
     before_available: bool
     max_abs_diff: float | None
     changed: bool | None
-    finite: bool
+    finite: bool | None
+    """Whether the probe's logits after loading are finite (None when no probe ran)."""
     note: str = ""
 
 
@@ -121,7 +122,7 @@ class LoadReport:
                     f"probe:    checkpoint {verdict} (max |dlogit| = {p.max_abs_diff:.3g})"
                 )
             else:
-                lines.append(f"probe:    {p.note or 'no base to compare'}; finite={p.finite}")
+                lines.append(f"probe:    {p.note or 'no base to compare'}")
         lines += [f"note:     {n}" for n in self.notes]
         lines += [f"WARNING:  {w}" for w in self.warnings]
         return "\n".join(lines)

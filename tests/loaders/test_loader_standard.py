@@ -26,7 +26,8 @@ def test_hf_full_directory(tmp_path, trained):
     assert not loaded.model.training
     torch.testing.assert_close(logits_of(loaded.model), logits_of(trained))
     assert loaded.report.key_report("model").matched
-    assert loaded.report.probe.finite and not loaded.report.probe.before_available
+    probe = loaded.report.probe
+    assert not probe.before_available and probe.changed is None and "base_model=" in probe.note
 
 
 def test_hf_full_sharded_and_wandb_artifact(tmp_path, trained, base_dir):
