@@ -126,7 +126,8 @@ class TrainConfig:
     max_steps: int = 1500
     """Optimizer steps (each = micro_batch x grad_accum samples)."""
     max_seconds: float | None = None
-    """Stop training after this many seconds of training (evaluation time not counted)."""
+    """Stop training after this many seconds of training (evaluation not counted). A cap only: the
+    learning-rate schedule follows steps, so size max_steps to fit and runs stay reproducible."""
     micro_batch: int = 16
     """Samples per forward pass."""
     grad_accum: int = 1

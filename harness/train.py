@@ -40,17 +40,18 @@ class MetricsSink:
             self.fh.flush()
 
 
-def lr_at(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
+def lr_at(cfg: TrainConfig, step: int) -> float:
     """Learning rate for optimizer step ``step`` (1-based): linear warmup over ``warmup_steps``,
-    then cosine decay to ``lr * min_lr_ratio``. The decay follows whichever budget runs out first,
-    ``max_steps`` or ``max_seconds``, so a time-capped run still ends at the low learning rate."""
+    then cosine decay to ``lr * min_lr_ratio`` at ``max_steps``.
+
+    The schedule depends on the step alone, never on wall-clock time, so a run is reproducible on
+    a busy machine; ``max_seconds`` only stops training early (size ``max_steps`` to fit it).
+    """
     if step <= cfg.warmup_steps:
         return cfg.lr * step / cfg.warmup_steps
     span = max(1, cfg.max_steps - cfg.warmup_steps)
-    progress = (step - cfg.warmup_steps) / span
-    if cfg.max_seconds:
-        progress = max(progress, elapsed_s / cfg.max_seconds)
-    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
 
 
@@ -145,7 +146,7 @@ def train(
     model.train()
     for step in range(1, tc.max_steps + 1):
         t0 = time.perf_counter()
-        lr = lr_at(tc, step, res.train_s)
+        lr = lr_at(tc, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         stats = train_step(model, optimizer, _micro_batches(train_set, order, tc, device), tc,

@@ -302,3 +302,14 @@ def test_gradient_checkpointing_gives_the_same_step(cache):
     ckpt = _grads_after_step(model, [data.batch([0, 1])], cfg)
     for name in plain:
         torch.testing.assert_close(ckpt[name], plain[name], rtol=1e-4, atol=1e-6)
+
+
+def test_a_cell_is_reproducible(cache, tmp_path):
+    """Same config, same seed, two processes' worth of runs: identical weights and scores."""
+    cfg = parse_cell_config(tiny_cell(cache, train__max_seconds=1000.0))
+    for name in ("a", "b"):
+        assert run_cell(cfg, tmp_path / name) == 0
+    a, b = (load_file(str(tmp_path / n / "ckpt" / "final.safetensors")) for n in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = (read_summary(tmp_path / n / "summary.json") for n in ("a", "b"))
+    assert sa["metrics"] == sb["metrics"]

@@ -1,4 +1,4 @@
-"""The learning-rate schedule: warmup, cosine, and the time budget driving the decay."""
+"""The learning-rate schedule: warmup, cosine, by step only."""
 
 from __future__ import annotations
 
@@ -17,10 +17,8 @@ def test_warmup_then_cosine_to_the_floor():
     assert lr_at(cfg, 500) == pytest.approx(1e-4)  # never below the floor
 
 
-def test_time_budget_drives_the_decay_when_it_ends_first():
-    cfg = TrainConfig(lr=1e-3, warmup_steps=0, max_steps=10_000, max_seconds=100.0,
-                      min_lr_ratio=0.0)  # fmt: skip
-    assert lr_at(cfg, 5, elapsed_s=50.0) == pytest.approx(0.5e-3)
-    assert lr_at(cfg, 6, elapsed_s=100.0) == pytest.approx(0.0)
-    steps_only = TrainConfig(lr=1e-3, warmup_steps=0, max_steps=10_000, min_lr_ratio=0.0)
-    assert lr_at(steps_only, 5, elapsed_s=50.0) == pytest.approx(1e-3, rel=1e-4)
+def test_the_schedule_never_depends_on_time():
+    """A time cap must not change the learning rate: runs stay reproducible on a busy machine."""
+    capped = TrainConfig(lr=1e-3, warmup_steps=10, max_steps=100, max_seconds=5.0)
+    free = TrainConfig(lr=1e-3, warmup_steps=10, max_steps=100)
+    assert [lr_at(capped, s) for s in range(1, 120)] == [lr_at(free, s) for s in range(1, 120)]
