@@ -305,7 +305,7 @@ def test_gradient_checkpointing_gives_the_same_step(cache):
 
 
 def test_a_cell_is_reproducible(cache, tmp_path):
-    """Same config, same seed, two processes' worth of runs: identical weights and scores."""
+    """Same config, same seed, two runs: identical weights and scores."""
     cfg = parse_cell_config(tiny_cell(cache, train__max_seconds=1000.0))
     for name in ("a", "b"):
         assert run_cell(cfg, tmp_path / name) == 0
