@@ -188,10 +188,7 @@ class PrefixLM(nn.Module):
                 break
             attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
             positions = positions + 1
-            step = EncodedBatch(
-                next_tok[:, None], attention, torch.full_like(attention, -1), None, None
-            )
-            embeds = self.base_decoder().get_input_embeddings()(step.input_ids)
+            embeds = self.base_decoder().get_input_embeddings()(next_tok[:, None])
             out = self.decoder(
                 inputs_embeds=embeds,
                 attention_mask=attention,
