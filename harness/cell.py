@@ -11,6 +11,7 @@ output directory (nothing written).
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
@@ -130,22 +131,19 @@ class CellRun:
 
     def _final_eval(self, model, test_set, device, sink, best_path: Path, autocast) -> None:
         """Score the best checkpoint (reloaded from its file when one was written) on the test split."""
-        from safetensors.torch import load_file
-
+        from harness.checkpoints import restore_checkpoint
         from harness.evaluate import evaluate
 
         res = self.result
-        if best_path.exists() and self.cfg.train.method == "full":
-            model.load_state_dict(load_file(str(best_path), device=str(device)))
-        elif best_path.exists():
-            _load_lora_file(model, load_file(str(best_path), device=str(device)))
+        if best_path.exists():
+            restore_checkpoint(model, self.cfg, best_path, str(device))
         ev = evaluate(model, test_set, device, self.cfg.eval.batch_size,
                       self.cfg.eval.max_new_tokens, autocast)  # fmt: skip
         step = res.best_step if best_path.exists() else res.steps
         sink.write({"kind": "eval", "split": "test", "step": step, "exact_match_k": ev.exact_match_k,
                     "n": ev.n, "exact_match": ev.exact_match, "token_accuracy": ev.token_accuracy,
                     "cer": ev.cer, "elapsed_s": res.train_s})  # fmt: skip
-        lines = "".join(_json_line(asdict(p)) for p in ev.predictions)
+        lines = "".join(json.dumps(asdict(p), sort_keys=True) + "\n" for p in ev.predictions)
         schema.atomic_write_text(self.out / schema.PREDICTIONS_FILE, lines)
         best_val = res.best.metric(self.cfg.eval.best_metric) if res.best else None
         self.summary.metrics = {
@@ -204,26 +202,6 @@ class CellRun:
             "tokens_per_s": res.tokens / res.train_s if res.train_s else None,
         }  # fmt: skip
         self.summary.timings["train_s"] = res.train_s
-
-
-def _json_line(obj: dict) -> str:
-    import json
-
-    return json.dumps(obj, sort_keys=True) + "\n"
-
-
-def _load_lora_file(model, tensors: dict) -> None:
-    """Put a harness-lora file's tensors back into the PEFT-wrapped model (inverse of lora_state)."""
-    state = model.state_dict()
-    peft_name = {}
-    for name in state:
-        for ab in ("A", "B"):
-            marker = f".lora_{ab}.default.weight"
-            if name.endswith(marker):
-                plain = name[: -len(marker)].replace("decoder.base_model.model.", "decoder.", 1)
-                peft_name[f"{plain}.lora_{ab}"] = name
-    update = {peft_name.get(k, k): (v.t() if k in peft_name else v) for k, v in tensors.items()}
-    model.load_state_dict({k: v for k, v in update.items() if k in state}, strict=False)
 
 
 def _device(name: str):

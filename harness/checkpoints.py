@@ -40,6 +40,30 @@ def _strip_peft(name: str) -> str:
     return name.replace("decoder.base_model.model.", "decoder.", 1)
 
 
+def load_lora_state(model: PrefixLM, tensors: dict[str, torch.Tensor]) -> None:
+    """Put a ``harness-lora`` file's tensors back into the PEFT-wrapped model (inverse of
+    ``lora_state``): ``A [in, r]`` / ``B [r, out]`` transposed to PEFT's layout, extras as named."""
+    state = model.state_dict()
+    peft_name = {}
+    for name in state:
+        match = _PEFT_KEY.match(name)
+        if match:
+            peft_name[f"{_strip_peft(match['mod'])}.lora_{match['ab']}"] = name
+    update = {peft_name.get(k, k): (v.t() if k in peft_name else v) for k, v in tensors.items()}
+    model.load_state_dict({k: v for k, v in update.items() if k in state}, strict=False)
+
+
+def restore_checkpoint(model: PrefixLM, cfg: CellConfig, path: Path, device: str) -> None:
+    """Load a checkpoint written by ``save_checkpoint`` back into the model it came from."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path), device=device)
+    if cfg.train.method == "lora":
+        load_lora_state(model, tensors)
+    else:
+        model.load_state_dict(tensors)
+
+
 def lora_state(model: PrefixLM, extra_modules: list[str]) -> dict[str, torch.Tensor]:
     """Seed-000 layout from a PEFT-wrapped decoder: A as [in, r], B as [r, out], + extra modules."""
     out: dict[str, torch.Tensor] = {}

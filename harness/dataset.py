@@ -78,9 +78,10 @@ class EncodedSet:
 
 
 def infinite_batches(n: int, batch_size: int, seed: int):
-    """Shuffled index batches forever, reshuffled each epoch from a seeded generator."""
+    """Full shuffled index batches forever (a ragged tail is dropped), reshuffled each epoch from
+    a seeded generator. ``batch_size`` must not exceed ``n``."""
     gen = torch.Generator().manual_seed(seed)
     while True:
         order = torch.randperm(n, generator=gen).tolist()
-        for start in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
+        for start in range(0, n - batch_size + 1, batch_size):
             yield order[start : start + batch_size]

@@ -83,7 +83,7 @@ def _rebuild(cell_dir, method: str):
     """The trained model rebuilt without the loader: the seed, build_model, the harness's reader."""
     from safetensors.torch import load_file
 
-    from harness.cell import _load_lora_file
+    from harness.checkpoints import load_lora_state
 
     path = cell_dir / "ckpt" / "final.safetensors"
     with safe_open(str(path), "pt") as fh:
@@ -97,7 +97,7 @@ def _rebuild(cell_dir, method: str):
         model.load_state_dict(load_file(str(path)))
     else:
         setup_trainable(model, cfg)
-        _load_lora_file(model, load_file(str(path)))
+        load_lora_state(model, load_file(str(path)))
     return model.eval(), path
 
 
