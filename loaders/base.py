@@ -7,6 +7,7 @@ from pathlib import Path
 from torch import nn
 
 from loaders.context import LoadContext
+from loaders.embedded import EMBEDDED_PREFIX, build_embedded
 from loaders.errors import MissingBaseModelError, RemoteCodeError
 
 
@@ -41,9 +42,7 @@ def load_base(
         )
     if isinstance(spec, nn.Module):
         return spec
-    if str(spec).startswith("harness:"):
-        from loaders.formats.harness import build_embedded
-
+    if str(spec).startswith(EMBEDDED_PREFIX):
         return build_embedded(str(spec), None, needed_by)
     name = str(spec)
     if _looks_like_path(name) and not Path(name).expanduser().exists():

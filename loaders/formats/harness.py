@@ -13,24 +13,21 @@ Not recorded in the file, so not restored: the attention mode the cell trained w
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from loaders.apply import apply_state_dict
 from loaders.base import load_base
 from loaders.context import LoadContext
-from loaders.errors import CorruptCheckpointError, MissingBaseModelError
-from loaders.formats.lora_file import apply_lora
+from loaders.embedded import EMBEDDED_PREFIX, build_embedded
 from loaders.io import load_tensors, read_header
+from loaders.lora_apply import apply_lora
 
 NAME = "state-dict"
 FORMAT_KEY = "format"
 KINDS = {"harness-full": "state-dict", "harness-lora": "lora-file"}
-EMBEDDED_PREFIX = "harness:"
 HP_KEYS = (
     "lora_rank",
     "lora_alpha",
@@ -66,47 +63,6 @@ def describe(path: Path) -> dict[str, Any]:
         "tensors": len(shapes),
         **{k: meta[k] for k in HP_KEYS if k in meta},
     }
-
-
-def build_embedded(
-    spec: str, model_config: str | None, path: Path, seed: str | None = None
-) -> nn.Module:
-    """Rebuild the harness's own model (``harness:tiny-vlm``) from the recorded ModelConfig.
-
-    With ``seed`` (the file's ``base_init_seed``) the random init is reproduced exactly, without
-    disturbing the caller's global RNG state.
-    """
-    try:
-        from harness.config import ModelConfig
-        from harness.models import build_model
-    except ImportError as e:
-        raise MissingBaseModelError(
-            path, f"'{spec}' needs harness.models.build_model ({e})", "install the harness package"
-        ) from e
-    if model_config is None:
-        raise MissingBaseModelError(
-            path,
-            f"'{spec}' needs the model_config metadata and the file has none",
-            "re-save the checkpoint with the harness",
-        )
-    try:
-        cfg = ModelConfig(**json.loads(model_config))
-    except (TypeError, ValueError) as e:
-        raise CorruptCheckpointError(
-            path,
-            f"model_config metadata is not a valid ModelConfig ({e})",
-            "re-save the checkpoint",
-        ) from e
-    with torch.random.fork_rng(devices=[]):
-        if seed not in (None, ""):
-            try:
-                torch.manual_seed(int(seed))
-            except ValueError as e:
-                raise CorruptCheckpointError(
-                    path, f"base_init_seed metadata {seed!r} is not an integer", "re-save it"
-                ) from e
-        model, _tokenizer = build_model(cfg)
-    return model
 
 
 def load(path: Path, ctx: LoadContext) -> nn.Module:
