@@ -137,17 +137,13 @@ def inspect_checkpoint(source: str | Path) -> dict[str, Any]:
     report = LoadReport(source=str(source))
     path = resolve_source(source, report)
     fmt, reason, path = detect(path)
+    details = dict(fmt.describe(path))
     info: dict[str, Any] = {
         "source": str(source),
         "path": str(path),
-        "format": fmt.NAME,
+        "format": details.pop("format", fmt.NAME),
         "reason": reason,
+        "details": details,
     }
-    details = fmt.describe(path)
-    if fmt.__name__.endswith(".harness"):
-        from loaders.formats.harness import KINDS
-
-        info["format"] = KINDS.get(details.get("kind"), fmt.NAME)
-    info["details"] = details
     info["notes"] = report.notes
     return info

@@ -93,7 +93,7 @@ def hyperparameters(d: Path) -> dict[str, Any]:
 def describe(path: Path) -> dict[str, Any]:
     """Recorded hyperparameters and the files of each layout found."""
     d = _dir(path)
-    info = hyperparameters(d)
+    info = {"format": NAME, **hyperparameters(d)}
     info["files"] = sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())[:50]
     return info
 

@@ -55,10 +55,12 @@ def detect(path: Path) -> str | None:
 
 
 def describe(path: Path) -> dict[str, Any]:
-    """The recorded metadata (base model, hyperparameters, metric)."""
+    """The format the file's kind is reported as, and its metadata (base model, hyperparameters)."""
     shapes, meta = read_header(path)
+    kind = meta.get(FORMAT_KEY)
     return {
-        "kind": meta.get(FORMAT_KEY),
+        "format": KINDS.get(kind, NAME),
+        "kind": kind,
         "base_model": meta.get("base_model"),
         "tensors": len(shapes),
         **{k: meta[k] for k in HP_KEYS if k in meta},

@@ -52,6 +52,7 @@ def describe(path: Path) -> dict[str, Any]:
             )
         n += len(read_header(shard)[0])
     return {
+        "format": NAME,
         "model_type": cfg.get("model_type"),
         "architectures": cfg.get("architectures"),
         "tensors": n,

@@ -53,6 +53,7 @@ def describe(path: Path) -> dict[str, Any]:
     ranks = sorted({min(shapes[p["A"]]) for p in pairs.values() if "A" in p})
     meta = _meta(path)
     return {
+        "format": NAME,
         "lora_pairs": len(pairs),
         "ranks_from_shapes": ranks,
         "lora_alpha": meta.get("lora_alpha", "not recorded: pass lora_alpha="),

@@ -43,7 +43,7 @@ def describe(path: Path) -> dict[str, Any]:
         "target_modules",
         "modules_to_save",
     )
-    return {k: cfg.get(k) for k in keep if k in cfg}
+    return {"format": NAME, **{k: cfg.get(k) for k in keep if k in cfg}}
 
 
 def load(path: Path, ctx: LoadContext) -> nn.Module:

@@ -24,7 +24,7 @@ def detect(path: Path) -> str | None:
 
 def describe(path: Path) -> dict[str, Any]:
     """Tensor count (header only for safetensors)."""
-    return {"tensors": len(tensor_shapes(path))}
+    return {"format": NAME, "tensors": len(tensor_shapes(path))}
 
 
 def load(path: Path, ctx: LoadContext) -> nn.Module:

@@ -42,7 +42,8 @@ def find_token_space(d: Path) -> Path | None:
 def describe(path: Path) -> dict[str, Any]:
     """Row range and token-space facts (validated, hash-checked); no model."""
     d = _dir(path)
-    info: dict[str, Any] = read_json(d / ROWS_JSON) if (d / ROWS_JSON).is_file() else {}
+    recorded = read_json(d / ROWS_JSON) if (d / ROWS_JSON).is_file() else {}
+    info: dict[str, Any] = {**recorded, "format": NAME}
     ts = find_token_space(d)
     if ts is not None:
         space, facts = load_token_space(ts)
