@@ -81,6 +81,7 @@ def test_save_checkpoint_in_memory_roundtrip(tmp_path, method):
 
 def _rebuild(cell_dir, method: str):
     """The trained model rebuilt without the loader: the seed, build_model, the harness's reader."""
+    import yaml
     from safetensors.torch import load_file
 
     from harness.checkpoints import load_lora_state
@@ -88,8 +89,8 @@ def _rebuild(cell_dir, method: str):
     path = cell_dir / "ckpt" / "final.safetensors"
     with safe_open(str(path), "pt") as fh:
         meta = fh.metadata()
-    cfg = parse_cell_config(json.loads(json.dumps(__import__("yaml").safe_load(
-        (cell_dir / "config.yaml").read_text()))))  # fmt: skip
+    raw = yaml.safe_load((cell_dir / "config.yaml").read_text())
+    cfg = parse_cell_config(json.loads(json.dumps(raw)))
     torch.manual_seed(int(meta["base_init_seed"]))
     model, _ = harness_models.build_model(ModelConfig(**json.loads(meta["model_config"])))
     model.set_attention(cfg.attention.mode, cfg.attention.impl)
@@ -131,8 +132,8 @@ def test_real_cell_peft_dir_onto_tiny_vlm_decoder(tmp_path):
     """
     from harness.cell import run_cell
 
-    cfg = parse_cell_config(tiny_cell(tmp_path / "cap", train__method="lora", train__max_steps=3,
-                                      train__eval_every=3, checkpoint__peft_dir=True))  # fmt: skip
+    over = {"train__method": "lora", "train__max_steps": 3, "train__eval_every": 3}
+    cfg = parse_cell_config(tiny_cell(tmp_path / "cap", **over, checkpoint__peft_dir=True))
     cell = tmp_path / "cell"
     assert run_cell(cfg, cell) == 0
     ref, path = _rebuild(cell, "lora")

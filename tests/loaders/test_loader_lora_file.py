@@ -199,8 +199,13 @@ def test_official_moondream_pt_with_bare_a_b_leaves(tmp_path):
     a2, b2 = torch.randn(2, 8), torch.randn(8, 2)
     f = tmp_path / "moondream_official_lora.pt"
     old = "text_model.transformer.h.0.mixer"
-    torch.save({f"{old}.Wqkv.A": a1, f"{old}.Wqkv.B": b1,
-                f"{old}.out_proj.A": a2, f"{old}.out_proj.B": b2}, f)  # fmt: skip
+    leaves = {
+        f"{old}.Wqkv.A": a1,
+        f"{old}.Wqkv.B": b1,
+        f"{old}.out_proj.A": a2,
+        f"{old}.out_proj.B": b2,
+    }
+    torch.save(leaves, f)
     loaded = load_checkpoint(f, base_model=base, probe=False)
     assert loaded.format == "lora-file" and loaded.report.hyperparameters["lora_rank"] == 2
     torch.testing.assert_close(base.text.blocks[0].attn.qkv.weight, w_qkv + b1 @ a1)  # unscaled
