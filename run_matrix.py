@@ -1,11 +1,11 @@
 """Run an experiment matrix: ``python run_matrix.py experiments/attention.yaml``.
 
-Thin wrapper: all parsing and running lives in ``harness.runner_cli`` (``--help`` for flags).
+Thin wrapper: all parsing and running lives in ``harness.runner.cli`` (``--help`` for flags).
 """
 
 import sys
 
-from harness.runner_cli import main
+from harness.runner.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

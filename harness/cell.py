@@ -1,23 +1,23 @@
 """One experiment cell: ``python -m harness.cell CELL.yaml --out DIR``.
 
 Builds data and model, checks the attention mask, trains, scores the best checkpoint on the
-held-out split and writes the run-store files described in harness/schema.py. Every ending is an
-outcome in summary.json: completed, oom, diverged, failed, interrupted (timeouts are recorded by
-the runner, which enforces them). Exit status: 0 when the cell ran to a result (completed, oom,
-diverged), 1 when it failed or was interrupted (summary written), 2 for an invalid config or
-output directory (nothing written).
+held-out split and writes the files harness/schema.py gives to the cell. Every ending is an
+outcome in summary.json, written once: completed, oom, diverged, timeout (the cell stops itself
+at ``runtime.timeout_s`` from its process start; the runner is only the backstop for a cell that
+cannot), failed, interrupted. Exit status: 0 when the cell ran to a result (completed, oom,
+diverged, timeout), 1 when it failed or was interrupted (summary written), 2 for an invalid
+config or output directory (nothing written).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import signal
 import sys
 import time
 import traceback
 from contextlib import nullcontext
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,12 +31,32 @@ class Interrupted(Exception):
     """SIGINT or SIGTERM arrived while the cell was running."""
 
 
+class TimedOut(Exception):
+    """The cell ran past ``runtime.timeout_s`` (counted from the process start)."""
+
+
 def _on_signal(signum, frame) -> None:
     raise Interrupted(f"stopped by {signal.Signals(signum).name}")
 
 
+def _on_alarm(signum, frame) -> None:
+    raise TimedOut("the cell ran past runtime.timeout_s and stopped itself")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _process_age_s() -> float:
+    """Seconds since this process started (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            start_ticks = int(fh.read().rsplit(b")", 1)[1].split()[19])
+        with open("/proc/uptime", "rb") as fh:
+            uptime = float(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
 
 
 class CellRun:
@@ -46,9 +66,9 @@ class CellRun:
         self.cfg, self.out, self.cell_id = cfg, out, cell_id
         self.phase = "setup"
         self.summary = schema.Summary(outcome="failed", cell_id=cell_id, seed=cfg.seed)
-        self.summary.provenance["started_at"] = _now()
+        self.started_at = _now()
         self.t0 = time.perf_counter()
-        self.mem = None
+        self.meter = None
         self.budget: int | None = None
         self.result = None
 
@@ -57,8 +77,8 @@ class CellRun:
         import torch
 
         from harness.attention import self_check
-        from harness.dataset import EncodedSet, load_splits
-        from harness.memory import PhaseMemory, apply_budget
+        from harness.encoding import EncodedSet, load_splits
+        from harness.memory import PeakMeter, apply_budget
         from harness.models import build_model
         from harness.train import MetricsSink, train
         from harness.trainable import setup_trainable
@@ -67,41 +87,42 @@ class CellRun:
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
         device = _device(cfg.runtime.device)
-        self.mem = PhaseMemory(device)
+        self.meter = PeakMeter(device)
         gb = cfg.runtime.memory_budget_gb
         self.budget = None if gb is None else int(gb * 1024**3)
-        self.summary.memory = {"kind": self.mem.kind, "device": str(device),
-                               "budget_bytes": self.budget}  # fmt: skip
+        memory = self.summary.memory
+        memory.kind, memory.device, memory.budget_bytes = self.meter.kind, str(device), self.budget
         apply_budget(gb, device)
-        self.summary.memory["baseline_bytes"] = self.mem.in_use()
+        memory.baseline_bytes = self.meter.in_use()
         torch.manual_seed(cfg.seed)
         splits = load_splits(cfg.data, cfg.seed)
         model, _ = build_model(cfg.model)
         model.set_attention(cfg.attention.mode, cfg.attention.impl)
         if cfg.attention.self_check:
-            self_check(model.base_decoder(), cfg.attention.mode, cfg.attention.impl,
-                       prefix_len=model.prefix_len())  # fmt: skip
-        self.summary.train["params"] = setup_trainable(model, cfg)
+            prefix_len = model.prefix_len()
+            self_check(model.base_decoder(), cfg.attention.mode, cfg.attention.impl, prefix_len)
+        self.summary.train.params = setup_trainable(model, cfg)
         model.to(device)
         autocast, scaler = _precision(cfg, device)
         train_set = EncodedSet(splits.train, model)
         val_set, test_set = EncodedSet(splits.val, model), EncodedSet(splits.test, model)
-        self.summary.timings["setup_s"] = time.perf_counter() - self.t0
+        self.summary.timings.setup_s = time.perf_counter() - self.t0
 
         self.phase = "train"
-        self.mem.start()
+        self.meter.start()
         best_path = self.out / schema.CKPT_DIR / "best.safetensors"
         with open(self.out / schema.METRICS_FILE, "a", encoding="utf-8") as fh:
             sink = MetricsSink(fh)
             on_best = self._on_best(model, best_path)
-            self.result = train(model, train_set, val_set, cfg, device, sink, on_best, autocast,
-                                scaler)  # fmt: skip
-            self.summary.memory["train"] = self.mem.peak()
+            self.result = train(
+                model, train_set, val_set, cfg, device, sink, on_best, autocast, scaler
+            )
+            memory.train = self.meter.peak()
             self._save_final(model)
             self.phase = "eval"
-            self.mem.start()
+            self.meter.start()
             self._final_eval(model, test_set, device, sink, best_path, autocast)
-            self.summary.memory["eval"] = self.mem.peak()
+            memory.eval = self.meter.peak()
         self.summary.outcome = "completed"
 
     def _on_best(self, model, best_path: Path):
@@ -134,74 +155,81 @@ class CellRun:
         from harness.checkpoints import restore_checkpoint
         from harness.evaluate import evaluate
 
-        res = self.result
+        res, ec = self.result, self.cfg.eval
         if best_path.exists():
             restore_checkpoint(model, self.cfg, best_path, str(device))
-        ev = evaluate(model, test_set, device, self.cfg.eval.batch_size,
-                      self.cfg.eval.max_new_tokens, autocast)  # fmt: skip
+        ev = evaluate(model, test_set, device, ec.batch_size, ec.max_new_tokens, autocast)
         step = res.best_step if best_path.exists() else res.steps
-        sink.write({"kind": "eval", "split": "test", "step": step, "exact_match_k": ev.exact_match_k,
-                    "n": ev.n, "exact_match": ev.exact_match, "token_accuracy": ev.token_accuracy,
-                    "cer": ev.cer, "elapsed_s": res.train_s})  # fmt: skip
-        lines = "".join(json.dumps(asdict(p), sort_keys=True) + "\n" for p in ev.predictions)
+        sink.write(ev.record("test", step, res.train_s))
+        lines = "".join(schema.jsonl_line(p) for p in ev.predictions)
         schema.atomic_write_text(self.out / schema.PREDICTIONS_FILE, lines)
-        best_val = res.best.metric(self.cfg.eval.best_metric) if res.best else None
-        self.summary.metrics = {
-            "exact_match_k": ev.exact_match_k, "n": ev.n, "exact_match": ev.exact_match,
-            "token_accuracy": ev.token_accuracy, "cer": ev.cer, "loss": ev.loss,
-            "best_step": step, "best_val": best_val,
-            "final_loss": res.history[-1]["loss"] if res.history else None,
-        }  # fmt: skip
-        self.summary.timings["eval_s"] = res.eval_s + ev.elapsed_s
+        self.summary.metrics = schema.Metrics(
+            exact_match_k=ev.exact_match_k,
+            n=ev.n,
+            exact_match=ev.exact_match,
+            token_accuracy=ev.token_accuracy,
+            cer=ev.cer,
+            loss=ev.loss,
+            best_step=step,
+            best_val=res.best.metric(ec.best_metric) if res.best else None,
+            final_loss=res.history[-1].loss if res.history else None,
+        )
+        self.summary.timings.eval_s = res.eval_s + ev.elapsed_s
 
     # ------------------------------------------------------------------ ending
-    def finish(self, exc: BaseException | None) -> int:
+    def finish(self, exc: BaseException | None, evidence: str) -> int:
         from harness.memory import is_oom, lift_budget
 
         if self.budget is not None:
             lift_budget()
         if exc is not None:
-            self._record_failure(exc, is_oom(exc))
+            self._record_failure(exc, is_oom(exc), evidence)
         self._fill_train_stats()
-        self.summary.timings["wall_s"] = time.perf_counter() - self.t0
+        self.summary.timings.wall_s = time.perf_counter() - self.t0
         self.summary.provenance = _provenance() | {
-            "started_at": self.summary.provenance["started_at"],
+            "started_at": self.started_at,
             "finished_at": _now(),
         }
         schema.write_json(self.out / schema.SUMMARY_FILE, self.summary)
-        return 0 if self.summary.outcome in ("completed", "oom", "diverged") else 1
+        return 0 if self.summary.outcome in ("completed", "oom", "diverged", "timeout") else 1
 
-    def _record_failure(self, exc: BaseException, oom: bool) -> None:
+    def _record_failure(self, exc: BaseException, oom: bool, evidence: str) -> None:
         from harness.train import Diverged
 
         s = self.summary
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if oom:
             s.outcome = "oom"
-            s.oom = asdict(schema.OomInfo(self.phase, self.mem.in_use() if self.mem else None,
-                                          self.budget, message))  # fmt: skip
-            if self.mem and self.phase in ("train", "eval"):
-                s.memory[self.phase] = self.mem.peak()
+            in_use = self.meter.in_use() if self.meter else None
+            s.oom = schema.OomInfo(self.phase, in_use, self.budget, message)
+            if self.meter and self.phase in ("train", "eval"):
+                setattr(s.memory, self.phase, self.meter.peak())
             return
-        s.outcome = ("diverged" if isinstance(exc, Diverged)
-                     else "interrupted" if isinstance(exc, Interrupted | KeyboardInterrupt)
-                     else "failed")  # fmt: skip
-        s.error = asdict(schema.ErrorInfo(type(exc).__name__, message, self.phase))
+        if isinstance(exc, Diverged):
+            s.outcome = "diverged"
+        elif isinstance(exc, TimedOut):
+            s.outcome = "timeout"
+            message = f"the cell ran past runtime.timeout_s={self.cfg.runtime.timeout_s}s"
+        elif isinstance(exc, Interrupted | KeyboardInterrupt):
+            s.outcome = "interrupted"
+        else:
+            s.outcome = "failed"
+        kind = "timeout" if isinstance(exc, TimedOut) else type(exc).__name__
+        s.error = schema.ErrorInfo(kind, message, self.phase, evidence or message)
 
     def _fill_train_stats(self) -> None:
         res = self.result
         if res is None or not res.history:
             return
         first, last = res.history[0], res.history[-1]
-        self.summary.train |= {
-            "steps": res.steps, "samples_seen": res.samples,
-            "first_loss": first["loss"], "last_loss": last["loss"],
-            "first_token_accuracy": first["token_accuracy"],
-            "last_token_accuracy": last["token_accuracy"],
-            "steps_per_s": res.steps / res.train_s if res.train_s else None,
-            "tokens_per_s": res.tokens / res.train_s if res.train_s else None,
-        }  # fmt: skip
-        self.summary.timings["train_s"] = res.train_s
+        stats = self.summary.train
+        stats.steps, stats.samples_seen = res.steps, res.samples
+        stats.first_loss, stats.last_loss = first.loss, last.loss
+        stats.first_token_accuracy = first.token_accuracy
+        stats.last_token_accuracy = last.token_accuracy
+        stats.steps_per_s = res.steps / res.train_s if res.train_s else None
+        stats.tokens_per_s = res.tokens / res.train_s if res.train_s else None
+        self.summary.timings.train_s = res.train_s
 
 
 def _device(name: str):
@@ -245,33 +273,47 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (DataError, ModelLoadError, TrainableError, MaskCheckError, Diverged)
 
 
-def run_cell(cfg: CellConfig, out: Path, cell_id: str | None = None) -> int:
-    """Run one cell into ``out`` and write its summary; returns the exit status."""
+def run_cell(
+    cfg: CellConfig, out: Path, cell_id: str | None = None, write_config: bool = True
+) -> int:
+    """Run one cell into ``out`` and write its summary; returns the exit status.
+
+    ``write_config=False`` when ``out/config.yaml`` is the config being run (the runner wrote it:
+    each run-store file has one writer).
+    """
     out.mkdir(parents=True, exist_ok=True)
-    schema.atomic_write_text(out / schema.CONFIG_FILE, yaml.safe_dump(to_dict(cfg), sort_keys=True))
+    if write_config:
+        text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+        schema.atomic_write_text(out / schema.CONFIG_FILE, text)
     run = CellRun(cfg, out, cell_id or config_hash(cfg))
     from harness.memory import is_oom
 
-    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {signal.SIGINT: _on_signal, signal.SIGTERM: _on_signal, signal.SIGALRM: _on_alarm}
+    old = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    if cfg.runtime.timeout_s:
+        signal.setitimer(signal.ITIMER_REAL, max(0.01, cfg.runtime.timeout_s - _process_age_s()))
+    evidence = ""
     try:
         run.run()
         exc = None
     except BaseException as caught:  # every ending becomes an outcome in summary.json
         exc = caught
-        expected = (Interrupted, KeyboardInterrupt, *_user_errors())
+        expected = (Interrupted, TimedOut, KeyboardInterrupt, *_user_errors())
         if not isinstance(caught, expected) and not is_oom(caught):
-            traceback.print_exc()  # a bug or an environment problem: keep the evidence in the log
+            evidence = traceback.format_exc()  # a bug or an environment problem
+            print(evidence, file=sys.stderr, end="")
     finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-    code = run.finish(exc)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    code = run.finish(exc, evidence)
     s = run.summary
-    if s.outcome == "completed":
+    if s.metrics is not None and s.outcome == "completed":
         m = s.metrics
-        print(f"cell {run.cell_id}: completed, exact match {m['exact_match_k']}/{m['n']} "
-              f"({100 * m['exact_match']:.1f}%)", file=sys.stderr)  # fmt: skip
+        score = f"{m.exact_match_k}/{m.n} ({100 * m.exact_match:.1f}%)"
+        print(f"cell {run.cell_id}: completed, exact match {score}", file=sys.stderr)
     else:
-        detail = (s.oom or s.error or {}).get("message", "")
+        detail = (s.oom or s.error).message if (s.oom or s.error) else ""
         print(f"cell {run.cell_id}: {s.outcome}: {detail}", file=sys.stderr)
     return code
 
@@ -298,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot write to --out {out}: {exc.strerror}", file=sys.stderr)
         return 2
-    return run_cell(cfg, out, args.cell_id)
+    same = Path(args.config).resolve() == (out / schema.CONFIG_FILE).resolve()
+    return run_cell(cfg, out, args.cell_id, write_config=not same)
 
 
 if __name__ == "__main__":

@@ -94,9 +94,12 @@ def metadata(cfg: CellConfig, step: int, metric: float | None) -> dict[str, str]
         "harness_version": HARNESS_VERSION,
     }
     if cfg.train.method == "lora":
-        meta |= {"lora_rank": str(lora.r), "lora_alpha": repr(lora.alpha),
-                 "lora_dropout": repr(lora.dropout),
-                 "lora_targets": json.dumps(lora.target_modules)}  # fmt: skip
+        meta |= {
+            "lora_rank": str(lora.r),
+            "lora_alpha": repr(lora.alpha),
+            "lora_dropout": repr(lora.dropout),
+            "lora_targets": json.dumps(lora.target_modules),
+        }
     return meta
 
 

@@ -9,13 +9,13 @@ each with its dotted key and what is valid.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
+
+from harness.keys import KeyTable, coerce, unknown_key
 
 
 class ConfigError(ValueError):
@@ -181,9 +181,10 @@ class RuntimeConfig:
     threads: int | None = None
     """torch CPU threads (default: torch's choice)."""
     memory_budget_gb: float | None = None
-    """Hard memory budget for the cell's process (enforced by the runner: RLIMIT on CPU, memory fraction on CUDA)."""
+    """Hard memory budget for the cell's process (enforced by the cell: RLIMIT_DATA on CPU, memory fraction on CUDA)."""
     timeout_s: float | None = None
-    """Wall-clock limit for the whole cell (enforced by the runner)."""
+    """Wall-clock limit for the whole cell from its process start: the cell stops itself and
+    records `timeout`; the runner kills a cell that cannot, a grace period later."""
 
 
 @dataclass
@@ -269,73 +270,6 @@ def cross_field_errors(cfg: CellConfig) -> list[str]:
 # --------------------------------------------------------------------------- parsing
 
 
-def _type_name(tp: Any) -> str:
-    if get_origin(tp) is Literal:
-        return " | ".join(repr(a) for a in get_args(tp))
-    if isinstance(tp, type):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
-
-
-def _did_you_mean(key: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(key, options, n=1, cutoff=0.6)
-    return f" - did you mean `{close[0]}`?" if close else f" (valid: {', '.join(sorted(options))})"
-
-
-def _coerce(value: Any, tp: Any, key: str, errors: list[str]) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it (ints widened to float)."""
-    origin = get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            sub_errors: list[str] = []
-            out = _coerce(value, arg, key, sub_errors)
-            if not sub_errors:
-                return out
-        errors.append(f"`{key}`: expected {_type_name(tp)}, got {value!r}")
-        return None
-    if origin is Literal:
-        if value not in get_args(tp):
-            valid = ", ".join(str(a) for a in get_args(tp))
-            close = difflib.get_close_matches(str(value), [str(a) for a in get_args(tp)], n=1)
-            hint = f" - did you mean `{close[0]}`?" if close else ""
-            errors.append(f"`{key}`: {value!r} is not one of: {valid}{hint}")
-        return value
-    if origin is list:
-        (item_tp,) = get_args(tp)
-        if not isinstance(value, list):
-            errors.append(f"`{key}`: expected a list, got {value!r}")
-            return None
-        return [_coerce(v, item_tp, f"{key}[{i}]", errors) for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            errors.append(f"`{key}`: expected a mapping of {tp.__name__} fields, got {value!r}")
-            return None
-        return value  # handled by the caller
-    if tp is bool:
-        if not isinstance(value, bool):
-            errors.append(f"`{key}`: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            errors.append(f"`{key}`: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            errors.append(f"`{key}`: expected a number, got {value!r}")
-            return value
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            errors.append(f"`{key}`: expected a string, got {value!r}")
-        return value
-    return value
-
-
 def _build(cls: type, data: dict[str, Any], prefix: str, errors: list[str]) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
@@ -343,8 +277,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str, errors: list[str]) -> A
     for key, value in data.items():
         full = f"{prefix}{key}"
         if key not in names:
-            full_options = [f"{prefix}{n}" for n in names]
-            errors.append(f"unknown key `{full}`{_did_you_mean(full, full_options)}")
+            errors.append(unknown_key(full, [f"{prefix}{n}" for n in names]))
             continue
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
@@ -356,7 +289,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str, errors: list[str]) -> A
                 )
             continue
         n_before = len(errors)
-        coerced = _coerce(value, tp, full, errors)
+        coerced = coerce(value, tp, full, errors)
         if len(errors) == n_before:
             kwargs[key] = coerced
     if cls is CellConfig:
@@ -412,59 +345,5 @@ def config_hash(cfg: CellConfig | dict[str, Any], length: int = 12) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
-def field_paths(cls: type = CellConfig, prefix: str = "") -> dict[str, Any]:
-    """Every dotted leaf key of the config and its annotation (for validation and docs)."""
-    out: dict[str, Any] = {}
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            out.update(field_paths(tp, f"{prefix}{f.name}."))
-        else:
-            out[f"{prefix}{f.name}"] = tp
-    return out
-
-
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """``set_dotted(d, "train.lr", 1e-3)`` creates intermediate mappings as needed."""
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
-
-
-def get_dotted(data: dict[str, Any], key: str, default: Any = None) -> Any:
-    node: Any = data
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
-
-
-def check_leaf(key: str, value: Any) -> tuple[Any, list[str]]:
-    """Type-check one dotted leaf key (e.g. from a matrix axis or ``--set``) without a full parse.
-
-    Returns the normalized value (ints widened to float where the field is a float) and the
-    error lines, worded exactly as ``parse_cell_config`` words them.
-    """
-    paths = _leaf_types()
-    if key not in paths:
-        return value, [f"unknown key `{key}`{_did_you_mean(key, list(paths))}"]
-    errors: list[str] = []
-    coerced = _coerce(value, paths[key], key, errors)
-    return coerced, errors
-
-
-_LEAF_TYPES: dict[str, Any] = {}
-
-
-def _leaf_types() -> dict[str, Any]:
-    if not _LEAF_TYPES:
-        _LEAF_TYPES.update(field_paths())
-    return _LEAF_TYPES
+CELL_KEYS = KeyTable(CellConfig)
+"""Every dotted key of a cell config and its type (matrix axes, ``--set``, ``--only``)."""

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.dataset import EncodedSet
+from harness.encoding import EncodedSet
 from harness.models.prefix_lm import answer_loss
-from harness.schema import Prediction
+from harness.schema import EvalRecord, Prediction
 from harness.text_metrics import edit_distance
 
 
@@ -34,15 +34,36 @@ class EvalResult:
 
     def metric(self, name: str) -> float:
         """Selection metric, oriented so that higher is better."""
-        return {"exact_match": self.exact_match, "token_accuracy": self.token_accuracy,
-                "cer": -self.cer}[name]  # fmt: skip
+        oriented = {
+            "exact_match": self.exact_match,
+            "token_accuracy": self.token_accuracy,
+            "cer": -self.cer,
+        }
+        return oriented[name]
+
+    def record(self, split: str, step: int, elapsed_s: float) -> EvalRecord:
+        """This result as a metrics.jsonl line."""
+        return EvalRecord(
+            step=step,
+            split=split,
+            exact_match_k=self.exact_match_k,
+            n=self.n,
+            exact_match=self.exact_match,
+            token_accuracy=self.token_accuracy,
+            cer=self.cer,
+            elapsed_s=elapsed_s,
+        )
 
 
 @torch.no_grad()
 def evaluate(
-    model, data: EncodedSet, device: torch.device, batch_size: int, max_new_tokens: int,
+    model,
+    data: EncodedSet,
+    device: torch.device,
+    batch_size: int,
+    max_new_tokens: int,
     autocast=None,
-) -> EvalResult:  # fmt: skip
+) -> EvalResult:
     """Score every sample of ``data``: teacher-forced loss/token accuracy, then greedy decoding."""
     was_training = model.training
     model.eval()

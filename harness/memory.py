@@ -6,10 +6,13 @@ import resource
 
 import torch
 
+from harness.schema import PhasePeak
+
 GB = 1024**3
 
 
-def _status_kb(field: str) -> int | None:
+def status_kb(field: str) -> int | None:
+    """A ``/proc/self/status`` field in kB (``VmRSS``, ``VmHWM``); None off Linux."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
@@ -21,7 +24,7 @@ def _status_kb(field: str) -> int | None:
 
 
 def rss_bytes() -> int | None:
-    kb = _status_kb("VmRSS")
+    kb = status_kb("VmRSS")
     return None if kb is None else kb * 1024
 
 
@@ -66,7 +69,7 @@ def is_oom(exc: BaseException) -> bool:
     )
 
 
-class PhaseMemory:
+class PeakMeter:
     """Peak memory of one phase. CUDA: max allocated/reserved reset at phase start. CPU: the
     process's peak RSS (VmHWM) reset at phase start through /proc/self/clear_refs when the kernel
     allows it, else the process-lifetime peak (ru_maxrss)."""
@@ -86,17 +89,18 @@ class PhaseMemory:
         except OSError:
             pass
 
-    def peak(self) -> dict[str, int | None]:
+    def peak(self) -> PhasePeak:
+        """The peak since ``start()``."""
         if self.kind == "cuda":
             torch.cuda.synchronize(self.device)
-            return {
-                "peak_bytes": int(torch.cuda.max_memory_allocated(self.device)),
-                "reserved_bytes": int(torch.cuda.max_memory_reserved(self.device)),
-            }
-        hwm = _status_kb("VmHWM")
+            return PhasePeak(
+                peak_bytes=int(torch.cuda.max_memory_allocated(self.device)),
+                reserved_bytes=int(torch.cuda.max_memory_reserved(self.device)),
+            )
+        hwm = status_kb("VmHWM")
         if hwm is None:
             hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return {"peak_bytes": hwm * 1024, "reserved_bytes": None}
+        return PhasePeak(peak_bytes=hwm * 1024)
 
     def in_use(self) -> int | None:
         if self.kind == "cuda":

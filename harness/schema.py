@@ -1,29 +1,40 @@
-"""The run store's file formats, documented in one place.
+"""The run store's file formats and who writes each file, in one place.
 
-A matrix directory ``runs/<matrix>/`` holds ``matrix.json`` (written by the runner: ``name``,
-``description``, ``source`` file, ``axes``: dotted key -> values in matrix order), ``.locks/``
-(one flock file per cell), the report (``EXPERIMENTS.md`` + ``EXPERIMENTS_plots/``) and one
-directory per cell. A cell directory ``runs/<matrix>/<cell-id>/`` holds:
+A matrix directory ``runs/<matrix>/`` holds ``matrix.json``, ``.locks/`` (one flock file per
+cell), the report (``EXPERIMENTS.md`` + ``EXPERIMENTS_plots/``) and one directory per cell.
+Every file has exactly one writer (``WRITERS``):
 
-- ``config.yaml``      the resolved CellConfig (plain data, every field present).
-- ``cell.json``        written by the runner before the cell starts: cell id, matrix name, the
-                       varying axes of this cell (dotted key -> value), repeat index.
-- ``metrics.jsonl``    one JSON object per line, appended while the cell runs (``TrainRecord`` and
-                       ``EvalRecord`` below, told apart by ``kind``).
-- ``predictions.jsonl`` one ``Prediction`` per held-out sample, from the reported evaluation.
-- ``summary.json``     one ``Summary``: written atomically (temp file + rename) exactly once, when the
-                       cell ends with any outcome. Its presence means the cell is finished. The
-                       runner then merges in ``matrix``, ``axes`` and ``repeat`` (from cell.json)
-                       and ``timings.runner_wall_s``; when the cell could not write a summary (a
-                       crash, a signal, a time limit, Ctrl-C) the runner writes it, with
-                       ``error.log_tail``. Outcome ``oom`` without ``oom.in_use_bytes`` means the
-                       process was SIGKILLed while a memory budget was set (the kernel OOM killer).
-- ``cell.log.<n>``, ``summary.json.<n>``  a previous attempt's log and summary, kept when a cell
-                       runs again (resume after a kill, ``--rerun``).
-- ``ckpt/``            ``best.safetensors`` / ``final.safetensors`` (+ ``peft/`` for LoRA runs).
-- ``cell.log``         the cell process's stdout and stderr.
+========================  ==========================  ========================================
+file                      writer                      when
+========================  ==========================  ========================================
+``matrix.json``           runner                      before the first cell runs
+``<cell>/config.yaml``    runner                      before the cell starts (``harness.cell``
+                                                      run by hand writes it when its input is
+                                                      another file)
+``<cell>/cell.json``      runner                      ``CellInfo``: at the start, and again
+                                                      at the end with ``finished_at`` and
+                                                      ``runner_wall_s``
+``<cell>/cell.log``       the cell process            stdout + stderr (the runner's executor
+                                                      opens it; only the cell writes to it)
+``<cell>/metrics.jsonl``  cell                        ``TrainRecord`` / ``EvalRecord`` lines,
+                                                      appended while it runs
+``<cell>/predictions``    cell                        ``Prediction`` lines (``.jsonl``), once,
+                                                      after the held-out evaluation
+``<cell>/summary.json``   cell, else runner           ``Summary``, atomically, exactly once per
+                                                      attempt: by the cell at any ending it
+                                                      can handle, by the runner only when the
+                                                      cell could not (crash, kill, hang past
+                                                      the time limit)
+``<cell>/ckpt/``          cell                        ``best`` / ``final`` safetensors, ``peft/``
+``<cell>/*.<n>``          runner                      a previous attempt's log and summary,
+                                                      renamed when the cell runs again
+========================  ==========================  ========================================
 
-Every record is plain JSON; ``SCHEMA_VERSION`` is bumped on any incompatible change.
+Readers validate what they read (``read_summary``, ``read_metrics``, ``read_jsonl``): a file
+whose values have the wrong types raises ``SchemaError`` naming the file and the key, so a
+damaged cell is reported as damaged and never crashes a reader. ``SCHEMA_VERSION`` is bumped on
+any incompatible change; version 1 stores (which also merged ``matrix``, ``axes``, ``repeat``
+and ``timings.runner_wall_s`` into summary.json) still read.
 """
 
 from __future__ import annotations
@@ -34,10 +45,13 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-SCHEMA_VERSION = 1
+from harness.validate import check_fields
 
+SCHEMA_VERSION = 2
+
+MATRIX_FILE = "matrix.json"
 CONFIG_FILE = "config.yaml"
 CELL_FILE = "cell.json"
 METRICS_FILE = "metrics.jsonl"
@@ -46,8 +60,26 @@ SUMMARY_FILE = "summary.json"
 CKPT_DIR = "ckpt"
 LOG_FILE = "cell.log"
 
-Outcome = Literal["completed", "oom", "timeout", "diverged", "failed", "interrupted"]
+WRITERS: dict[str, str] = {
+    MATRIX_FILE: "runner",
+    CONFIG_FILE: "runner",
+    CELL_FILE: "runner",
+    LOG_FILE: "cell",
+    METRICS_FILE: "cell",
+    PREDICTIONS_FILE: "cell",
+    SUMMARY_FILE: "cell, else runner",
+    CKPT_DIR: "cell",
+}
+"""File -> the process that writes it (the table above)."""
+
 OUTCOMES: tuple[str, ...] = ("completed", "oom", "timeout", "diverged", "failed", "interrupted")
+
+
+class SchemaError(ValueError):
+    """A run-store file that is not what the schema says (message names the file and key)."""
+
+
+# --------------------------------------------------------------------------- records
 
 
 @dataclass
@@ -87,7 +119,11 @@ class EvalRecord:
     cer: float
     """Character error rate: total edit distance / total answer characters."""
     elapsed_s: float
+    """Training seconds when the evaluation ran."""
     kind: str = "eval"
+
+
+RECORD_KINDS: dict[str, type] = {"train": TrainRecord, "eval": EvalRecord}
 
 
 @dataclass
@@ -100,6 +136,75 @@ class Prediction:
     prediction: str
     correct: bool
     edit_distance: int
+
+
+# --------------------------------------------------------------------------- summary.json
+
+
+@dataclass
+class Metrics:
+    """The reported (test split) evaluation of the best checkpoint."""
+
+    exact_match_k: int
+    n: int
+    exact_match: float
+    token_accuracy: float
+    cer: float
+    loss: float | None
+    """Teacher-forced answer-token loss on the reported split."""
+    best_step: int
+    """Step whose weights were scored."""
+    best_val: float | None
+    """Selection metric of that step on the validation split."""
+    final_loss: float | None
+    """Training loss of the last step."""
+
+
+@dataclass
+class TrainStats:
+    params: dict[str, Any] = field(default_factory=dict)
+    """Trainable / total parameter counts (harness/trainable.py)."""
+    steps: int | None = None
+    samples_seen: int | None = None
+    first_loss: float | None = None
+    last_loss: float | None = None
+    first_token_accuracy: float | None = None
+    last_token_accuracy: float | None = None
+    steps_per_s: float | None = None
+    tokens_per_s: float | None = None
+
+
+@dataclass
+class PhasePeak:
+    """Peak memory of one phase (train or eval)."""
+
+    peak_bytes: int | None = None
+    """CPU: the process's peak RSS during the phase (VmHWM reset at its start where the kernel
+    allows it); CUDA: torch.cuda.max_memory_allocated since the phase started."""
+    reserved_bytes: int | None = None
+    """CUDA only: torch.cuda.max_memory_reserved since the phase started."""
+
+
+@dataclass
+class MemoryInfo:
+    kind: str | None = None
+    """`cpu_rss` or `cuda`."""
+    device: str | None = None
+    budget_bytes: int | None = None
+    """The enforced budget (runtime.memory_budget_gb), if any."""
+    baseline_bytes: int | None = None
+    """In use before data and model were loaded."""
+    train: PhasePeak | None = None
+    eval: PhasePeak | None = None
+
+
+@dataclass
+class Timings:
+    setup_s: float | None = None
+    train_s: float | None = None
+    eval_s: float | None = None
+    wall_s: float | None = None
+    """Seconds from the cell's start to its summary (the runner's own is in cell.json)."""
 
 
 @dataclass
@@ -117,20 +222,12 @@ class OomInfo:
 @dataclass
 class ErrorInfo:
     type: str
-    """Exception class name, or `signal` / `timeout`."""
+    """Exception class name, or `signal` / `timeout` / `missing_summary` / `exit`."""
     message: str
     phase: str
     log_tail: str = ""
-    """Last lines of cell.log (filled in by the runner)."""
-
-
-@dataclass
-class PhaseMemory:
-    peak_bytes: int | None = None
-    """CPU: the process's peak RSS at the end of the phase (monotonic over the process);
-    CUDA: torch.cuda.max_memory_allocated since the phase started."""
-    reserved_bytes: int | None = None
-    """CUDA only: torch.cuda.max_memory_reserved since the phase started."""
+    """The evidence: the traceback (a bug), the one-line error (bad input), or the last lines
+    of cell.log when the runner writes the summary."""
 
 
 @dataclass
@@ -139,33 +236,45 @@ class Summary:
     """One of OUTCOMES."""
     cell_id: str
     seed: int
-    metrics: dict[str, Any] = field(default_factory=dict)
-    """Reported (test split) evaluation of the best checkpoint: exact_match_k, n, exact_match,
-    token_accuracy, cer; plus best_step, best_val (selection metric value), final_loss."""
-    train: dict[str, Any] = field(default_factory=dict)
-    """steps, first_loss, last_loss, first_token_accuracy, last_token_accuracy, steps_per_s,
-    tokens_per_s, samples_seen."""
-    memory: dict[str, Any] = field(default_factory=dict)
-    """{"kind": "cpu_rss" | "cuda", "device": str, "budget_bytes": int | None,
-    "baseline_bytes": int | None, "train": PhaseMemory, "eval": PhaseMemory}."""
-    timings: dict[str, float] = field(default_factory=dict)
-    """setup_s, train_s, eval_s, wall_s."""
+    metrics: Metrics | None = None
+    """None until the held-out evaluation ran."""
+    train: TrainStats = field(default_factory=TrainStats)
+    memory: MemoryInfo = field(default_factory=MemoryInfo)
+    timings: Timings = field(default_factory=Timings)
     checkpoints: dict[str, str] = field(default_factory=dict)
     """name -> path relative to the cell directory (best, final, peft)."""
-    oom: dict[str, Any] | None = None
-    """OomInfo when outcome == oom."""
-    error: dict[str, Any] | None = None
-    """ErrorInfo when outcome is failed, timeout, diverged or interrupted."""
+    oom: OomInfo | None = None
+    """When outcome == oom."""
+    error: ErrorInfo | None = None
+    """When outcome is failed, timeout, diverged or interrupted."""
     provenance: dict[str, Any] = field(default_factory=dict)
     """git_commit, git_dirty, python, torch, cuda, transformers, peft, packages, device_name,
-    hostname, started_at, finished_at (ISO 8601 UTC)."""
-    matrix: str | None = None
-    """Matrix name (merged in by the runner, from cell.json)."""
-    axes: dict[str, Any] = field(default_factory=dict)
-    """Dotted key -> value of what this cell varies (merged in by the runner)."""
-    repeat: int | None = None
-    """Repeat index within the matrix (merged in by the runner)."""
+    hostname, platform, started_at, finished_at (ISO 8601 UTC)."""
+    written_by: str = "cell"
+    """`cell`, or `runner` when the cell could not write its own summary."""
     schema_version: int = SCHEMA_VERSION
+
+
+@dataclass
+class CellInfo:
+    """cell.json: what the runner knows about a cell (written by the runner only)."""
+
+    cell_id: str
+    matrix: str
+    source: str
+    """The matrix file."""
+    axes: dict[str, Any]
+    """Dotted key -> value of what this cell varies."""
+    repeat: int
+    index: int
+    """Position in the expanded matrix."""
+    started_at: str
+    finished_at: str | None = None
+    runner_wall_s: float | None = None
+    """Seconds from the runner starting the cell process to its summary."""
+
+
+# --------------------------------------------------------------------------- writing
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -184,38 +293,107 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
+def to_json(record: Any) -> Any:
+    """Plain JSON data of a record (a dataclass, or data already plain)."""
+    return dataclasses.asdict(record) if dataclasses.is_dataclass(record) else record
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    if dataclasses.is_dataclass(data):
-        data = dataclasses.asdict(data)
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    """Atomically write a record (dataclass or plain data) as sorted, indented JSON."""
+    text = json.dumps(to_json(data), indent=2, sort_keys=True, default=str)
+    atomic_write_text(path, text + "\n")
 
 
-def read_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a summary.json; raise ValueError naming the file when it is not a valid summary."""
-    path = Path(path)
+def jsonl_line(record: Any) -> str:
+    """One JSONL line (with its newline) for a record."""
+    return json.dumps(to_json(record), sort_keys=True) + "\n"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _load_json(path: Path) -> Any:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: unreadable summary ({exc})") from None
-    if not isinstance(data, dict) or data.get("outcome") not in OUTCOMES:
-        raise ValueError(f"{path}: not a summary (missing or unknown `outcome`)")
+        return json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SchemaError(f"{path}: unreadable ({exc})") from None
+
+
+def _valid(cls: type, data: Any, where: str, require: bool = True) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise SchemaError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    problems = check_fields(cls, data, require=require)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise SchemaError(f"{where}: {problems[0]}{more}")
     return data
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a JSONL file written by the harness, skipping a torn last line (a killed writer)."""
+def validate_summary(data: Any, where: str = SUMMARY_FILE) -> dict[str, Any]:
+    """``data`` if it is a valid Summary (types checked, unknown keys allowed), else SchemaError."""
+    _valid(Summary, data, where)
+    if data["outcome"] not in OUTCOMES:
+        raise SchemaError(f"{where}: `outcome` {data['outcome']!r} is not one of {OUTCOMES}")
+    return data
+
+
+def read_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The one reader of summary.json: the validated mapping, or SchemaError naming the file."""
     path = Path(path)
-    if not path.exists():
+    return validate_summary(_load_json(path), str(path))
+
+
+def read_cell_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """cell.json, validated; SchemaError when it is missing, unreadable or of the wrong shape."""
+    path = Path(path)
+    return _valid(CellInfo, _load_json(path), str(path))
+
+
+def read_jsonl(path: str | os.PathLike[str], kinds: dict[str, type] | type) -> list[dict[str, Any]]:
+    """Read a JSONL file written by the harness, each line validated: against ``kinds`` (one
+    record class), or the class its ``kind`` names (a dict of kind -> class; other kinds are
+    kept unchecked). A torn last line (a killed writer) is skipped; any other bad line raises
+    SchemaError naming ``file:line``. A missing file reads as no records."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"{path}: unreadable ({exc})") from None
+    lines = text.splitlines()
     out = []
-    lines = path.read_text(encoding="utf-8").splitlines()
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
+            out.append(parse_line(line, kinds, f"{path}:{i + 1}"))
+        except SchemaError:
+            if i == len(lines) - 1 and not text.endswith("\n"):
                 break  # torn final line of a killed process
-            raise ValueError(f"{path}:{i + 1}: not valid JSON") from None
+            raise
     return out
+
+
+def parse_line(line: str | bytes, kinds: dict[str, type] | type, where: str) -> dict[str, Any]:
+    """One JSONL line, validated as in ``read_jsonl``; SchemaError naming ``where``."""
+    try:
+        data = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise SchemaError(f"{where}: not valid JSON") from None
+    cls = kinds if isinstance(kinds, type) else _kind_class(kinds, data)
+    return _valid(cls, data, where, require=False) if cls else data
+
+
+def _kind_class(kinds: dict[str, type], data: Any) -> type | None:
+    return kinds.get(data.get("kind")) if isinstance(data, dict) else dict
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """metrics.jsonl: train and eval records, validated."""
+    return read_jsonl(path, RECORD_KINDS)
+
+
+def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """predictions.jsonl, validated."""
+    return read_jsonl(path, Prediction)

@@ -8,7 +8,6 @@ learning rate by grad_accum; ``train.legacy_unscaled_accum: true`` reproduces th
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -19,9 +18,10 @@ from typing import IO
 import torch
 
 from harness.config import CellConfig, TrainConfig
-from harness.dataset import EncodedSet, infinite_batches
+from harness.encoding import EncodedSet, infinite_batches
 from harness.evaluate import EvalResult, evaluate
 from harness.models.prefix_lm import EncodedBatch, PrefixLM, answer_loss
+from harness.schema import EvalRecord, TrainRecord, jsonl_line
 
 
 class Diverged(RuntimeError):
@@ -29,14 +29,14 @@ class Diverged(RuntimeError):
 
 
 class MetricsSink:
-    """Appends one JSON object per line to metrics.jsonl, flushed at once (a tail shows progress)."""
+    """Appends one record per line to metrics.jsonl, flushed at once (a tail shows progress)."""
 
     def __init__(self, fh: IO[str] | None) -> None:
         self.fh = fh
 
-    def write(self, record: dict) -> None:
+    def write(self, record: TrainRecord | EvalRecord) -> None:
         if self.fh is not None:
-            self.fh.write(json.dumps(record, sort_keys=True) + "\n")
+            self.fh.write(jsonl_line(record))
             self.fh.flush()
 
 
@@ -60,8 +60,10 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]  # fmt: skip
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
 
 
@@ -115,7 +117,7 @@ class TrainResult:
     train_s: float = 0.0
     eval_s: float = 0.0
     tokens: int = 0
-    history: list[dict] = field(default_factory=list)
+    history: list[TrainRecord] = field(default_factory=list)
     best: EvalResult | None = None
     best_step: int = 0
     last: EvalResult | None = None
@@ -149,17 +151,22 @@ def train(
         lr = lr_at(tc, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        stats = train_step(model, optimizer, _micro_batches(train_set, order, tc, device), tc,
-                           autocast, scaler)  # fmt: skip
+        batches = _micro_batches(train_set, order, tc, device)
+        stats = train_step(model, optimizer, batches, tc, autocast, scaler)
         dt = time.perf_counter() - t0
         res.train_s += dt
         res.steps, res.tokens = step, res.tokens + stats.tokens
         res.samples += tc.micro_batch * tc.grad_accum
         if not math.isfinite(stats.loss):
             raise Diverged(f"loss became {stats.loss} at step {step}")
-        record = {"kind": "train", "step": step, "loss": stats.loss, "lr": lr,
-                  "token_accuracy": stats.correct / max(stats.answer_tokens, 1),
-                  "tokens_per_s": stats.tokens / dt, "elapsed_s": res.train_s}  # fmt: skip
+        record = TrainRecord(
+            step=step,
+            loss=stats.loss,
+            token_accuracy=stats.correct / max(stats.answer_tokens, 1),
+            lr=lr,
+            tokens_per_s=stats.tokens / dt,
+            elapsed_s=res.train_s,
+        )
         res.history.append(record)
         if step % tc.log_every == 0 or step == 1:
             sink.write(record)
@@ -175,9 +182,7 @@ def _validate(model, val_set, cfg, device, sink, step, res, on_best, autocast) -
     ev = evaluate(model, val_set, device, cfg.eval.batch_size, cfg.eval.max_new_tokens, autocast)
     res.eval_s += ev.elapsed_s
     res.last = ev
-    sink.write({"kind": "eval", "split": "val", "step": step, "exact_match_k": ev.exact_match_k,
-                "n": ev.n, "exact_match": ev.exact_match, "token_accuracy": ev.token_accuracy,
-                "cer": ev.cer, "elapsed_s": res.train_s})  # fmt: skip
+    sink.write(ev.record("val", step, res.train_s))
     metric = cfg.eval.best_metric
     if res.best is None or ev.metric(metric) > res.best.metric(metric):
         res.best, res.best_step = ev, step

@@ -44,9 +44,14 @@ def setup_trainable(model: PrefixLM, cfg: CellConfig) -> dict[str, int]:
         model.requires_grad_(False)
         model.decoder = get_peft_model(
             model.decoder,
-            LoraConfig(r=tc.lora.r, lora_alpha=tc.lora.alpha, lora_dropout=tc.lora.dropout,
-                       target_modules=list(tc.lora.target_modules), bias="none"),
-        )  # fmt: skip
+            LoraConfig(
+                r=tc.lora.r,
+                lora_alpha=tc.lora.alpha,
+                lora_dropout=tc.lora.dropout,
+                target_modules=list(tc.lora.target_modules),
+                bias="none",
+            ),
+        )
         for module in extras:
             module.requires_grad_(True)
     if tc.gradient_checkpointing:

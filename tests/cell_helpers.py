@@ -8,10 +8,17 @@ from typing import Any
 
 import yaml
 
-from harness.config import CellConfig, parse_cell_config, set_dotted
+from harness.config import CellConfig, parse_cell_config
+from harness.keys import set_dotted
 
-TINY_MODEL = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
-              "vision_channels": 16, "image_tokens": 8}  # fmt: skip
+TINY_MODEL = {
+    "hidden_size": 32,
+    "num_layers": 1,
+    "num_heads": 2,
+    "intermediate_size": 64,
+    "vision_channels": 16,
+    "image_tokens": 8,
+}
 
 
 def tiny_cell(cache_dir: Path, **overrides: Any) -> dict[str, Any]:
@@ -19,11 +26,16 @@ def tiny_cell(cache_dir: Path, **overrides: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "data": {"cache_dir": str(cache_dir), "train_count": 64, "val_count": 8, "test_count": 8},
         "model": dict(TINY_MODEL),
-        "train": {"max_steps": 6, "micro_batch": 8, "eval_every": 3, "log_every": 1,
-                  "warmup_steps": 2},
+        "train": {
+            "max_steps": 6,
+            "micro_batch": 8,
+            "eval_every": 3,
+            "log_every": 1,
+            "warmup_steps": 2,
+        },
         "eval": {"batch_size": 8, "max_new_tokens": 8},
         "runtime": {"threads": 1},
-    }  # fmt: skip
+    }
     for key, value in overrides.items():
         set_dotted(cfg, key.replace("__", "."), value)
     return cfg

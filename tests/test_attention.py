@@ -12,11 +12,11 @@ from harness.attention import (
     attn_implementation,
     build_attention_mask,
     dense_additive_mask,
-    measure_one,
     position_ids_from_mask,
     prefix_ids_from_mask,
     self_check,
 )
+from harness.memory_probe import measure_one
 
 PREFIX = 6
 HIDDEN = 32

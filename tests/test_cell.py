@@ -18,10 +18,10 @@ from harness.attention import self_check
 from harness.cell import run_cell
 from harness.checkpoints import save_checkpoint
 from harness.config import parse_cell_config
-from harness.dataset import EncodedSet, load_splits
+from harness.encoding import EncodedSet, load_splits
 from harness.models import build_model
 from harness.models.prefix_lm import IGNORE_INDEX, answer_loss
-from harness.schema import read_jsonl, read_summary
+from harness.schema import read_metrics, read_predictions, read_summary
 from harness.train import train_step
 from harness.trainable import setup_trainable
 from tests.cell_helpers import tiny_cell, tiny_config, write_text_jsonl, write_yaml
@@ -104,10 +104,19 @@ def test_cell_cli_writes_the_run_store_and_loss_falls(cache, tmp_path):
     cfg = tiny_cell(cache, train__max_steps=30, train__eval_every=15, train__lr=3e-3)
     out = tmp_path / "cell"
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cell", str(write_yaml(tmp_path / "c.yaml", cfg)),
-         "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness.cell",
+            str(write_yaml(tmp_path / "c.yaml", cfg)),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     names = {p.name for p in out.iterdir()}
@@ -117,9 +126,9 @@ def test_cell_cli_writes_the_run_store_and_loss_falls(cache, tmp_path):
     assert summary["metrics"]["n"] == 8
     assert summary["train"]["last_loss"] < summary["train"]["first_loss"] * 0.8
     assert summary["memory"]["train"]["peak_bytes"] > 0
-    records = read_jsonl(out / "metrics.jsonl")
+    records = read_metrics(out / "metrics.jsonl")
     assert [r["split"] for r in records if r["kind"] == "eval"] == ["val", "val", "test"]
-    preds = read_jsonl(out / "predictions.jsonl")
+    preds = read_predictions(out / "predictions.jsonl")
     assert len(preds) == 8 and {"id", "answer", "prediction", "correct"} <= set(preds[0])
     with safe_open(str(out / "ckpt" / "best.safetensors"), "pt") as fh:
         meta = fh.metadata()
@@ -172,15 +181,29 @@ def test_lora_cell_round_trips_its_best_checkpoint(cache, tmp_path):
 
 def test_oom_under_a_real_budget_is_an_outcome(cache, tmp_path):
     """The seed's case in small: eager attention over a 730-token prefix does not fit the budget."""
-    cfg = tiny_cell(cache, runtime__memory_budget_gb=0.6, model__image_tokens=729,
-                    attention__mode="prefix_bidirectional", attention__impl="eager_dense",
-                    train__micro_batch=64)  # fmt: skip
+    cfg = tiny_cell(
+        cache,
+        runtime__memory_budget_gb=0.6,
+        model__image_tokens=729,
+        attention__mode="prefix_bidirectional",
+        attention__impl="eager_dense",
+        train__micro_batch=64,
+    )
     out = tmp_path / "cell"
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cell", str(write_yaml(tmp_path / "c.yaml", cfg)),
-         "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness.cell",
+            str(write_yaml(tmp_path / "c.yaml", cfg)),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     summary = read_summary(out / "summary.json")
     assert proc.returncode == 0, proc.stderr
     assert summary["outcome"] == "oom", summary
@@ -191,9 +214,10 @@ def test_oom_under_a_real_budget_is_an_outcome(cache, tmp_path):
 
 def test_divergence_is_an_outcome(cache, tmp_path):
     cfg = parse_cell_config(
-        tiny_cell(cache, train__lr=1e30, train__warmup_steps=0, train__grad_clip=0.0,
-                  train__max_steps=10)
-    )  # fmt: skip
+        tiny_cell(
+            cache, train__lr=1e30, train__warmup_steps=0, train__grad_clip=0.0, train__max_steps=10
+        )
+    )
     run_cell(cfg, tmp_path / "cell")
     summary = read_summary(tmp_path / "cell" / "summary.json")
     assert summary["outcome"] == "diverged"
@@ -204,12 +228,20 @@ def test_sigterm_marks_the_cell_interrupted(cache, tmp_path):
     cfg = tiny_cell(cache, train__max_steps=100000, train__eval_every=100000)
     out = tmp_path / "cell"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cell", str(write_yaml(tmp_path / "c.yaml", cfg)),
-         "--out", str(out)],
-        cwd=REPO, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness.cell",
+            str(write_yaml(tmp_path / "c.yaml", cfg)),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
-    while not read_jsonl(out / "metrics.jsonl") and time.time() < deadline:
+    while not read_metrics(out / "metrics.jsonl") and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -221,13 +253,24 @@ def test_sigterm_marks_the_cell_interrupted(cache, tmp_path):
 def test_bad_jsonl_is_one_clear_failure(tmp_path):
     bad = tmp_path / "train.jsonl"
     bad.write_text('{"question": "q", "answer": "a"}\n{"question": "q"\n')
-    cfg = {"data": {"kind": "jsonl", "train_path": str(bad), "val_path": str(bad)},
-           "runtime": {"threads": 1}}  # fmt: skip
+    cfg = {
+        "data": {"kind": "jsonl", "train_path": str(bad), "val_path": str(bad)},
+        "runtime": {"threads": 1},
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cell", str(write_yaml(tmp_path / "c.yaml", cfg)),
-         "--out", str(tmp_path / "cell")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "harness.cell",
+            str(write_yaml(tmp_path / "c.yaml", cfg)),
+            "--out",
+            str(tmp_path / "cell"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "train.jsonl:2" in proc.stderr
@@ -249,8 +292,11 @@ def test_invalid_config_exits_2_without_writing(tmp_path):
     path = write_yaml(tmp_path / "c.yaml", {"train": {"grad_acum": 4}})
     proc = subprocess.run(
         [sys.executable, "-m", "harness.cell", str(path), "--out", str(tmp_path / "cell")],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "did you mean `train.grad_accum`" in proc.stderr
     assert not (tmp_path / "cell").exists()
@@ -263,17 +309,26 @@ def test_hf_causal_lm_from_a_local_directory(tmp_path):
     from harness.models.tokenizer import build_char_tokenizer
 
     tok = build_char_tokenizer()
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                                         num_hidden_layers=1, num_attention_heads=2,
-                                         num_key_value_heads=2))  # fmt: skip
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    )
     model.save_pretrained(tmp_path / "lm")
     tok.save_pretrained(tmp_path / "lm")
     rows = [(f"add {i} and {i}", str(2 * i)) for i in range(20)]
     data = write_text_jsonl(tmp_path / "t.jsonl", rows)
-    cfg = {"data": {"kind": "jsonl", "train_path": str(data), "val_path": str(data)},
-           "model": {"name": "hf-causal-lm", "path": str(tmp_path / "lm")},
-           "train": {"max_steps": 4, "micro_batch": 4, "eval_every": 2, "warmup_steps": 1},
-           "eval": {"max_new_tokens": 4}}  # fmt: skip
+    cfg = {
+        "data": {"kind": "jsonl", "train_path": str(data), "val_path": str(data)},
+        "model": {"name": "hf-causal-lm", "path": str(tmp_path / "lm")},
+        "train": {"max_steps": 4, "micro_batch": 4, "eval_every": 2, "warmup_steps": 1},
+        "eval": {"max_new_tokens": 4},
+    }
     assert run_cell(parse_cell_config(cfg), tmp_path / "cell") == 0
     summary = read_summary(tmp_path / "cell" / "summary.json")
     assert summary["outcome"] == "completed" and summary["metrics"]["n"] == 20
@@ -281,8 +336,10 @@ def test_hf_causal_lm_from_a_local_directory(tmp_path):
 
 def test_missing_hf_model_is_a_clear_failure(tmp_path):
     data = write_text_jsonl(tmp_path / "t.jsonl", [("q", "a")])
-    cfg = {"data": {"kind": "jsonl", "train_path": str(data), "val_path": str(data)},
-           "model": {"name": "hf-causal-lm", "path": str(tmp_path / "nope")}}  # fmt: skip
+    cfg = {
+        "data": {"kind": "jsonl", "train_path": str(data), "val_path": str(data)},
+        "model": {"name": "hf-causal-lm", "path": str(tmp_path / "nope")},
+    }
     assert run_cell(parse_cell_config(cfg), tmp_path / "cell") == 1
     err = read_summary(tmp_path / "cell" / "summary.json")["error"]
     assert err["type"] == "ModelLoadError" and "nope" in err["message"]

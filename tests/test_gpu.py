@@ -12,7 +12,7 @@ import torch
 from harness.attention import self_check
 from harness.cell import run_cell
 from harness.config import parse_cell_config
-from harness.memory import PhaseMemory, apply_budget, is_oom
+from harness.memory import PeakMeter, apply_budget, is_oom
 from harness.models import build_model
 from harness.schema import read_summary
 from tests.cell_helpers import tiny_cell
@@ -24,7 +24,7 @@ pytestmark = [
 
 
 def test_phase_memory_resets_between_phases():
-    mem = PhaseMemory(torch.device("cuda"))
+    mem = PeakMeter(torch.device("cuda"))
     mem.start()
     big = torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda")
     first = mem.peak()["peak_bytes"]
@@ -51,8 +51,9 @@ def test_attention_self_check_on_gpu(tmp_path, mode, impl):
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_cell_trains_with_autocast_on_gpu(tmp_path, precision):
-    cfg = parse_cell_config(tiny_cell(tmp_path / "d", train__precision=precision,
-                                      runtime__device="cuda"))  # fmt: skip
+    cfg = parse_cell_config(
+        tiny_cell(tmp_path / "d", train__precision=precision, runtime__device="cuda")
+    )
     assert run_cell(cfg, tmp_path / "cell") == 0
     summary = read_summary(tmp_path / "cell" / "summary.json")
     assert summary["outcome"] == "completed"

@@ -38,20 +38,42 @@ def _save_tiny_llava(path: Path, bos: bool = False) -> Path:
             single="<bos> $A", special_tokens=[("<bos>", tok.bos_token_id)]
         )
     torch.manual_seed(0)
-    text = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                       num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                       pad_token_id=tok.pad_token_id)  # fmt: skip
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                              num_attention_heads=2, image_size=32, patch_size=8)  # fmt: skip
-    config = LlavaConfig(vision_config=vision, text_config=text, vision_feature_layer=-1,
-                         vision_feature_select_strategy="default",
-                         image_token_id=tok.convert_tokens_to_ids("<image>"))  # fmt: skip
+    text = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+    )
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+    )
     LlavaForConditionalGeneration(config).save_pretrained(path)
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=8,
-                   vision_feature_select_strategy="default", num_additional_image_tokens=1,
-                   chat_template=None).save_pretrained(path)  # fmt: skip
+    LlavaProcessor(
+        image_processor=images,
+        tokenizer=tok,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=None,
+    ).save_pretrained(path)
     return path
 
 
@@ -126,9 +148,15 @@ def test_load_errors_are_one_line(tmp_path, llava_dir):
     from harness.models.tokenizer import build_char_tokenizer
 
     tok = build_char_tokenizer()  # a text-only model: no image processor
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
-                                 num_hidden_layers=1, num_attention_heads=2)).save_pretrained(
-        tmp_path / "lm")  # fmt: skip
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+        )
+    ).save_pretrained(tmp_path / "lm")
     tok.save_pretrained(tmp_path / "lm")
     with pytest.raises(ModelLoadError, match="image processor") as err:
         build_hf_vlm(ModelConfig(name="hf-vlm", path=str(tmp_path / "lm")))
@@ -138,12 +166,26 @@ def test_load_errors_are_one_line(tmp_path, llava_dir):
 
 
 def _cell(cache: Path, path: Path, **train) -> dict:
-    return {"data": {"kind": "captcha", "cache_dir": str(cache), "train_count": 16,
-                     "val_count": 4, "test_count": 4},
-            "model": {"name": "hf-vlm", "path": str(path)},
-            "train": {"max_steps": 2, "micro_batch": 4, "eval_every": 2, "warmup_steps": 1,
-                      "lr": 1e-3, **train},
-            "eval": {"batch_size": 4, "max_new_tokens": 4}, "runtime": {"threads": 1}}  # fmt: skip
+    return {
+        "data": {
+            "kind": "captcha",
+            "cache_dir": str(cache),
+            "train_count": 16,
+            "val_count": 4,
+            "test_count": 4,
+        },
+        "model": {"name": "hf-vlm", "path": str(path)},
+        "train": {
+            "max_steps": 2,
+            "micro_batch": 4,
+            "eval_every": 2,
+            "warmup_steps": 1,
+            "lr": 1e-3,
+            **train,
+        },
+        "eval": {"batch_size": 4, "max_new_tokens": 4},
+        "runtime": {"threads": 1},
+    }
 
 
 @pytest.mark.parametrize(
@@ -172,8 +214,9 @@ def test_cell_refuses_prefix_bidirectional_cleanly(tmp_path, llava_dir):
 def test_freeze_vision_freezes_the_vision_tower(llava_dir):
     from harness.trainable import setup_trainable
 
-    cfg = parse_cell_config({"model": {"name": "hf-vlm", "path": str(llava_dir),
-                                       "freeze_vision": True}})  # fmt: skip
+    cfg = parse_cell_config(
+        {"model": {"name": "hf-vlm", "path": str(llava_dir), "freeze_vision": True}}
+    )
     model, _ = build_model(cfg.model)
     setup_trainable(model, cfg)
     tower = model.base_vlm().model.vision_tower

@@ -173,8 +173,13 @@ class HFVisionLM(PrefixLM):
         if max_new_tokens <= 0:
             return [[] for _ in range(rows)]
         eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
-        gen = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
-                               eos_token_id=eos, pad_token_id=pad)  # fmt: skip
+        gen = GenerationConfig(
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=eos,
+            pad_token_id=pad,
+        )
         pixels = batch.pixel_values
         out = self.base_vlm().generate(
             input_ids=batch.input_ids,

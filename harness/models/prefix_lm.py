@@ -103,9 +103,13 @@ class PrefixLM(nn.Module):
         if batch is None:
             if attention_mask is None:
                 attention_mask = torch.ones_like(input_ids)
-            batch = EncodedBatch(input_ids, attention_mask,
-                                 prefix_ids_from_mask(attention_mask, self.prefix_len()),
-                                 None, pixel_values)  # fmt: skip
+            batch = EncodedBatch(
+                input_ids,
+                attention_mask,
+                prefix_ids_from_mask(attention_mask, self.prefix_len()),
+                None,
+                pixel_values,
+            )
         embeds = self.embed(batch.input_ids, batch.pixel_values)
         if position_ids is None:
             position_ids = (batch.attention_mask.long().cumsum(-1) - 1).clamp_min(0)

@@ -34,10 +34,16 @@ class ConvVision(nn.Module):
         super().__init__()
         c1, c2 = max(channels // 4, 8), max(channels // 2, 16)
         self.stem = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
-            nn.Conv2d(c2, channels, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
-        )  # fmt: skip
+            nn.Conv2d(1, c1, 3, padding=1),
+            nn.GELU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1),
+            nn.GELU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c2, channels, 3, padding=1),
+            nn.GELU(),
+            nn.MaxPool2d(2),
+        )
         grid = (rows, tokens // rows) if rows else image_grid(tokens, height / width)
         self.pool = nn.AdaptiveAvgPool2d(grid)
         self.positions = nn.Parameter(torch.randn(tokens, channels) * 0.02)
@@ -68,8 +74,9 @@ class TinyVLM(PrefixLM):
                 initializer_range=cfg.init_std,
             )
         )
-        vision = ConvVision(cfg.vision_channels, cfg.image_tokens, cfg.input_height,
-                            cfg.input_width, cfg.image_rows)  # fmt: skip
+        vision = ConvVision(
+            cfg.vision_channels, cfg.image_tokens, cfg.input_height, cfg.input_width, cfg.image_rows
+        )
         projector = nn.Sequential(
             nn.Linear(cfg.vision_channels, cfg.hidden_size),
             nn.GELU(),

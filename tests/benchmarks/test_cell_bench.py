@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.config import parse_cell_config
-from harness.dataset import EncodedSet, load_splits
+from harness.encoding import EncodedSet, load_splits
 from harness.models import build_model
 from harness.schema import read_summary
 from harness.train import make_optimizer, train_step
@@ -32,8 +32,9 @@ RESULTS: dict[str, float] = {}
 def setup(tmp_path_factory):
     torch.set_num_threads(2)
     cache = tmp_path_factory.mktemp("captcha")
-    cfg = parse_cell_config({"data": {"cache_dir": str(cache), "train_count": 256,
-                                      "val_count": 8, "test_count": 8}})  # fmt: skip
+    cfg = parse_cell_config(
+        {"data": {"cache_dir": str(cache), "train_count": 256, "val_count": 8, "test_count": 8}}
+    )
     torch.manual_seed(0)
     model, _ = build_model(cfg.model)
     model.set_attention("causal", "sdpa")
@@ -50,8 +51,11 @@ def _bare_step(model, opt, batch) -> None:
     is_img = (batch.input_ids == model.image_token_id).unsqueeze(-1)
     emb = emb.masked_scatter(is_img, feats)
     logits = dec(inputs_embeds=emb, attention_mask=batch.attention_mask).logits
-    loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
-                           batch.labels[:, 1:].reshape(-1), ignore_index=-100)  # fmt: skip
+    loss = F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]),
+        batch.labels[:, 1:].reshape(-1),
+        ignore_index=-100,
+    )
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
@@ -75,28 +79,39 @@ def test_train_step_throughput(benchmark, setup, impl):
     if "bare" in RESULTS and "harness" in RESULTS:
         ratio = RESULTS["bare"] / RESULTS["harness"]
         benchmark.extra_info["throughput_vs_bare"] = ratio
-        print(f"\nharness throughput / bare loop throughput = {ratio:.3f}x (median step "
-              f"{RESULTS['harness'] * 1e3:.1f} ms vs {RESULTS['bare'] * 1e3:.1f} ms)")  # fmt: skip
+        print(
+            f"\nharness throughput / bare loop throughput = {ratio:.3f}x (median step "
+            f"{RESULTS['harness'] * 1e3:.1f} ms vs {RESULTS['bare'] * 1e3:.1f} ms)"
+        )
 
 
 @pytest.mark.slow
 def test_tiny_vlm_learns_captchas_in_150s(benchmark, tmp_path):
     """The embedded default's headline figure, through the real cell CLI."""
-    cfg = {"data": {"cache_dir": str(REPO / "data" / "captcha"), "test_count": 500},
-           "train": {"max_seconds": 150.0}, "runtime": {"threads": 2},
-           "checkpoint": {"save": "best"}}  # fmt: skip
+    cfg = {
+        "data": {"cache_dir": str(REPO / "data" / "captcha"), "test_count": 500},
+        "train": {"max_seconds": 150.0},
+        "runtime": {"threads": 2},
+        "checkpoint": {"save": "best"},
+    }
     path = write_yaml(tmp_path / "cell.yaml", cfg)
 
     def run() -> dict:
-        subprocess.run([sys.executable, "-m", "harness.cell", str(path), "--out",
-                        str(tmp_path / "out")], cwd=REPO, check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "harness.cell", str(path), "--out", str(tmp_path / "out")],
+            cwd=REPO,
+            check=True,
+        )
         return read_summary(tmp_path / "out" / "summary.json")
 
     summary = benchmark.pedantic(run, rounds=1, iterations=1)
     m = summary["metrics"]
-    benchmark.extra_info |= {"exact_match": m["exact_match"], "n": m["n"],
-                             "train_s": summary["timings"]["train_s"],
-                             "steps": summary["train"]["steps"]}  # fmt: skip
+    benchmark.extra_info |= {
+        "exact_match": m["exact_match"],
+        "n": m["n"],
+        "train_s": summary["timings"]["train_s"],
+        "steps": summary["train"]["steps"],
+    }
     print(
         f"\ntiny-vlm: {m['exact_match_k']}/{m['n']} = {100 * m['exact_match']:.1f}% exact match "
         f"after {summary['timings']['train_s']:.0f} s / {summary['train']['steps']} steps"

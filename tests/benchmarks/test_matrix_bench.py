@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.executor import LocalProcessExecutor
-from harness.matrix import build_matrix
 from harness.runner import make_plan, run_plan
-from harness.store import Store
+from harness.runner.executor import LocalProcessExecutor
+from harness.runner.matrix import build_matrix
+from harness.runner.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 BIG = {  # 25 x 5 x 4 x 5 x 2 x 2 = 10,000 cells, with a paired axis

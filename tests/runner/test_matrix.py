@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import ConfigError, config_hash, parse_cell_config, to_dict
-from harness.matrix import build_matrix, load_matrix, parse_assignment, select
+from harness.runner.matrix import build_matrix, load_matrix, parse_assignment, select
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 

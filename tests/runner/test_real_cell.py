@@ -9,10 +9,10 @@ import sys
 import yaml
 
 from harness.config import config_hash, load_cell_config
-from harness.executor import LocalProcessExecutor
-from harness.matrix import build_matrix
 from harness.runner import make_plan, run_plan
-from harness.store import Store
+from harness.runner.executor import LocalProcessExecutor
+from harness.runner.matrix import build_matrix
+from harness.runner.store import Store
 
 from .conftest import REPO
 
@@ -62,12 +62,13 @@ def test_run_matrix_on_smoke_yaml_writes_the_run_store(tmp_path):
         summary = json.loads((cell_dir / "summary.json").read_text())
         assert summary["outcome"] == "completed" and summary["cell_id"] == cell_dir.name
         assert config_hash(load_cell_config(str(cell_dir / "config.yaml"))) == cell_dir.name
-        assert summary["matrix"] == "smoke" and summary["repeat"] == 0
+        info = json.loads((cell_dir / "cell.json").read_text())
+        assert info["matrix"] == "smoke" and info["repeat"] == 0
         assert 0 <= summary["metrics"]["exact_match"] <= 1
         assert {"git_commit", "torch", "hostname"} <= set(summary["provenance"])
         kinds = {json.loads(line)["kind"] for line in (cell_dir / "metrics.jsonl").open()}
         assert kinds == {"train", "eval"}
-        modes.add(summary["axes"]["attention.mode"])
+        modes.add(info["axes"]["attention.mode"])
     assert modes == {"causal", "prefix_bidirectional"}
     again = subprocess.run(
         [
@@ -120,12 +121,15 @@ def test_a_real_cell_that_fails_is_recorded_with_its_log_tail(tmp_path):
     raw = {
         "name": "broken",
         "base": {
-            "data": {"kind": "jsonl", "train_path": str(tmp_path / "nope.jsonl"),
-                     "val_path": str(tmp_path / "nope.jsonl")},
+            "data": {
+                "kind": "jsonl",
+                "train_path": str(tmp_path / "nope.jsonl"),
+                "val_path": str(tmp_path / "nope.jsonl"),
+            },
             "runtime": {"threads": 1},
         },
         "matrix": {"seed": [0]},
-    }  # fmt: skip
+    }
     matrix = build_matrix(raw, "broken.yaml", [])
     store = Store(tmp_path / "runs", matrix.name)
     store.ensure_writable()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from harness.executor import LocalProcessExecutor
-from harness.matrix import load_matrix
 from harness.runner import make_plan, run_plan
-from harness.store import Store
+from harness.runner.executor import LocalProcessExecutor
+from harness.runner.matrix import load_matrix
+from harness.runner.store import Store
 
 from .conftest import write_matrix
 
@@ -21,7 +21,7 @@ def run(tmp_path, fake_command, behaviours, rerun=(), **kw):
 
 
 def test_every_cell_ends_with_one_typed_outcome(tmp_path, fake_command, monkeypatch):
-    monkeypatch.setattr("harness.runner.TERM_GRACE_S", 0.5)
+    monkeypatch.setattr("harness.runner.loop.KILL_GRACE_S", 0.5)
     behaviours = ["ok", "raise", "selfkill", "exit0", "hang_ignore_term", "nan"]
     _, _result, by = run(tmp_path, fake_command, behaviours, timeout_s=1.5)
     assert {b: s["outcome"] for b, s in by.items()} == {
@@ -45,8 +45,10 @@ def test_every_cell_ends_with_one_typed_outcome(tmp_path, fake_command, monkeypa
     )
     assert by["hang_ignore_term"]["train"]["steps"] == 3  # what the cell recorded is kept
     for b, s in by.items():
-        assert s["axes"] == {"data.question": b} and s["matrix"] == "fake" and s["repeat"] == 0
-        assert s["provenance"] and s["timings"]["runner_wall_s"] > 0
+        info = json.loads((tmp_path / "runs" / "fake" / s["cell_id"] / "cell.json").read_text())
+        assert info["axes"] == {"data.question": b} and info["matrix"] == "fake"
+        assert info["repeat"] == 0 and info["runner_wall_s"] > 0
+        assert s["provenance"]
 
 
 def test_sigkill_under_a_memory_budget_is_an_oom(tmp_path, fake_command):

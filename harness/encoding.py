@@ -1,4 +1,4 @@
-"""From the data config to encoded samples a PrefixLM can batch."""
+"""From the data config to encoded samples a PrefixLM can batch (the sources are in data/)."""
 
 from __future__ import annotations
 
@@ -25,15 +25,24 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
 
         def split(name: str, count: int) -> list[Record]:
             path = ensure_captcha_split(
-                cfg.cache_dir, name, count, seed=0, digits=cfg.digits,
-                width=cfg.image_width, height=cfg.image_height, question=cfg.question,
-            )  # fmt: skip
+                cfg.cache_dir,
+                name,
+                count,
+                seed=0,
+                digits=cfg.digits,
+                width=cfg.image_width,
+                height=cfg.image_height,
+                question=cfg.question,
+            )
             return read_records(path)
 
         # The data seed is fixed (0) so that every cell of a matrix, whatever its training
         # seed, is scored on the same held-out samples (paired comparisons in reports).
-        return Splits(split("train", cfg.train_count), split("val", cfg.val_count),
-                      split("test", cfg.test_count))  # fmt: skip
+        return Splits(
+            split("train", cfg.train_count),
+            split("val", cfg.val_count),
+            split("test", cfg.test_count),
+        )
     train = read_records(cfg.train_path)
     val = read_records(cfg.val_path) if cfg.val_path else read_records(cfg.test_path)
     test = read_records(cfg.test_path) if cfg.test_path else val

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from rich.progress import Progress as RichBar
 from rich.table import Table
 
-from harness.matrix import Cell
+from harness.runner.matrix import Cell
 
 OUTCOME_STYLE = {
     "completed": "green",

@@ -33,7 +33,8 @@ from typing import Any
 
 import yaml
 
-from harness.config import CellConfig, ConfigError, check_leaf, config_hash, field_paths, to_dict
+from harness.config import CELL_KEYS, CellConfig, ConfigError, config_hash, to_dict
+from harness.keys import get_dotted
 
 TOP_KEYS = ("name", "description", "base", "matrix", "include", "exclude", "repeats", "seeds")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -89,53 +90,7 @@ class Matrix:
     """Paired axes: label -> the dotted keys that vary together (one logical axis)."""
 
 
-# --------------------------------------------------------------------------- keys and values
-
-
-@functools.cache
-def _leaves() -> dict[str, Any]:
-    return field_paths()
-
-
-@functools.cache
-def _sections() -> frozenset[str]:
-    return frozenset(k.rsplit(".", i)[0] for k in _leaves() for i in range(1, k.count(".") + 1))
-
-
-def _check(key: str, value: Any, where: str, errors: list[str]) -> Any:
-    """Type-check one dotted key; append errors prefixed with ``where``; return the value."""
-    if key in _sections():
-        errors.append(f"{where}`{key}` is a section: set its fields (e.g. `{_first_leaf(key)}`)")
-        return value
-    if key not in _leaves():
-        options = [*_leaves(), *_sections()]
-        close = difflib.get_close_matches(key, options, n=1, cutoff=0.6)
-        hint = f" - did you mean `{close[0]}`?" if close else " (see harness/config.py for keys)"
-        errors.append(f"{where}unknown key `{key}`{hint}")
-        return value
-    coerced, errs = check_leaf(key, value)
-    errors.extend(f"{where}{e}" for e in errs)
-    return coerced
-
-
-def _first_leaf(section: str) -> str:
-    return next(k for k in _leaves() if k.startswith(section + "."))
-
-
-def flatten(
-    data: dict[str, Any], where: str, errors: list[str], prefix: str = ""
-) -> dict[str, Any]:
-    """Nested and/or dotted mapping -> {dotted leaf key: checked value}."""
-    out: dict[str, Any] = {}
-    for k, v in data.items():
-        key = f"{prefix}{k}"
-        if key in _sections() and isinstance(v, dict):
-            out.update(flatten(v, where, errors, key + "."))
-        elif key in _sections():
-            errors.append(f"{where}`{key}`: expected a mapping of fields, got {v!r}")
-        else:
-            out[key] = _check(key, v, where, errors)
-    return out
+# --------------------------------------------------------------------------- values
 
 
 def parse_assignment(text: str, flag: str) -> tuple[str, Any]:
@@ -188,7 +143,7 @@ def build_matrix(
     exclude = _parse_entries(raw.get("exclude"), "exclude", errors)
     include = _parse_entries(raw.get("include"), "include", errors)
     seeds = _parse_repeats(raw.get("repeats"), raw.get("seeds"), errors)
-    fixed = {k: _check(k, v, "--set ", errors) for k, v in overrides}
+    fixed = {k: CELL_KEYS.check(k, v, "--set ", errors) for k, v in overrides}
     if not axes and not include and not errors:
         errors.append(
             "the matrix is empty: add an axis under `matrix:` (e.g. `seed: [0]`) "
@@ -224,7 +179,7 @@ def _parse_base(base: Any, errors: list[str]) -> dict[str, Any]:
     if not isinstance(base, dict):
         errors.append(f"`base`: expected a mapping (a cell config), got {base!r}")
         return {}
-    return flatten(base, "base: ", errors)
+    return CELL_KEYS.flatten_checked(base, "base: ", errors)
 
 
 Axis = list[dict[str, Any]]
@@ -251,11 +206,13 @@ def _parse_axes(matrix: Any, errors: list[str]) -> list[Axis]:
             errors.append(f"{where}mixes mappings (a paired axis) and plain values")
             continue
         if all(paired):
-            options = [flatten(v, where, errors) for v in values]
+            options = [CELL_KEYS.flatten_checked(v, where, errors) for v in values]
             if len({frozenset(o) for o in options}) > 1:
                 errors.append(f"{where}every option of a paired axis must set the same keys")
         else:
-            options = [{str(label): _check(str(label), v, "matrix: ", errors)} for v in values]
+            options = [
+                {str(label): CELL_KEYS.check(str(label), v, "matrix: ", errors)} for v in values
+            ]
         for key in options[0]:
             if key in seen:
                 errors.append(f"{where}`{key}` is already varied by axis `{seen[key]}`")
@@ -270,7 +227,7 @@ def _parse_entries(entries: Any, what: str, errors: list[str]) -> list[dict[str,
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         errors.append(f"`{what}`: expected a list of mappings (dotted key -> value)")
         return []
-    return [flatten(e, f"{what}[{i}]: ", errors) for i, e in enumerate(entries)]
+    return [CELL_KEYS.flatten_checked(e, f"{what}[{i}]: ", errors) for i, e in enumerate(entries)]
 
 
 def _parse_repeats(repeats: Any, seeds: Any, errors: list[str]) -> list[int] | int:
@@ -307,7 +264,7 @@ def _expand(
             grid.append(assign)
 
     def value(assign: dict[str, Any], key: str) -> Any:
-        return assign[key] if key in assign else _get(base, key)
+        return assign[key] if key in assign else get_dotted(base, key)
 
     grid = [
         a for a in grid if not any(all(value(a, k) == v for k, v in e.items()) for e in exclude)
@@ -358,13 +315,6 @@ def _make_cells(
     return cells, duplicates, errors
 
 
-def _get(data: dict[str, Any], key: str) -> Any:
-    node: Any = data
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
 def _resolve(base: dict[str, Any], assign: dict[str, Any]) -> dict[str, Any]:
     """Copy-on-write ``base`` with dotted keys set (only the touched sections are copied)."""
     out = dict(base)
@@ -402,7 +352,7 @@ def select(cells: list[Cell], only: list[tuple[str, Any]]) -> list[Cell]:
     wanted: dict[str, list[Any]] = {}
     errors: list[str] = []
     for key, value in only:
-        wanted.setdefault(key, []).append(_check(key, value, "--only ", errors))
+        wanted.setdefault(key, []).append(CELL_KEYS.check(key, value, "--only ", errors))
     if errors:
         raise ConfigError(errors, "--only")
-    return [c for c in cells if all(_get(c.config, k) in vs for k, vs in wanted.items())]
+    return [c for c in cells if all(get_dotted(c.config, k) in vs for k, vs in wanted.items())]

@@ -1,4 +1,4 @@
-"""The run store on disk: ``<root>/<matrix>/<cell-id>/`` folders, scanning, per-cell locks.
+"""The run store on disk (the runner's side): ``<root>/<matrix>/<cell-id>/`` folders, scanning, per-cell locks.
 
 File names and formats are in ``harness/schema.py``. A cell is *done* when its folder holds a
 valid ``summary.json``; a folder without one is a partial attempt (a killed runner or cell) and
@@ -12,7 +12,6 @@ two runners on one store never run the same cell at the same time.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.schema import LOG_FILE, OUTCOMES, SUMMARY_FILE, read_summary, write_json
+from harness.schema import (
+    LOG_FILE,
+    MATRIX_FILE,
+    SUMMARY_FILE,
+    SchemaError,
+    read_summary,
+    write_json,
+)
 
 LOCK_DIR = ".locks"
 KEPT = (LOG_FILE, SUMMARY_FILE)
@@ -105,9 +111,14 @@ class Store:
                 values = axes.setdefault(key, [])
                 if value not in values:
                     values.append(value)
-        meta = {"name": name, "description": description, "source": source, "axes": axes,
-                "paired": paired}  # fmt: skip
-        write_json(self.matrix_dir / "matrix.json", meta)
+        meta = {
+            "name": name,
+            "description": description,
+            "source": source,
+            "axes": axes,
+            "paired": paired,
+        }
+        write_json(self.matrix_dir / MATRIX_FILE, meta)
 
     def state(self, cell_id: str) -> CellState:
         return _read_state(self.cell_dir(cell_id), cell_id)
@@ -156,7 +167,7 @@ class Store:
         """The cell's summary.json, or None when it has no valid one."""
         try:
             return read_summary(self.cell_dir(cell_id) / SUMMARY_FILE)
-        except ValueError:
+        except SchemaError:
             return None
 
     def prepare(self, cell_id: str) -> Path:
@@ -179,14 +190,12 @@ class Store:
 
 
 def _read_state(cell_dir: Path, cell_id: str) -> CellState:
+    """A cell is done when its summary.json passes ``read_summary`` (the one validity rule); a
+    folder with a missing, torn or damaged summary is a partial attempt to run again."""
     path = cell_dir / SUMMARY_FILE
     try:
-        with open(path, "rb") as fh:
-            data = json.loads(fh.read())
-            mtime = os.fstat(fh.fileno()).st_mtime_ns
-    except (OSError, ValueError):
+        mtime = path.stat().st_mtime_ns
+        outcome = read_summary(path)["outcome"]
+    except (OSError, SchemaError):
         return CellState(cell_id, None, partial=cell_dir.is_dir())
-    outcome = data.get("outcome") if isinstance(data, dict) else None
-    if outcome not in OUTCOMES:
-        return CellState(cell_id, None, partial=True)
     return CellState(cell_id, outcome, partial=False, mtime_ns=mtime)

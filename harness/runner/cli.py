@@ -16,11 +16,12 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.config import ConfigError
-from harness.executor import LocalProcessExecutor
-from harness.matrix import Matrix, load_matrix, parse_assignment, select
-from harness.progress import make_progress, summary_table
-from harness.runner import RERUN_CHOICES, Plan, RunResult, StopRequest, make_plan, run_plan
-from harness.store import Store, StoreError
+from harness.runner.executor import LocalProcessExecutor
+from harness.runner.loop import RunResult, StopRequest, run_plan
+from harness.runner.matrix import Matrix, load_matrix, parse_assignment, select
+from harness.runner.plan import RERUN_CHOICES, Plan, make_plan
+from harness.runner.progress import make_progress, summary_table
+from harness.runner.store import Store, StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

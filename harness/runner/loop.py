@@ -1,8 +1,9 @@
-"""Plan a matrix against the run store, then run each pending cell in isolation.
+"""Run each pending cell of a plan in isolation, one at a time, and supervise it.
 
 Every cell ends with exactly one ``summary.json`` (``harness/schema.py``): the cell writes it,
-or, when the cell could not (a crash, a signal, a time limit, Ctrl-C), the runner writes it from
-what the cell left behind (``metrics.jsonl``, the tail of ``cell.log``).
+or, when the cell could not (a crash, a kill, a hang past its time limit), the runner writes it
+from what the cell left behind (``metrics.jsonl``, the tail of ``cell.log``). The runner writes
+``config.yaml`` and ``cell.json``; the cell never does.
 """
 
 from __future__ import annotations
@@ -17,90 +18,32 @@ from typing import Any
 
 import yaml
 
-from harness.executor import CellTask, Executor
-from harness.matrix import Cell, Matrix
-from harness.outcomes import finalize, now_iso
-from harness.progress import Progress, QuietProgress
+from harness.runner.executor import CellTask, Executor
+from harness.runner.matrix import Cell
+from harness.runner.outcomes import finalize, now_iso
+from harness.runner.plan import Plan, PlannedCell
+from harness.runner.progress import Progress, QuietProgress
+from harness.runner.tracking import NullTracker, Tracker
 from harness.schema import (
     CELL_FILE,
     CONFIG_FILE,
     LOG_FILE,
     METRICS_FILE,
+    RECORD_KINDS,
+    CellInfo,
+    SchemaError,
     atomic_write_text,
+    parse_line,
+    to_json,
     write_json,
 )
-from harness.store import CellState, Store
-from harness.tracking import NullTracker, Tracker
 
-RERUN_CHOICES = ("failed", "oom", "timeout", "diverged", "all")
 POLL_S = 0.2
 INTERRUPT_GRACE_S = 20.0
 """After Ctrl-C, how long the cell gets to write its `interrupted` summary before SIGKILL."""
-TERM_GRACE_S = 5.0
-"""After a time limit, how long between SIGTERM and SIGKILL."""
-
-
-@dataclass
-class PlannedCell:
-    cell: Cell
-    action: str
-    """`run`, `done` (has a summary; skipped) or `running` (locked by another runner)."""
-    previous: str | None = None
-    """Outcome already in the store, if any."""
-    mtime_ns: int | None = None
-
-
-@dataclass
-class Plan:
-    matrix: Matrix
-    store: Store
-    cells: list[PlannedCell]
-
-    def count(self, action: str) -> int:
-        return sum(p.action == action for p in self.cells)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "matrix": self.matrix.name,
-            "source": self.matrix.source,
-            "store": str(self.store.matrix_dir),
-            "total": len(self.cells),
-            "to_run": self.count("run"),
-            "done": self.count("done"),
-            "running_elsewhere": self.count("running"),
-            "duplicates_merged": self.matrix.duplicates,
-            "cells": [
-                {
-                    "cell_id": p.cell.cell_id,
-                    "action": p.action,
-                    "previous": p.previous,
-                    "axes": p.cell.axes,
-                    "repeat": p.cell.repeat,
-                }
-                for p in self.cells
-            ],
-        }
-
-
-def make_plan(
-    matrix: Matrix, cells: list[Cell], store: Store, rerun: set[str], max_cells: int | None = None
-) -> Plan:
-    """Decide per cell: run it, or skip it (done, or running in another runner)."""
-    states = store.scan()
-    planned: list[PlannedCell] = []
-    budget = max_cells
-    for cell in cells:
-        state = states.get(cell.cell_id) or CellState(cell.cell_id, None, False)
-        prev = state.outcome
-        again = prev is None or prev == "interrupted" or "all" in rerun or prev in rerun
-        action = "run" if again else "done"
-        if action == "run" and store.is_locked(cell.cell_id):
-            action = "running"
-        if action == "run" and budget is not None:
-            action = "run" if budget > 0 else "skipped"
-            budget -= 1
-        planned.append(PlannedCell(cell, action, prev, state.mtime_ns))
-    return Plan(matrix, store, planned)
+KILL_GRACE_S = 10.0
+"""Past ``runtime.timeout_s`` the cell stops itself; a cell still running this much later is
+killed and the runner writes its `timeout` summary."""
 
 
 class StopRequest:
@@ -180,11 +123,11 @@ def _run_locked(
         state = plan.store.state(p.cell.cell_id)
         if state.outcome and state.mtime_ns != p.mtime_ns:  # finished by another runner
             return plan.store.read_summary(p.cell.cell_id), "done"
-        summary = run_cell(p.cell, plan, executor, progress, tracker, stop)
+        summary = supervise_cell(p.cell, plan, executor, progress, tracker, stop)
         return summary, "ran"
 
 
-def run_cell(
+def supervise_cell(
     cell: Cell,
     plan: Plan,
     executor: Executor,
@@ -192,27 +135,28 @@ def run_cell(
     tracker: Tracker,
     stop: StopRequest,
 ) -> dict[str, Any]:
-    """Run one cell to its end and return its final summary (also written to the store)."""
+    """Start one cell, follow it to its end, and return its summary (the cell's own, or the one
+    the runner writes when the cell could not)."""
     cell_dir = plan.store.prepare(cell.cell_id)
     atomic_write_text(cell_dir / CONFIG_FILE, yaml.safe_dump(cell.config, sort_keys=False))
-    info = {
-        "cell_id": cell.cell_id,
-        "matrix": plan.matrix.name,
-        "source": plan.matrix.source,
-        "axes": cell.axes,
-        "repeat": cell.repeat,
-        "index": cell.index,
-        "started_at": now_iso(),
-    }
+    info = CellInfo(
+        cell_id=cell.cell_id,
+        matrix=plan.matrix.name,
+        source=plan.matrix.source,
+        axes=cell.axes,
+        repeat=cell.repeat,
+        index=cell.index,
+        started_at=now_iso(),
+    )
     write_json(cell_dir / CELL_FILE, info)
-    _safe(tracker.on_cell_start, cell.cell_id, info, cell.config)
+    _safe(tracker.on_cell_start, cell.cell_id, to_json(info), cell.config)
     progress.cell_start(cell, int(cell.config["train"]["max_steps"]))
     task = CellTask(cell.cell_id, cell_dir / CONFIG_FILE, cell_dir, cell_dir / LOG_FILE)
     started = time.monotonic()
     handle = executor.start(task)
     tail = MetricsTail(cell_dir / METRICS_FILE)
     timeout = cell.config["runtime"].get("timeout_s")
-    deadline = started + timeout if timeout else None
+    deadline = started + timeout + KILL_GRACE_S if timeout else None
     timed_out = interrupted = False
     kill_at: float | None = None
     while (status := handle.wait(POLL_S)) is None:
@@ -225,14 +169,15 @@ def run_cell(
             interrupted, kill_at = True, now + INTERRUPT_GRACE_S
             handle.interrupt()
         if deadline and now > deadline and not (timed_out or interrupted):
-            timed_out, kill_at = True, now + TERM_GRACE_S
-            handle.terminate()
-        if (kill_at and now > kill_at) or stop.count > 1:
+            timed_out, kill_at = True, now
+        if (kill_at and now >= kill_at) or stop.count > 1:
             handle.kill()
     for record in tail.read_new():
         _safe(tracker.on_record, cell.cell_id, record)
     wall = time.monotonic() - started
-    summary = finalize(cell, cell_dir, info, status, timed_out, interrupted, wall)
+    summary = finalize(cell, cell_dir, status, timed_out, interrupted, wall, info.started_at)
+    info.finished_at, info.runner_wall_s = now_iso(), round(wall, 3)
+    write_json(cell_dir / CELL_FILE, info)
     _safe(tracker.on_cell_end, cell.cell_id, summary)
     progress.cell_end(cell, summary)
     return summary
@@ -255,18 +200,9 @@ class MetricsTail:
         self.offset += end
         out = []
         for line in chunk[:end].splitlines():
-            with contextlib.suppress(ValueError):
-                out.append(_loads(line))
+            with contextlib.suppress(SchemaError):
+                out.append(parse_line(line, RECORD_KINDS, str(self.path)))
         return out
-
-
-def _loads(line: bytes) -> dict[str, Any]:
-    import json
-
-    data = json.loads(line)
-    if not isinstance(data, dict):
-        raise ValueError("not a record")
-    return data
 
 
 def _safe(fn: Any, *args: Any) -> None:

@@ -1,0 +1,82 @@
+"""Type-check plain JSON data against a dataclass's annotations (the run-store schema on read).
+
+``check_fields(Summary, data)`` walks the annotations: scalars (int, float accepting ints, str,
+bool), ``X | None``, ``list[...]``, ``dict[...]`` and nested dataclasses. Keys the class does not
+know are allowed (older or newer writers); a known key with a value of the wrong type, or a
+missing top-level key that has no default (with ``require``; nested sections are checked for
+types only, since a cell that ended early has partial sections), is a problem line naming the
+dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from typing import Any, get_args, get_origin
+
+
+@functools.cache
+def _hints(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, annotation, required) per field."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (
+            f.name,
+            hints[f.name],
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(cls)
+    )
+
+
+def check_fields(
+    cls: type, data: dict[str, Any], prefix: str = "", require: bool = True
+) -> list[str]:
+    """Problems of ``data`` as an instance of dataclass ``cls`` (empty when it fits)."""
+    problems: list[str] = []
+    for name, tp, required in _hints(cls):
+        key = f"{prefix}{name}"
+        if name not in data:
+            if required and require:
+                problems.append(f"`{key}` is missing")
+            continue
+        problems += _check(data[name], tp, key)
+    return problems
+
+
+def _check(value: Any, tp: Any, key: str) -> list[str]:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in get_args(tp):
+            return []
+        options = [a for a in get_args(tp) if a is not type(None)]
+        for option in options:
+            if not _check(value, option, key):
+                return []
+        return [_wrong(key, tp, value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            return [_wrong(key, tp, value)]
+        return check_fields(tp, value, key + ".", require=False)
+    if origin in (list, tuple):
+        return [] if isinstance(value, list) else [_wrong(key, tp, value)]
+    if origin is dict or tp is dict:
+        return [] if isinstance(value, dict) else [_wrong(key, tp, value)]
+    if tp is Any:
+        return []
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, tp)
+    return [] if ok else [_wrong(key, tp, value)]
+
+
+def _wrong(key: str, tp: Any, value: Any) -> str:
+    name = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return f"`{key}` should be {name}, got {shown}"
