@@ -28,7 +28,7 @@ from harness.schema import (
 
 from .conftest import REPO
 
-AUDIT = '''
+AUDIT = """
 import os, sys
 _LOG = os.environ.get("WRITE_AUDIT_LOG")
 _busy = []
@@ -59,7 +59,7 @@ def _hook(event, args):
 
 if _LOG:
     sys.addaudithook(_hook)
-'''
+"""
 
 
 def test_each_run_store_file_has_one_writer(tmp_path):
