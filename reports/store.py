@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from harness.keys import flatten
 from harness.schema import (
     CELL_FILE,
     CONFIG_FILE,
@@ -176,17 +177,6 @@ def sort_key(value: Any) -> tuple[int, Any]:
     if isinstance(value, str):
         return (3, value)
     return (4, repr(value))
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mapping -> {dotted key: leaf value}."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _read_json(path: Path) -> dict[str, Any]:
