@@ -48,12 +48,12 @@ ERROR_KINDS = ("empty", "off by 1 char", "off by 2 chars", "off by 3+ chars")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class StoreError(ValueError):
+class ResultsError(ValueError):
     """The path is not a readable run store (message is one line, for the CLI)."""
 
 
 @dataclass(frozen=True, eq=False)
-class Cell:
+class CellResult:
     """One cell directory, as stored (derived views are cached properties)."""
 
     cell_id: str
@@ -61,7 +61,7 @@ class Cell:
     """Varying axes of this cell (dotted key -> value), repeat keys included."""
     repeat: int = 0
     config: dict[str, Any] | None = None
-    """Resolved config.yaml (nested); None when missing or not needed (see ``load_store``)."""
+    """Resolved config.yaml (nested); None when missing or not needed (see ``load_results``)."""
     summary: dict[str, Any] | None = None
     """summary.json, or None when the cell has not finished."""
     problem: str | None = None
@@ -128,12 +128,12 @@ class Experiment:
 
 
 @dataclass(frozen=True)
-class Store:
+class Results:
     """A whole run store: cells sorted by their axes, then repeat, then id."""
 
     name: str
     description: str
-    cells: tuple[Cell, ...]
+    cells: tuple[CellResult, ...]
     axes: tuple[str, ...]
     """Varying keys, in display order."""
     axis_values: dict[str, tuple[Any, ...]]
@@ -143,7 +143,7 @@ class Store:
     experiments: tuple[Experiment, ...]
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def cell(self, cell_id: str) -> Cell:
+    def cell(self, cell_id: str) -> CellResult:
         """The cell with this id."""
         return next(c for c in self.cells if c.cell_id == cell_id)
 
@@ -221,7 +221,7 @@ def _curve(records: list[dict[str, Any]]) -> tuple[tuple[int, float, float | Non
     return tuple(sorted(points, key=lambda p: p[0]))
 
 
-def _load_cell(path: Path) -> Cell:
+def _load_cell(path: Path) -> CellResult:
     """Read one cell directory except its config (axes may be empty; filled in by the store)."""
     info = _read_json(path / CELL_FILE)
     summary, problem = None, None
@@ -234,7 +234,7 @@ def _load_cell(path: Path) -> Cell:
     if not isinstance(axes, dict) and summary is not None:
         axes = summary.get("axes")
     repeat = info.get("repeat", (summary or {}).get("repeat", 0))
-    return Cell(
+    return CellResult(
         cell_id=str(info.get("cell_id") or path.name),
         axes=dict(axes) if isinstance(axes, dict) else {},
         repeat=repeat if isinstance(repeat, int) else 0,
@@ -260,7 +260,7 @@ def _read_meta(store_dir: Path) -> dict[str, Any]:
     return {}
 
 
-def _diff_axes(cells: list[Cell]) -> list[str]:
+def _diff_axes(cells: list[CellResult]) -> list[str]:
     """Keys whose value differs between the configs of the cells."""
     flats = [flatten(c.config) for c in cells if c.config is not None]
     if len(flats) < 2:
@@ -269,7 +269,9 @@ def _diff_axes(cells: list[Cell]) -> list[str]:
     return [k for k in keys if len({hashable(f.get(k)) for f in flats}) > 1]
 
 
-def _merge_paired(cells: list[Cell], meta: dict[str, Any]) -> tuple[list[Cell], dict[str, Any]]:
+def _merge_paired(
+    cells: list[CellResult], meta: dict[str, Any]
+) -> tuple[list[CellResult], dict[str, Any]]:
     """Fold each paired axis of ``matrix.json`` (label -> keys that vary together) into one axis
     named by its label, so that its cells compare as differing in one axis, not several."""
     paired = meta.get("paired")
@@ -298,7 +300,7 @@ def _merge_paired(cells: list[Cell], meta: dict[str, Any]) -> tuple[list[Cell], 
     return out, meta
 
 
-def _fill_axes(cells: list[Cell], meta: dict[str, Any]) -> tuple[list[Cell], list[str]]:
+def _fill_axes(cells: list[CellResult], meta: dict[str, Any]) -> tuple[list[CellResult], list[str]]:
     """Give every cell its axes (in display order); return the cells and the ordered keys."""
     keys: set[str] = set().union(*(c.axes for c in cells))
     if any(not c.axes for c in cells) or not keys:
@@ -318,7 +320,9 @@ def _fill_axes(cells: list[Cell], meta: dict[str, Any]) -> tuple[list[Cell], lis
     return filled, order
 
 
-def _axis_values(cells: list[Cell], axes: list[str], meta: dict[str, Any]) -> dict[str, tuple]:
+def _axis_values(
+    cells: list[CellResult], axes: list[str], meta: dict[str, Any]
+) -> dict[str, tuple]:
     declared = meta.get("axes") if isinstance(meta.get("axes"), dict) else {}
     out = {}
     for key in axes:
@@ -332,7 +336,7 @@ def _axis_values(cells: list[Cell], axes: list[str], meta: dict[str, Any]) -> di
     return out
 
 
-def _fixed(cells: list[Cell], axes: list[str]) -> dict[str, Any]:
+def _fixed(cells: list[CellResult], axes: list[str]) -> dict[str, Any]:
     flats = [flatten(c.config) for c in cells if c.config is not None]
     if not flats:
         return {}
@@ -344,7 +348,9 @@ def _fixed(cells: list[Cell], axes: list[str]) -> dict[str, Any]:
     }
 
 
-def _experiments(cells: list[Cell], meta: dict[str, Any], name: str) -> tuple[Experiment, ...]:
+def _experiments(
+    cells: list[CellResult], meta: dict[str, Any], name: str
+) -> tuple[Experiment, ...]:
     """Groups from the matrix metadata, else one group with every cell."""
     declared = meta.get("experiments") or meta.get("groups")
     groups: list[Experiment] = []
@@ -374,8 +380,8 @@ def _experiments(cells: list[Cell], meta: dict[str, Any], name: str) -> tuple[Ex
     return tuple(groups)
 
 
-def load_store(store_dir: str | Path) -> Store:
-    """Read every cell of a run store; raise StoreError (one line) when it is not one.
+def load_results(store_dir: str | Path) -> Results:
+    """Read every cell of a run store; raise ResultsError (one line) when it is not one.
 
     ``config.yaml`` is parsed for every cell only when some cell has no recorded axes or the
     cells record different axis keys (values are then read from, or found by diffing, the
@@ -384,11 +390,11 @@ def load_store(store_dir: str | Path) -> Store:
     """
     store_dir = Path(store_dir)
     if not store_dir.is_dir():
-        raise StoreError(f"no such store directory: {store_dir}")
+        raise ResultsError(f"no such store directory: {store_dir}")
     dirs = sorted(p for p in store_dir.iterdir() if _is_cell_dir(p))
     if not dirs:
         what = "empty store" if not any(store_dir.iterdir()) else "not a run store"
-        raise StoreError(
+        raise ResultsError(
             f"{what}: {store_dir} has no cell directories "
             f"(expected {store_dir}/<cell-id>/{SUMMARY_FILE}); run the matrix first"
         )
@@ -408,7 +414,7 @@ def load_store(store_dir: str | Path) -> Store:
     )
     infos = [_read_json(p / CELL_FILE) for p in dirs[:1]]
     name = str(meta.get("name") or (infos[0].get("matrix") if infos else None) or store_dir.name)
-    return Store(
+    return Results(
         name=name,
         description=str(meta.get("description") or ""),
         cells=tuple(cells),
