@@ -4,7 +4,7 @@
 ``render_markdown`` are the pure core; ``compare_stores`` diffs two stores (before/after).
 """
 
-from reports.compare import compare_stores, write_comparison
+from reports.before_after import compare_stores, write_comparison
 from reports.markdown import render_markdown
 from reports.plots import make_plots
 from reports.report import write_report

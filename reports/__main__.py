@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from reports.compare import compare_stores, write_comparison
+from reports.before_after import compare_stores, write_comparison
 from reports.report import write_report
 from reports.results import ResultsError
 
