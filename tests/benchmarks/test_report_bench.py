@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reports import write_report
-from reports.synthetic import write_sweep_store
+from tests.reports.synthetic import write_sweep_store
 
 TARGET_S = 3.0
 

@@ -9,7 +9,7 @@ from conftest import two_cell_store
 from reports.findings import findings, recommendations
 from reports.markdown import render_markdown
 from reports.results import load_results
-from reports.synthetic import GIB, pattern, write_cell
+from tests.reports.synthetic import GIB, pattern, write_cell
 
 
 def _texts(store_dir: Path, kind: str) -> list[str]:

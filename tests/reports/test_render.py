@@ -13,7 +13,7 @@ import yaml
 from conftest import build_small_store
 
 from reports import compare_stores, load_results, render_markdown, write_comparison, write_report
-from reports.synthetic import pattern, write_cell
+from tests.reports.synthetic import pattern, write_cell
 
 GOLDEN = Path(__file__).parent / "golden"
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Write synthetic cells in the run-store format of ``harness/schema.py`` (tests, benchmarks, demos).
+"""Write synthetic cells in the run-store format of ``harness/schema.py`` (tests and benchmarks).
 
 Everything is derived from the arguments (no randomness), so a synthetic store renders to the
 same bytes every time.
