@@ -80,17 +80,7 @@ def _results(store: Results) -> list[str]:
         "character error rate; peak memory per phase"
         + (f" ({'; '.join(notes)})." if notes else ".")
     )
-    for exp in store.experiments:
-        if len(store.experiments) > 1 or exp.description:
-            out += ["", f"### {exp.name}", ""] + ([exp.description, ""] if exp.description else [])
-        cells = [store.cell(i) for i in exp.cell_ids]
-        same = tables.constant(store, cells) if cells and len(store.experiments) > 1 else {}
-        if same:
-            out += [f"Fixed in this experiment: {fmt.assignment(same)}.", ""]
-        else:
-            out.append("")
-        out.append(tables.results_table(store, exp))
-    return out
+    return [*out, "", tables.results_table(store)]
 
 
 def _image(plots: Mapping[str, str], name: str, alt: str) -> list[str]:

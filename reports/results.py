@@ -2,20 +2,18 @@
 
 What is read, per cell directory ``STORE/<cell-id>/`` (formats in ``harness/schema.py``):
 
-- ``cell.json``: ``axes`` (dotted key -> value) and ``repeat``; falls back to ``axes``/``repeat`` in
-  ``summary.json``; when neither has axes, the varying keys are found by diffing the resolved
-  ``config.yaml`` of every cell.
+- ``cell.json``: ``axes`` (dotted key -> value) and ``repeat`` (written by the runner); when a
+  cell has no recorded axes, the varying keys are found by diffing the resolved ``config.yaml``
+  of every cell.
 - ``summary.json``: outcome, metrics, train, memory, timings, oom, error, provenance. A cell
   without one is shown as "not run / incomplete".
 - ``metrics.jsonl``: ``train`` records (loss curves).
 - ``predictions.jsonl``: per-sample results (paired tests and error analysis).
 
-Optionally, at the store level, ``matrix.yaml`` / ``matrix.yml`` / ``matrix.json`` with any of:
-``name``, ``description``, ``axes`` (mapping key -> list of values, or list of keys: sets the
-order of columns and values) and ``experiments`` (list of ``{name, description, cells: [ids]}``
-or ``{name, description, where: {dotted key: value}}``: one results table each) and ``paired``
-(label -> dotted keys that vary together; the runner writes it): a paired axis is shown and
-compared as one axis named by its label, e.g. ``accumulation`` = ``grad_accum=4, max_steps=700``.
+Optionally, at the store level, ``matrix.json`` (written by the runner) with any of: ``name``,
+``description``, ``axes`` (mapping key -> list of values: sets the order of columns and values)
+and ``paired`` (label -> dotted keys that vary together): a paired axis is shown and compared as
+one axis named by its label, e.g. ``accumulation`` = ``grad_accum=4, max_steps=700``.
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ from harness.schema import (
 )
 from harness.text_metrics import edit_distance
 
-MATRIX_FILES = ("matrix.yaml", "matrix.yml", "matrix.json")
+MATRIX_FILE = "matrix.json"
 REPEAT_KEYS = ("seed",)
 """Axes that mark repeats of one configuration rather than a different configuration."""
 ERROR_KINDS = ("empty", "off by 1 char", "off by 2 chars", "off by 3+ chars")
@@ -119,15 +117,6 @@ class CellResult:
 
 
 @dataclass(frozen=True)
-class Experiment:
-    """A group of cells shown as one results table."""
-
-    name: str
-    description: str
-    cell_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class Results:
     """A whole run store: cells sorted by their axes, then repeat, then id."""
 
@@ -140,8 +129,8 @@ class Results:
     """Distinct values per axis, in display order."""
     fixed: dict[str, Any]
     """Flattened settings that are identical across every cell with a config."""
-    experiments: tuple[Experiment, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    """``matrix.json`` (``{}`` when absent)."""
 
     def cell(self, cell_id: str) -> CellResult:
         """The cell with this id."""
@@ -222,7 +211,7 @@ def _curve(records: list[dict[str, Any]]) -> tuple[tuple[int, float, float | Non
 
 
 def _load_cell(path: Path) -> CellResult:
-    """Read one cell directory except its config (axes may be empty; filled in by the store)."""
+    """Read one cell directory except its config (axes may be empty until ``load_results``)."""
     info = _read_json(path / CELL_FILE)
     summary, problem = None, None
     if (path / SUMMARY_FILE).exists():
@@ -230,10 +219,7 @@ def _load_cell(path: Path) -> CellResult:
             summary = read_summary(path / SUMMARY_FILE)
         except ValueError as exc:
             problem = str(exc).replace(str(path / SUMMARY_FILE), SUMMARY_FILE)
-    axes = info.get("axes")
-    if not isinstance(axes, dict) and summary is not None:
-        axes = summary.get("axes")
-    repeat = info.get("repeat", (summary or {}).get("repeat", 0))
+    axes, repeat = info.get("axes"), info.get("repeat", 0)
     return CellResult(
         cell_id=str(info.get("cell_id") or path.name),
         axes=dict(axes) if isinstance(axes, dict) else {},
@@ -249,15 +235,6 @@ def _is_cell_dir(path: Path) -> bool:
     return path.is_dir() and any(
         (path / name).exists() for name in (CELL_FILE, CONFIG_FILE, SUMMARY_FILE)
     )
-
-
-def _read_meta(store_dir: Path) -> dict[str, Any]:
-    for name in MATRIX_FILES:
-        path = store_dir / name
-        if path.exists():
-            data = _read_json(path) if name.endswith(".json") else _read_yaml(path)
-            return data if isinstance(data, dict) else {}
-    return {}
 
 
 def _diff_axes(cells: list[CellResult]) -> list[str]:
@@ -306,11 +283,7 @@ def _fill_axes(cells: list[CellResult], meta: dict[str, Any]) -> tuple[list[Cell
     if any(not c.axes for c in cells) or not keys:
         keys |= set(_diff_axes(cells))
     declared = meta.get("axes")
-    order = (
-        [k for k in declared if isinstance(k, str) and k in keys]
-        if isinstance(declared, dict | list)
-        else []
-    )
+    order = [k for k in declared if k in keys] if isinstance(declared, dict) else []
     order += sorted(keys - set(order))
     filled = []
     for c in cells:
@@ -348,38 +321,6 @@ def _fixed(cells: list[CellResult], axes: list[str]) -> dict[str, Any]:
     }
 
 
-def _experiments(
-    cells: list[CellResult], meta: dict[str, Any], name: str
-) -> tuple[Experiment, ...]:
-    """Groups from the matrix metadata, else one group with every cell."""
-    declared = meta.get("experiments") or meta.get("groups")
-    groups: list[Experiment] = []
-    taken: set[str] = set()
-    for item in declared if isinstance(declared, list) else []:
-        if not isinstance(item, dict):
-            continue
-        ids, where = item.get("cells"), item.get("where")
-        if isinstance(ids, list):
-            members = [c.cell_id for c in cells if c.cell_id in {str(i) for i in ids}]
-        elif isinstance(where, dict):
-            members = [
-                c.cell_id
-                for c in cells
-                if all(hashable(c.axes.get(k)) == hashable(v) for k, v in where.items())
-            ]
-        else:
-            continue
-        title = str(item.get("name") or f"Experiment {len(groups) + 1}")
-        groups.append(Experiment(title, str(item.get("description") or ""), tuple(members)))
-        taken.update(members)
-    rest = tuple(c.cell_id for c in cells if c.cell_id not in taken)
-    if not groups:
-        return (Experiment(name, "", rest),)
-    if rest:
-        groups.append(Experiment("Other cells", "Cells in no declared experiment.", rest))
-    return tuple(groups)
-
-
 def load_results(store_dir: str | Path) -> Results:
     """Read every cell of a run store; raise ResultsError (one line) when it is not one.
 
@@ -398,7 +339,7 @@ def load_results(store_dir: str | Path) -> Results:
             f"{what}: {store_dir} has no cell directories "
             f"(expected {store_dir}/<cell-id>/{SUMMARY_FILE}); run the matrix first"
         )
-    meta = _read_meta(store_dir)
+    meta = _read_json(store_dir / MATRIX_FILE)
     cells = [_load_cell(p) for p in dirs]
     parse_all = any(not c.axes for c in cells) or len({frozenset(c.axes) for c in cells}) > 1
     for i, (c, path) in enumerate(zip(cells, dirs, strict=True)):
@@ -421,6 +362,5 @@ def load_results(store_dir: str | Path) -> Results:
         axes=tuple(axes),
         axis_values=values,
         fixed=_fixed(cells, axes),
-        experiments=_experiments(cells, meta, name),
         meta=meta,
     )

@@ -1,4 +1,4 @@
-"""Markdown tables: matrix axes, results per experiment, training metrics, repeats, errors."""
+"""Markdown tables: matrix axes, results per cell, training metrics, repeats, errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reports import fmt
-from reports.results import ERROR_KINDS, CellResult, Experiment, Results, hashable
+from reports.results import ERROR_KINDS, CellResult, Results, hashable
 from reports.stats import mean_std, wilson_interval
 
 
@@ -22,13 +22,8 @@ def md_table(
 
 
 def varying(store: Results, cells: Sequence[CellResult]) -> list[str]:
-    """Results axes that take more than one value among ``cells``."""
+    """The store's axes that take more than one value among ``cells``."""
     return [k for k in store.axes if len({hashable(c.axes.get(k)) for c in cells}) > 1]
-
-
-def constant(store: Results, cells: Sequence[CellResult]) -> dict[str, Any]:
-    """Results axes that take a single value among ``cells`` (shown above the table)."""
-    return {k: cells[0].axes.get(k) for k in store.axes if k not in varying(store, cells)}
 
 
 def exact_text(cell: CellResult) -> tuple[str, str]:
@@ -59,9 +54,9 @@ def axes_table(store: Results) -> str:
     return md_table(["axis", "values (cells)"], rows)
 
 
-def results_table(store: Results, experiment: Experiment) -> str:
+def results_table(store: Results) -> str:
     """A row per cell: varying axes, outcome, exact match with 95 % CI, memory, speed, time."""
-    cells = [store.cell(i) for i in experiment.cell_ids]
+    cells = list(store.cells)
     if not cells:
         return "_No cells._"
     axes = varying(store, cells)

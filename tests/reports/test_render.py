@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 from conftest import build_small_store
 
 from reports import compare_stores, load_results, render_markdown, write_comparison, write_report
@@ -98,30 +97,6 @@ def test_axes_from_config_diff_without_cell_json(tmp_path):
     assert loaded.axes == ("train.lr",)
     assert loaded.name == "noaxes"
     assert "| `train.lr` | `0.001` (1), `0.01` (1) |" in render_markdown(loaded)
-
-
-def test_matrix_file_defines_experiments(tmp_path):
-    store = tmp_path / "m"
-    for i, (mode, accum) in enumerate([("causal", 4), ("causal", 8), ("prefix_bidirectional", 8)]):
-        write_cell(
-            store,
-            f"c{i}",
-            {"attention.mode": mode, "train.grad_accum": accum},
-            correct=pattern(5 + i, 20),
-        )
-    meta = {
-        "name": "attention",
-        "description": "Causal vs bidirectional.",
-        "experiments": [
-            {"name": "Experiment 1", "cells": ["c0", "c2"]},
-            {"name": "Fair comparison", "where": {"train.grad_accum": 8}},
-        ],
-    }
-    (store / "matrix.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
-    text = render_markdown(load_results(store))
-    assert text.startswith("# Experiments: attention\n\nCausal vs bidirectional.")
-    assert "### Experiment 1" in text and "### Fair comparison" in text
-    assert "Fixed in this experiment: train.grad_accum=8." in text
 
 
 def test_torn_metrics_line_is_tolerated(small_store):
