@@ -268,11 +268,13 @@ def _merge_paired(
         out.append(replace(c, axes=axes))
     declared = meta.get("axes")
     if isinstance(declared, dict):
-        declared = {
-            k: [label_value(groups[k], v) if isinstance(v, dict) else v for v in vals]
-            if k in groups and isinstance(vals, list) else vals
-            for k, vals in declared.items()
-        }  # fmt: skip
+        declared = dict(declared)
+        for label, keys in groups.items():
+            if isinstance(declared.get(label), list):
+                options = declared[label]
+                declared[label] = [
+                    label_value(keys, v) if isinstance(v, dict) else v for v in options
+                ]
         meta = {**meta, "axes": declared}
     return out, meta
 

@@ -155,14 +155,19 @@ def test_paired_axis_is_compared_as_one_axis(tmp_path):
 
     store = tmp_path / "paired"
     for cid, acc, steps, k in (("a4", 4, 700, 180), ("a8", 8, 350, 120)):
-        write_cell(store, cid, {"train.grad_accum": acc, "train.max_steps": steps},
-                   correct=pattern(k, 200))  # fmt: skip
-    (store / "matrix.json").write_text(json.dumps({
+        write_cell(
+            store, cid, {"train.grad_accum": acc, "train.max_steps": steps}, correct=pattern(k, 200)
+        )
+    options = [
+        {"train.grad_accum": 4, "train.max_steps": 700},
+        {"train.grad_accum": 8, "train.max_steps": 350},
+    ]
+    meta = {
         "name": "demo",
-        "axes": {"accumulation": [{"train.grad_accum": 4, "train.max_steps": 700},
-                                  {"train.grad_accum": 8, "train.max_steps": 350}]},
+        "axes": {"accumulation": options},
         "paired": {"accumulation": ["train.grad_accum", "train.max_steps"]},
-    }))  # fmt: skip
+    }
+    (store / "matrix.json").write_text(json.dumps(meta))
     loaded = load_results(store)
     assert loaded.axes == ("accumulation",)
     assert _texts(store, "confounded") == []
