@@ -130,7 +130,7 @@ class Results:
     fixed: dict[str, Any]
     """Flattened settings that are identical across every cell with a config."""
     meta: dict[str, Any] = field(default_factory=dict)
-    """``matrix.json`` (``{}`` when absent)."""
+    """``matrix.json`` as read, paired axes relabelled (``{}`` when absent)."""
 
     def cell(self, cell_id: str) -> CellResult:
         """The cell with this id."""
