@@ -2,33 +2,17 @@
 
 A matrix directory ``runs/<matrix>/`` holds ``matrix.json``, ``.locks/`` (one flock file per
 cell), the report (``EXPERIMENTS.md`` + ``EXPERIMENTS_plots/``) and one directory per cell.
-Every file has exactly one writer (``WRITERS``):
+Every file has exactly one writer, listed in ``WRITERS`` (the README's run-store table):
 
-========================  ==========================  ========================================
-file                      writer                      when
-========================  ==========================  ========================================
-``matrix.json``           runner                      before the first cell runs
-``<cell>/config.yaml``    runner                      before the cell starts (``harness.cell``
-                                                      run by hand writes it when its input is
-                                                      another file)
-``<cell>/cell.json``      runner                      ``CellInfo``: at the start, and again
-                                                      at the end with ``finished_at`` and
-                                                      ``runner_wall_s``
-``<cell>/cell.log``       the cell process            stdout + stderr (the runner's executor
-                                                      opens it; only the cell writes to it)
-``<cell>/metrics.jsonl``  cell                        ``TrainRecord`` / ``EvalRecord`` lines,
-                                                      appended while it runs
-``<cell>/predictions``    cell                        ``Prediction`` lines (``.jsonl``), once,
-                                                      after the held-out evaluation
-``<cell>/summary.json``   cell, else runner           ``Summary``, atomically, exactly once per
-                                                      attempt: by the cell at any ending it
-                                                      can handle, by the runner only when the
-                                                      cell could not (crash, kill, hang past
-                                                      the time limit)
-``<cell>/ckpt/``          cell                        ``best`` / ``final`` safetensors, ``peft/``
-``<cell>/*.<n>``          runner                      a previous attempt's log and summary,
-                                                      renamed when the cell runs again
-========================  ==========================  ========================================
+- the runner writes ``matrix.json``, ``config.yaml`` (``harness.cell`` run by hand writes it when
+  its input is another file), ``cell.json`` (``CellInfo``: at the start, and again at the end
+  with ``finished_at`` and ``runner_wall_s``) and the ``*.<n>`` renames of an earlier attempt;
+- the cell writes ``metrics.jsonl`` (``TrainRecord`` / ``EvalRecord`` lines), ``predictions.jsonl``
+  (``Prediction`` lines), ``ckpt/`` and ``cell.log`` (its stdout and stderr, a file the executor
+  opens for it);
+- ``summary.json`` (``Summary``) is written atomically, exactly once per attempt: by the cell at
+  every ending it can handle, by the runner only when the cell could not (a crash, a kill, a hang
+  past its time limit); ``written_by`` says which.
 
 Readers validate what they read (``read_summary``, ``read_metrics``, ``read_jsonl``): a file
 whose values have the wrong types raises ``SchemaError`` naming the file and the key, so a
@@ -331,9 +315,12 @@ def _valid(cls: type, data: Any, where: str, require: bool = True) -> dict[str, 
 
 def validate_summary(data: Any, where: str = SUMMARY_FILE) -> dict[str, Any]:
     """``data`` if it is a valid Summary (types checked, unknown keys allowed), else SchemaError."""
-    _valid(Summary, data, where)
+    try:
+        _valid(Summary, data, where)
+    except SchemaError as exc:
+        raise SchemaError(str(exc).replace(f"{where}: ", f"{where}: not a summary: ", 1)) from None
     if data["outcome"] not in OUTCOMES:
-        raise SchemaError(f"{where}: `outcome` {data['outcome']!r} is not one of {OUTCOMES}")
+        raise SchemaError(f"{where}: not a summary: unknown `outcome` {data['outcome']!r}")
     return data
 
 

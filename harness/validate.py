@@ -52,10 +52,10 @@ def _check(value: Any, tp: Any, key: str) -> list[str]:
         if value is None and type(None) in get_args(tp):
             return []
         options = [a for a in get_args(tp) if a is not type(None)]
-        for option in options:
-            if not _check(value, option, key):
-                return []
-        return [_wrong(key, tp, value)]
+        found = [_check(value, option, key) for option in options]
+        if any(not problems for problems in found):
+            return []
+        return found[0] if len(options) == 1 else [_wrong(key, tp, value)]
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             return [_wrong(key, tp, value)]
@@ -76,7 +76,7 @@ def _check(value: Any, tp: Any, key: str) -> list[str]:
 
 
 def _wrong(key: str, tp: Any, value: Any) -> str:
-    name = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    name = getattr(tp, "__name__", None) or str(tp).replace("typing.", "").replace("harness.", "")
     shown = repr(value)
     shown = shown if len(shown) <= 40 else shown[:37] + "..."
     return f"`{key}` should be {name}, got {shown}"

@@ -1,21 +1,21 @@
 """EXPERIMENTS-style reports from a run store: tables, plots, computed findings.
 
-``write_report(store_dir)`` writes ``EXPERIMENTS.md`` and its plots; ``load_store`` +
+``write_report(store_dir)`` writes ``EXPERIMENTS.md`` and its plots; ``load_results`` +
 ``render_markdown`` are the pure core; ``compare_stores`` diffs two stores (before/after).
 """
 
-from reports.compare import compare_stores, write_comparison
+from reports.before_after import compare_stores, write_comparison
 from reports.markdown import render_markdown
 from reports.plots import make_plots
 from reports.report import write_report
-from reports.store import Cell, Store, StoreError, load_store
+from reports.results import CellResult, Results, ResultsError, load_results
 
 __all__ = [
-    "Cell",
-    "Store",
-    "StoreError",
+    "CellResult",
+    "Results",
+    "ResultsError",
     "compare_stores",
-    "load_store",
+    "load_results",
     "make_plots",
     "render_markdown",
     "write_comparison",

@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from reports.compare import compare_stores, write_comparison
+from reports.before_after import compare_stores, write_comparison
 from reports.report import write_report
-from reports.store import StoreError
+from reports.results import ResultsError
 
 
 def _report_parser() -> argparse.ArgumentParser:
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             args = _report_parser().parse_args(args_list)
             print(write_report(args.store, args.out, plots=not args.no_plots))
-    except StoreError as exc:
+    except ResultsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reports import fmt
+from reports.results import REPEAT_KEYS, CellResult, Results, hashable
 from reports.stats import (
     ALPHA,
     Comparison,
@@ -22,7 +23,6 @@ from reports.stats import (
     mean_std,
     samples_needed,
 )
-from reports.store import REPEAT_KEYS, Cell, Store, hashable
 from reports.tables import configurations
 
 KINDS = (
@@ -62,10 +62,10 @@ class Config:
     """Cells that share every non-repeat axis value."""
 
     values: dict[str, Any]
-    cells: tuple[Cell, ...]
+    cells: tuple[CellResult, ...]
 
     @property
-    def scored(self) -> list[Cell]:
+    def scored(self) -> list[CellResult]:
         """Cells with an exact-match score."""
         return [c for c in self.cells if c.exact()]
 
@@ -79,7 +79,7 @@ class Config:
         return ", ".join("OOM" if k == "oom" else k for k in kinds)
 
 
-def build_configs(store: Store) -> list[Config]:
+def build_configs(store: Results) -> list[Config]:
     """Configurations in store order."""
     out = []
     for cells in configurations(store).values():
@@ -88,7 +88,7 @@ def build_configs(store: Store) -> list[Config]:
     return out
 
 
-def _pairs_by_repeat(a: Config, b: Config) -> list[tuple[Cell, Cell]]:
+def _pairs_by_repeat(a: Config, b: Config) -> list[tuple[CellResult, CellResult]]:
     by_repeat = {c.repeat: c for c in b.scored}
     return [(c, by_repeat[c.repeat]) for c in a.scored if c.repeat in by_repeat]
 
@@ -175,7 +175,7 @@ def accuracy_finding(axis: str, a: Config, b: Config, examples: bool) -> Finding
     return Finding("accuracy", text, axis, cmp.significant, win[0], win[1], cmp.p_value)
 
 
-def axis_pairs(store: Store, configs: list[Config], axis: str) -> Iterator[tuple[Config, Config]]:
+def axis_pairs(store: Results, configs: list[Config], axis: str) -> Iterator[tuple[Config, Config]]:
     """Pairs of configurations differing only in ``axis``: all value pairs for up to 3 values,
     neighbouring values along the sweep for more."""
     rank = {hashable(v): i for i, v in enumerate(store.axis_values[axis])}
@@ -191,12 +191,12 @@ def axis_pairs(store: Store, configs: list[Config], axis: str) -> Iterator[tuple
             yield from itertools.pairwise(members)
 
 
-def sweep_axes(store: Store) -> list[str]:
+def sweep_axes(store: Results) -> list[str]:
     """Axes that define configurations (repeat keys excluded)."""
     return [k for k in store.axes if k not in REPEAT_KEYS]
 
 
-def accuracy_findings(store: Store, configs: list[Config]) -> list[Finding]:
+def accuracy_findings(store: Results, configs: list[Config]) -> list[Finding]:
     """Every one-axis pair: a tested difference, or why it cannot be compared."""
     out = []
     examples = len(configs) <= 8
@@ -218,7 +218,7 @@ def accuracy_findings(store: Store, configs: list[Config]) -> list[Finding]:
     return out
 
 
-def _value_pairs(store: Store, axis: str) -> list[tuple[Any, Any]]:
+def _value_pairs(store: Results, axis: str) -> list[tuple[Any, Any]]:
     values = store.axis_values[axis]
     if len(values) <= 3:
         return list(itertools.combinations(values, 2))
@@ -230,7 +230,7 @@ def _differing(a: Config, b: Config) -> list[str]:
     return [k for k in keys if hashable(a.values.get(k)) != hashable(b.values.get(k))]
 
 
-def confound_findings(store: Store, configs: list[Config]) -> list[Finding]:
+def confound_findings(store: Results, configs: list[Config]) -> list[Finding]:
     """Value pairs of an axis that only differ together with other axes."""
     out = []
     for axis in sweep_axes(store):

@@ -25,13 +25,13 @@ from reports.comparisons import (
     single_run_finding,
     sweep_axes,
 )
-from reports.store import ERROR_KINDS, Store
+from reports.results import ERROR_KINDS, Results
 from reports.tables import error_counts, peak
 
 __all__ = ["KINDS", "Finding", "findings", "recommendations"]
 
 
-def outcome_findings(store: Store) -> list[Finding]:
+def outcome_findings(store: Results) -> list[Finding]:
     """How many cells ended how, then one line per cell that did not complete."""
     counts = Counter(c.outcome for c in store.cells)
     order = ("completed", "oom", "timeout", "diverged", "failed", "interrupted", "incomplete")
@@ -59,7 +59,7 @@ def _oom(config: Config) -> int | None:
     return None
 
 
-def memory_findings(store: Store, configs: list[Config]) -> list[Finding]:
+def memory_findings(store: Results, configs: list[Config]) -> list[Finding]:
     """Peak-memory ratio between the values of each axis, over one-axis pairs."""
     out = []
     for axis in sweep_axes(store):
@@ -112,7 +112,7 @@ def _memory_texts(axis: str, va: str, vb: str, g: dict[str, Any]) -> list[Findin
     return [Finding("memory", text, axis) for text in out]
 
 
-def budget_findings(store: Store) -> list[Finding]:
+def budget_findings(store: Results) -> list[Finding]:
     """Which cells exceeded the memory budget (OOM, or a completed peak above it)."""
     budgets = {c.section("memory").get("budget_bytes") for c in store.cells} - {None}
     over = []
@@ -139,7 +139,7 @@ def budget_findings(store: Store) -> list[Finding]:
     return out
 
 
-def error_findings(store: Store) -> list[Finding]:
+def error_findings(store: Results) -> list[Finding]:
     """Most common kinds of wrong predictions across all scored cells."""
     counts = error_counts(store.cells)
     wrong = counts["wrong"]
@@ -155,7 +155,7 @@ def error_findings(store: Store) -> list[Finding]:
     return [Finding("errors", text)]
 
 
-def _caveat(store: Store | None, axis: str, value: str) -> str:
+def _caveat(store: Results | None, axis: str, value: str) -> str:
     """Cells with ``axis=value`` that did not complete (a winner that often OOMs is no winner)."""
     if store is None:
         return ""
@@ -171,7 +171,7 @@ def _caveat(store: Store | None, axis: str, value: str) -> str:
     )
 
 
-def recommendations(found: list[Finding], store: Store | None = None) -> list[str]:
+def recommendations(found: list[Finding], store: Results | None = None) -> list[str]:
     """Per axis: a value to prefer only when it wins significantly and never loses."""
     out = []
     axes = sorted({f.axis for f in found if f.kind == "accuracy"})
@@ -204,7 +204,7 @@ def recommendations(found: list[Finding], store: Store | None = None) -> list[st
     return out
 
 
-def findings(store: Store) -> list[Finding]:
+def findings(store: Results) -> list[Finding]:
     """Every finding, grouped in the order of KINDS."""
     configs = build_configs(store)
     accuracy = accuracy_findings(store, configs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from reports.store import Cell
+from reports.results import CellResult
 
 DASH = "—"
 MAX_MESSAGE = 90
@@ -96,7 +96,7 @@ def assignment(pairs: dict[str, Any] | tuple[tuple[str, Any], ...]) -> str:
     return text or "all cells"
 
 
-def _limit(cell: Cell) -> str:
+def _limit(cell: CellResult) -> str:
     runtime = (cell.config or {}).get("runtime") or {}
     train = (cell.config or {}).get("train") or {}
     if isinstance(runtime, dict) and runtime.get("timeout_s"):
@@ -106,7 +106,7 @@ def _limit(cell: Cell) -> str:
     return ""
 
 
-def outcome(cell: Cell) -> str:
+def outcome(cell: CellResult) -> str:
     """Outcome with the reason: OOM phase and memory, error first line, timeout limit."""
     kind = cell.outcome
     if kind == "completed":

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from reports import fmt, tables
 from reports.findings import Finding, findings, recommendations
 from reports.plots import MAX_PANELS, MAX_ROWS, MAX_SERIES, plot_axes
-from reports.store import Store
+from reports.results import Results
 
 MAX_ITEMS = 30
 """Findings listed per section; the rest are counted (the tables hold every cell)."""
@@ -50,7 +50,7 @@ MEMORY_NOTES = {
 }
 
 
-def _matrix(store: Store) -> list[str]:
+def _matrix(store: Results) -> list[str]:
     out = ["## Matrix", ""]
     out.append(tables.axes_table(store) if store.axes else "A single configuration (no axes vary).")
     head = [f"- `{k}`: `{fmt.value(store.fixed[k])}`" for k in HEADLINE if k in store.fixed]
@@ -69,7 +69,7 @@ def _matrix(store: Store) -> list[str]:
     return out
 
 
-def _results(store: Store) -> list[str]:
+def _results(store: Results) -> list[str]:
     out = ["## Results", ""]
     kinds = sorted(
         {str(c.section("memory").get("kind")) for c in store.cells if c.summary} - {"None"}
@@ -80,24 +80,14 @@ def _results(store: Store) -> list[str]:
         "character error rate; peak memory per phase"
         + (f" ({'; '.join(notes)})." if notes else ".")
     )
-    for exp in store.experiments:
-        if len(store.experiments) > 1 or exp.description:
-            out += ["", f"### {exp.name}", ""] + ([exp.description, ""] if exp.description else [])
-        cells = [store.cell(i) for i in exp.cell_ids]
-        same = tables.constant(store, cells) if cells and len(store.experiments) > 1 else {}
-        if same:
-            out += [f"Fixed in this experiment: {fmt.assignment(same)}.", ""]
-        else:
-            out.append("")
-        out.append(tables.results_table(store, exp))
-    return out
+    return [*out, "", tables.results_table(store)]
 
 
 def _image(plots: Mapping[str, str], name: str, alt: str) -> list[str]:
     return ["", f"![{alt}]({plots[name]})"] if name in plots else []
 
 
-def _plots(store: Store, plots: Mapping[str, str]) -> list[str]:
+def _plots(store: Results, plots: Mapping[str, str]) -> list[str]:
     if not plots:
         return []
     out = ["", "## Plots"]
@@ -138,7 +128,7 @@ def _items(found: list[Finding]) -> list[str]:
     return lines
 
 
-def _findings(store: Store, found: list[Finding]) -> list[str]:
+def _findings(store: Results, found: list[Finding]) -> list[str]:
     out = [
         "",
         "## Findings",
@@ -168,7 +158,7 @@ def _counted(values: list[str]) -> str:
     return ", ".join(f"`{v}` ({n} cells)" for v, n in sorted(counts.items()))
 
 
-def _provenance(store: Store) -> list[str]:
+def _provenance(store: Results) -> list[str]:
     provs = [c.section("provenance") for c in store.cells if c.summary]
     out = ["", "## Provenance", ""]
     if not provs:
@@ -205,7 +195,7 @@ def _provenance(store: Store) -> list[str]:
     return out
 
 
-def render_markdown(store: Store, plot_paths: Mapping[str, str] | None = None) -> str:
+def render_markdown(store: Results, plot_paths: Mapping[str, str] | None = None) -> str:
     """The whole report. ``plot_paths``: plot name -> link relative to the markdown file."""
     plots = dict(plot_paths or {})
     found = findings(store)

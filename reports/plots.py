@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 
 from reports import fmt
 from reports.comparisons import build_configs, sweep_axes
+from reports.results import CellResult, Results, hashable
 from reports.stats import wilson_interval
-from reports.store import Cell, Store, hashable
 from reports.tables import peak
 
 MAX_ROWS = 25
@@ -34,7 +34,7 @@ _RC = {"font.size": 8, "axes.titlesize": 9, "svg.hashsalt": "reports", "path.sim
 _COLORS = matplotlib.colormaps["tab10"].colors
 
 
-def cell_label(store: Store, cell: Cell, limit: int = 48) -> str:
+def cell_label(store: Results, cell: CellResult, limit: int = 48) -> str:
     """Short label: the values of the varying axes (and the repeat)."""
     text = ", ".join(fmt.value(cell.axes.get(k)) for k in store.axes) or cell.cell_id
     if cell.repeat:
@@ -56,7 +56,7 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def shown_cells(store: Store, key: str) -> list[Cell]:
+def shown_cells(store: Results, key: str) -> list[CellResult]:
     """Cells drawn in the per-cell chart ``key`` (accuracy or memory), at most MAX_ROWS."""
     cells = list(store.cells)
     if len(cells) <= MAX_ROWS:
@@ -68,7 +68,7 @@ def shown_cells(store: Store, key: str) -> list[Cell]:
     return cells[:MAX_ROWS]
 
 
-def loss_plot(store: Store, path: Path) -> Path | None:
+def loss_plot(store: Results, path: Path) -> Path | None:
     """Every cell's training loss on one axes (legend only for small stores)."""
     cells = [c for c in store.cells if len(c.curve) > 1]
     if not cells:
@@ -91,7 +91,7 @@ def loss_plot(store: Store, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def accuracy_plot(store: Store, path: Path) -> Path | None:
+def accuracy_plot(store: Results, path: Path) -> Path | None:
     """Exact match per cell with its 95 % Wilson interval; unscored cells marked at 0."""
     cells = shown_cells(store, "accuracy")
     if not any(c.exact() for c in cells):
@@ -129,7 +129,7 @@ def accuracy_plot(store: Store, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def _memory_value(cell: Cell) -> tuple[float | None, bool]:
+def _memory_value(cell: CellResult) -> tuple[float | None, bool]:
     """(bytes to draw, is_oom): OOM cells are drawn at their budget (or in-use bytes)."""
     if cell.outcome == "oom":
         budget = cell.section("memory").get("budget_bytes") or cell.section("oom").get(
@@ -139,7 +139,7 @@ def _memory_value(cell: Cell) -> tuple[float | None, bool]:
     return (peak(cell, "train") or peak(cell, "eval"), False)
 
 
-def memory_plot(store: Store, path: Path) -> Path | None:
+def memory_plot(store: Results, path: Path) -> Path | None:
     """Train peak memory per cell, the budget as a line, OOM cells at the budget (hatched)."""
     cells = shown_cells(store, "memory")
     values = [_memory_value(c) for c in cells]
@@ -163,7 +163,7 @@ def memory_plot(store: Store, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def _sweep_panel(store: Store, axis: str, ax: Any) -> bool:
+def _sweep_panel(store: Results, axis: str, ax: Any) -> bool:
     """Exact match vs ``axis``: pooled over the other settings (95% CI), plus a few series."""
     values = store.axis_values[axis]
     pos = {hashable(v): i for i, v in enumerate(values)}
@@ -201,7 +201,7 @@ def _sweep_panel(store: Store, axis: str, ax: Any) -> bool:
     return True
 
 
-def sweep_plot(store: Store, axes: list[str], path: Path) -> Path | None:
+def sweep_plot(store: Results, axes: list[str], path: Path) -> Path | None:
     """One panel per swept axis (black: pooled with 95% CI; thin: single settings)."""
     axes = axes[:MAX_PANELS]
     if not axes:
@@ -224,7 +224,7 @@ def sweep_plot(store: Store, axes: list[str], path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def plot_axes(store: Store) -> list[str]:
+def plot_axes(store: Results) -> list[str]:
     """Axes that get a sweep plot: three or more values, or two numeric values."""
     out = []
     for axis in sweep_axes(store):
@@ -235,7 +235,7 @@ def plot_axes(store: Store) -> list[str]:
     return out
 
 
-def make_plots(store: Store, out_dir: str | Path) -> dict[str, Path]:
+def make_plots(store: Results, out_dir: str | Path) -> dict[str, Path]:
     """Write every plot that has data into ``out_dir``; return name -> path (sorted by name)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.schema import atomic_write_text
 from reports.markdown import render_markdown
 from reports.plots import make_plots
-from reports.store import load_store
+from reports.results import load_results
 
 REPORT_FILE = "EXPERIMENTS.md"
 
@@ -22,9 +22,9 @@ def write_report(
 ) -> Path:
     """Render ``store_dir`` to ``out_path`` (default ``store_dir/EXPERIMENTS.md``) plus plots.
 
-    Raises ``StoreError`` when ``store_dir`` is not a run store. Returns the markdown path.
+    Raises ``ResultsError`` when ``store_dir`` is not a run store. Returns the markdown path.
     """
-    store = load_store(store_dir)
+    store = load_results(store_dir)
     out = Path(out_path) if out_path is not None else Path(store_dir) / REPORT_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     links: dict[str, str] = {}

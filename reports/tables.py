@@ -1,4 +1,4 @@
-"""Markdown tables: matrix axes, results per experiment, training metrics, repeats, errors."""
+"""Markdown tables: matrix axes, results per cell, training metrics, repeats, errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from reports import fmt
+from reports.results import ERROR_KINDS, CellResult, Results, hashable
 from reports.stats import mean_std, wilson_interval
-from reports.store import ERROR_KINDS, Cell, Experiment, Store, hashable
 
 
 def md_table(
@@ -21,17 +21,12 @@ def md_table(
     return "\n".join(lines)
 
 
-def varying(store: Store, cells: Sequence[Cell]) -> list[str]:
-    """Store axes that take more than one value among ``cells``."""
+def varying(store: Results, cells: Sequence[CellResult]) -> list[str]:
+    """The store's axes that take more than one value among ``cells``."""
     return [k for k in store.axes if len({hashable(c.axes.get(k)) for c in cells}) > 1]
 
 
-def constant(store: Store, cells: Sequence[Cell]) -> dict[str, Any]:
-    """Store axes that take a single value among ``cells`` (shown above the table)."""
-    return {k: cells[0].axes.get(k) for k in store.axes if k not in varying(store, cells)}
-
-
-def exact_text(cell: Cell) -> tuple[str, str]:
+def exact_text(cell: CellResult) -> tuple[str, str]:
     """("k/n (p%)", "[lo%, hi%]") for a scored cell, dashes otherwise."""
     kn = cell.exact()
     if kn is None:
@@ -41,13 +36,13 @@ def exact_text(cell: Cell) -> tuple[str, str]:
     return (f"{k}/{n} ({fmt.pct(k / n)})", f"[{fmt.pct(lo)}, {fmt.pct(hi)}]")
 
 
-def peak(cell: Cell, phase: str) -> Any:
+def peak(cell: CellResult, phase: str) -> Any:
     """Peak bytes of a phase (``train`` / ``eval``) from the summary, else None."""
     section = cell.section("memory").get(phase)
     return section.get("peak_bytes") if isinstance(section, dict) else None
 
 
-def axes_table(store: Store) -> str:
+def axes_table(store: Results) -> str:
     """One row per axis: its values and how many cells took each."""
     rows = []
     for key in store.axes:
@@ -59,9 +54,9 @@ def axes_table(store: Store) -> str:
     return md_table(["axis", "values (cells)"], rows)
 
 
-def results_table(store: Store, experiment: Experiment) -> str:
+def results_table(store: Results) -> str:
     """A row per cell: varying axes, outcome, exact match with 95 % CI, memory, speed, time."""
-    cells = [store.cell(i) for i in experiment.cell_ids]
+    cells = list(store.cells)
     if not cells:
         return "_No cells._"
     axes = varying(store, cells)
@@ -97,7 +92,7 @@ def results_table(store: Store, experiment: Experiment) -> str:
     return md_table(headers, rows, right=range(headers.index("exact match"), len(headers)))
 
 
-def _first_last(cell: Cell, key: str, index: int, as_pct: bool) -> str:
+def _first_last(cell: CellResult, key: str, index: int, as_pct: bool) -> str:
     t = cell.section("train")
     first, last = t.get(f"first_{key}"), t.get(f"last_{key}")
     if first is None and cell.curve:
@@ -108,9 +103,9 @@ def _first_last(cell: Cell, key: str, index: int, as_pct: bool) -> str:
     return f"{render(first)} → {render(last)}"
 
 
-def training_table(store: Store) -> str:
+def training_table(store: Results) -> str:
     """Loss and token accuracy first -> last, steps, throughput, per cell that trained."""
-    cells = [c for c in store.cells if c.section("train") or c.curve]
+    cells = [c for c in store.cells if c.section("train").get("steps") is not None or c.curve]
     if not cells:
         return "_No cell recorded training metrics._"
     axes = varying(store, store.cells)
@@ -141,15 +136,15 @@ def training_table(store: Store) -> str:
     return md_table(headers, rows, right=range(len(axes) + 1, len(headers)))
 
 
-def configurations(store: Store) -> dict[tuple, list[Cell]]:
+def configurations(store: Results) -> dict[tuple, list[CellResult]]:
     """Cells grouped by configuration (axes without repeat keys), in store order."""
-    groups: dict[tuple, list[Cell]] = {}
+    groups: dict[tuple, list[CellResult]] = {}
     for c in store.cells:
         groups.setdefault(c.config_key, []).append(c)
     return groups
 
 
-def repeats_table(store: Store) -> str | None:
+def repeats_table(store: Results) -> str | None:
     """Mean +/- std (and the values) of exact match per configuration with >1 scored repeat."""
     rows = []
     for key, cells in configurations(store).items():
@@ -172,7 +167,7 @@ def repeats_table(store: Store) -> str | None:
     return md_table(["configuration", "scored / repeats", "exact match mean ± std", "values"], rows)
 
 
-def error_counts(cells: Sequence[Cell]) -> Counter:
+def error_counts(cells: Sequence[CellResult]) -> Counter:
     """Error kinds over the wrong predictions of ``cells`` (plus `wrong` and `wrong length`)."""
     total: Counter = Counter()
     for c in cells:
@@ -180,7 +175,7 @@ def error_counts(cells: Sequence[Cell]) -> Counter:
     return total
 
 
-def errors_table(store: Store) -> str | None:
+def errors_table(store: Results) -> str | None:
     """Error kinds per configuration, pooled over repeats, from predictions.jsonl."""
     rows = []
     for key, cells in configurations(store).items():
@@ -203,6 +198,6 @@ def errors_table(store: Store) -> str | None:
     return md_table(headers, rows, right=range(1, len(headers)))
 
 
-def settings_lines(store: Store) -> list[str]:
+def settings_lines(store: Results) -> list[str]:
     """Fixed settings as ``- `key`: value`` lines (sorted)."""
     return [f"- `{k}`: `{fmt.cell_text(fmt.value(v), 200)}`" for k, v in store.fixed.items()]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reports import write_report
-from reports.synthetic import write_sweep_store
+from tests.reports.synthetic import write_sweep_store
 
 TARGET_S = 3.0
 
@@ -41,6 +41,8 @@ def test_report_1000_cells(benchmark, big_store: Path) -> None:
     benchmark.extra_info["cells"] = 1000
     benchmark.extra_info["cpu_s_min"] = round(min(cpu), 3)
     benchmark.extra_info["markdown_bytes"] = len(text.encode())
+    if benchmark.stats is None:  # --benchmark-disable: one plain run, no statistics to print
+        return
     print(
         f"\nrender 1,000 cells with plots: {benchmark.stats.stats.min:.2f} s wall (min), "
         f"{min(cpu):.2f} s CPU = {min(cpu) / TARGET_S:.2f}x the {TARGET_S} s target"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.synthetic import GIB, pattern, write_cell
+from tests.reports.synthetic import GIB, pattern, write_cell
 
 
 def build_small_store(root: Path) -> Path:

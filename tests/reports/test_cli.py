@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,40 @@ def test_cli_bad_input(tmp_path, setup, message):
         assert proc.stderr.startswith(message)
         assert len(proc.stderr.strip().splitlines()) == 1
         assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "where"),
+    [
+        ("summary.json", ("memory", "train", "peak_bytes", "big"), "memory.train.peak_bytes"),
+        ("summary.json", ("metrics", "exact_match_k", "3"), "metrics.exact_match_k"),
+        ("metrics.jsonl", '{"kind": "train", "step": 1, "loss": "low"}\n', "loss"),
+    ],
+)
+def test_a_value_of_the_wrong_type_makes_a_damaged_cell_not_a_crash(
+    small_store, name, damage, where
+):
+    """A hand-edited or corrupted file is reported as a damaged cell; plots still draw."""
+    path = small_store / "c-causal-8" / name
+    if name == "summary.json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        *keys, last, value = damage
+        node = data
+        for key in keys:
+            node = node[key]
+        node[last] = value
+        path.write_text(json.dumps(data), encoding="utf-8")
+    else:
+        path.write_text(damage + path.read_text(encoding="utf-8"), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "reports", str(small_store)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    text = (small_store / "EXPERIMENTS.md").read_text(encoding="utf-8")
+    line = next(ln for ln in text.splitlines() if "`c-causal-8`" in ln and "incomplete" in ln)
+    assert name in line and where in line

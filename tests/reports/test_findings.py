@@ -8,12 +8,12 @@ from conftest import two_cell_store
 
 from reports.findings import findings, recommendations
 from reports.markdown import render_markdown
-from reports.store import load_store
-from reports.synthetic import GIB, pattern, write_cell
+from reports.results import load_results
+from tests.reports.synthetic import GIB, pattern, write_cell
 
 
 def _texts(store_dir: Path, kind: str) -> list[str]:
-    return [f.text for f in findings(load_store(store_dir)) if f.kind == kind]
+    return [f.text for f in findings(load_results(store_dir)) if f.kind == kind]
 
 
 def test_5_of_20_vs_4_of_20_is_not_a_win(tmp_path):
@@ -22,9 +22,9 @@ def test_5_of_20_vs_4_of_20_is_not_a_win(tmp_path):
     assert "no detectable difference at n = 20" in text
     assert "beats" not in text
     assert "McNemar" in text
-    found = findings(load_store(store))
+    found = findings(load_results(store))
     assert recommendations(found)[0].startswith("None can be made at this n")
-    assert "beats" not in render_markdown(load_store(store))
+    assert "beats" not in render_markdown(load_results(store))
 
 
 def test_5_of_20_vs_4_of_20_unpaired_uses_fisher(tmp_path):
@@ -38,7 +38,7 @@ def test_180_of_200_vs_120_of_200_is_a_win(tmp_path):
     (text,) = _texts(store, "accuracy")
     assert "**prefix_bidirectional beats causal**" in text
     assert "+30.0 pts" in text and "95% CI [" in text and "McNemar p < 0.001" in text
-    recs = recommendations(findings(load_store(store)))
+    recs = recommendations(findings(load_results(store)))
     assert recs[0].startswith("Prefer `attention.mode=prefix_bidirectional`")
 
 
@@ -69,7 +69,7 @@ def test_confound_detector_names_the_other_axis(tmp_path):
     assert any(
         "`train.grad_accum`" in t and "also differs in `attention.mode`" in t for t in confounded
     )
-    recs = recommendations(findings(load_store(store)))
+    recs = recommendations(findings(load_results(store)))
     assert any("Run attention.mode=prefix_bidirectional, train.grad_accum=4" in r for r in recs)
 
 
@@ -155,15 +155,20 @@ def test_paired_axis_is_compared_as_one_axis(tmp_path):
 
     store = tmp_path / "paired"
     for cid, acc, steps, k in (("a4", 4, 700, 180), ("a8", 8, 350, 120)):
-        write_cell(store, cid, {"train.grad_accum": acc, "train.max_steps": steps},
-                   correct=pattern(k, 200))  # fmt: skip
-    (store / "matrix.json").write_text(json.dumps({
+        write_cell(
+            store, cid, {"train.grad_accum": acc, "train.max_steps": steps}, correct=pattern(k, 200)
+        )
+    options = [
+        {"train.grad_accum": 4, "train.max_steps": 700},
+        {"train.grad_accum": 8, "train.max_steps": 350},
+    ]
+    meta = {
         "name": "demo",
-        "axes": {"accumulation": [{"train.grad_accum": 4, "train.max_steps": 700},
-                                  {"train.grad_accum": 8, "train.max_steps": 350}]},
+        "axes": {"accumulation": options},
         "paired": {"accumulation": ["train.grad_accum", "train.max_steps"]},
-    }))  # fmt: skip
-    loaded = load_store(store)
+    }
+    (store / "matrix.json").write_text(json.dumps(meta))
+    loaded = load_results(store)
     assert loaded.axes == ("accumulation",)
     assert _texts(store, "confounded") == []
     (text,) = _texts(store, "accuracy")
@@ -174,5 +179,5 @@ def test_single_runs_come_with_a_variance_caveat(tmp_path):
     store = two_cell_store(tmp_path, 180, 120, 200)
     (text,) = _texts(store, "single_run")
     assert "trained once" in text and "repeats: 3" in text
-    assert "## Findings" in render_markdown(load_store(store))
-    assert "Run-to-run variance" in render_markdown(load_store(store))
+    assert "## Findings" in render_markdown(load_results(store))
+    assert "Run-to-run variance" in render_markdown(load_results(store))

@@ -9,11 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 from conftest import build_small_store
 
-from reports import compare_stores, load_store, render_markdown, write_comparison, write_report
-from reports.synthetic import pattern, write_cell
+from reports import compare_stores, load_results, render_markdown, write_comparison, write_report
+from tests.reports.synthetic import pattern, write_cell
 
 GOLDEN = Path(__file__).parent / "golden"
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +34,7 @@ def test_golden_small_store(small_store):
 
 
 def test_every_outcome_renders(small_store):
-    text = render_markdown(load_store(small_store))
+    text = render_markdown(load_results(small_store))
     assert "**OOM** (train, 1.90 GiB in use / budget 2.00 GiB)" in text
     assert "**failed** (train: RuntimeError: boom \\| bad)" in text
     assert "**timeout** (limit 10.0 s; train: cell exceeded its time limit)" in text
@@ -94,45 +93,21 @@ def test_axes_from_config_diff_without_cell_json(tmp_path):
     store = tmp_path / "noaxes"
     write_cell(store, "x", {"train.lr": 0.001}, correct=pattern(5, 20), cell_json=False)
     write_cell(store, "y", {"train.lr": 0.01}, correct=pattern(9, 20), cell_json=False)
-    loaded = load_store(store)
+    loaded = load_results(store)
     assert loaded.axes == ("train.lr",)
     assert loaded.name == "noaxes"
     assert "| `train.lr` | `0.001` (1), `0.01` (1) |" in render_markdown(loaded)
 
 
-def test_matrix_file_defines_experiments(tmp_path):
-    store = tmp_path / "m"
-    for i, (mode, accum) in enumerate([("causal", 4), ("causal", 8), ("prefix_bidirectional", 8)]):
-        write_cell(
-            store,
-            f"c{i}",
-            {"attention.mode": mode, "train.grad_accum": accum},
-            correct=pattern(5 + i, 20),
-        )
-    meta = {
-        "name": "attention",
-        "description": "Causal vs bidirectional.",
-        "experiments": [
-            {"name": "Experiment 1", "cells": ["c0", "c2"]},
-            {"name": "Fair comparison", "where": {"train.grad_accum": 8}},
-        ],
-    }
-    (store / "matrix.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
-    text = render_markdown(load_store(store))
-    assert text.startswith("# Experiments: attention\n\nCausal vs bidirectional.")
-    assert "### Experiment 1" in text and "### Fair comparison" in text
-    assert "Fixed in this experiment: train.grad_accum=8." in text
-
-
 def test_torn_metrics_line_is_tolerated(small_store):
     metrics = small_store / "c-causal-8" / "metrics.jsonl"
     metrics.write_text(metrics.read_text(encoding="utf-8") + '{"kind": "tra', encoding="utf-8")
-    assert len(load_store(small_store).cell("c-causal-8").curve) == 20
+    assert len(load_results(small_store).cell("c-causal-8").curve) == 20
 
 
 def test_invalid_summary_shows_as_incomplete(small_store):
     (small_store / "c-causal-8" / "summary.json").write_text(json.dumps({"x": 1}), encoding="utf-8")
-    text = render_markdown(load_store(small_store))
+    text = render_markdown(load_results(small_store))
     assert "not run / incomplete (summary.json: not a summary" in text
 
 

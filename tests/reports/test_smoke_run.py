@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import load_store, write_report
+from reports import load_results, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER, MATRIX = ROOT / "run_matrix.py", ROOT / "experiments" / "smoke.yaml"
@@ -28,7 +28,7 @@ def test_render_real_smoke_run(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (store_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    store = load_store(store_dir)
+    store = load_results(store_dir)
     assert store.name == "smoke" and len(store.cells) == 2
     assert store.axes == ("attention.mode",)
     assert all(c.outcome == "completed" and c.exact() for c in store.cells)

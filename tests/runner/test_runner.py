@@ -105,3 +105,19 @@ def test_partial_cell_dir_is_cleared_and_its_log_kept(tmp_path, fake_command):
         "summary.json",
     }
     assert {p.name for p in cell_dir.iterdir()} == expected
+
+
+def test_a_damaged_summary_is_run_again_and_its_file_kept(tmp_path, fake_command):
+    """One validity rule for summary.json (schema.read_summary): resume reruns a cell whose
+    summary has a value of the wrong type, keeping the damaged file as summary.json.1."""
+    plan, _, _ = run(tmp_path, fake_command, ["ok"])
+    cell_dir = tmp_path / "runs" / "fake" / plan.cells[0].cell.cell_id
+    damaged = json.loads((cell_dir / "summary.json").read_text())
+    damaged["memory"]["train"]["peak_bytes"] = "big"
+    (cell_dir / "summary.json").write_text(json.dumps(damaged))
+    plan2, _, by = run(tmp_path, fake_command, ["ok"])
+    assert [p.action for p in plan2.cells] == ["run"]
+    assert by["ok"]["outcome"] == "completed"
+    assert json.loads((cell_dir / "summary.json.1").read_text())["memory"]["train"] == {
+        "peak_bytes": "big"
+    }

@@ -1,4 +1,4 @@
-"""Write synthetic cells in the run-store format of ``harness/schema.py`` (tests, benchmarks, demos).
+"""Write synthetic cells in the run-store format of ``harness/schema.py`` (tests and benchmarks).
 
 Everything is derived from the arguments (no randomness), so a synthetic store renders to the
 same bytes every time.
@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from harness.config import CellConfig, set_dotted, to_dict
+from harness.config import CellConfig, to_dict
+from harness.keys import set_dotted
 from harness.schema import (
     CELL_FILE,
     CONFIG_FILE,

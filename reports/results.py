@@ -2,20 +2,18 @@
 
 What is read, per cell directory ``STORE/<cell-id>/`` (formats in ``harness/schema.py``):
 
-- ``cell.json``: ``axes`` (dotted key -> value) and ``repeat``; falls back to ``axes``/``repeat`` in
-  ``summary.json``; when neither has axes, the varying keys are found by diffing the resolved
-  ``config.yaml`` of every cell.
+- ``cell.json``: ``axes`` (dotted key -> value) and ``repeat`` (written by the runner); when a
+  cell has no recorded axes, the varying keys are found by diffing the resolved ``config.yaml``
+  of every cell.
 - ``summary.json``: outcome, metrics, train, memory, timings, oom, error, provenance. A cell
   without one is shown as "not run / incomplete".
 - ``metrics.jsonl``: ``train`` records (loss curves).
 - ``predictions.jsonl``: per-sample results (paired tests and error analysis).
 
-Optionally, at the store level, ``matrix.yaml`` / ``matrix.yml`` / ``matrix.json`` with any of:
-``name``, ``description``, ``axes`` (mapping key -> list of values, or list of keys: sets the
-order of columns and values) and ``experiments`` (list of ``{name, description, cells: [ids]}``
-or ``{name, description, where: {dotted key: value}}``: one results table each) and ``paired``
-(label -> dotted keys that vary together; the runner writes it): a paired axis is shown and
-compared as one axis named by its label, e.g. ``accumulation`` = ``grad_accum=4, max_steps=700``.
+Optionally, at the store level, ``matrix.json`` (written by the runner) with any of: ``name``,
+``description``, ``axes`` (mapping key -> list of values: sets the order of columns and values)
+and ``paired`` (label -> dotted keys that vary together): a paired axis is shown and compared as
+one axis named by its label, e.g. ``accumulation`` = ``grad_accum=4, max_steps=700``.
 """
 
 from __future__ import annotations
@@ -29,30 +27,33 @@ from typing import Any
 
 import yaml
 
+from harness.keys import flatten
 from harness.schema import (
     CELL_FILE,
     CONFIG_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
     SUMMARY_FILE,
-    read_jsonl,
+    SchemaError,
+    read_metrics,
+    read_predictions,
     read_summary,
 )
 from harness.text_metrics import edit_distance
 
-MATRIX_FILES = ("matrix.yaml", "matrix.yml", "matrix.json")
+MATRIX_FILE = "matrix.json"
 REPEAT_KEYS = ("seed",)
 """Axes that mark repeats of one configuration rather than a different configuration."""
 ERROR_KINDS = ("empty", "off by 1 char", "off by 2 chars", "off by 3+ chars")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class StoreError(ValueError):
+class ResultsError(ValueError):
     """The path is not a readable run store (message is one line, for the CLI)."""
 
 
 @dataclass(frozen=True, eq=False)
-class Cell:
+class CellResult:
     """One cell directory, as stored (derived views are cached properties)."""
 
     cell_id: str
@@ -60,7 +61,7 @@ class Cell:
     """Varying axes of this cell (dotted key -> value), repeat keys included."""
     repeat: int = 0
     config: dict[str, Any] | None = None
-    """Resolved config.yaml (nested); None when missing or not needed (see ``load_store``)."""
+    """Resolved config.yaml (nested); None when missing or not needed (see ``load_results``)."""
     summary: dict[str, Any] | None = None
     """summary.json, or None when the cell has not finished."""
     problem: str | None = None
@@ -118,31 +119,22 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class Experiment:
-    """A group of cells shown as one results table."""
-
-    name: str
-    description: str
-    cell_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Store:
+class Results:
     """A whole run store: cells sorted by their axes, then repeat, then id."""
 
     name: str
     description: str
-    cells: tuple[Cell, ...]
+    cells: tuple[CellResult, ...]
     axes: tuple[str, ...]
     """Varying keys, in display order."""
     axis_values: dict[str, tuple[Any, ...]]
     """Distinct values per axis, in display order."""
     fixed: dict[str, Any]
     """Flattened settings that are identical across every cell with a config."""
-    experiments: tuple[Experiment, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    """``matrix.json`` as read, paired axes relabelled (``{}`` when absent)."""
 
-    def cell(self, cell_id: str) -> Cell:
+    def cell(self, cell_id: str) -> CellResult:
         """The cell with this id."""
         return next(c for c in self.cells if c.cell_id == cell_id)
 
@@ -178,17 +170,6 @@ def sort_key(value: Any) -> tuple[int, Any]:
     return (4, repr(value))
 
 
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mapping -> {dotted key: leaf value}."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -204,22 +185,6 @@ def _read_yaml(path: Path) -> Any:
         return None
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    """JSONL in one parse (fast for large stores); falls back to the tolerant line reader."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return []
-    body = ",".join(line for line in text.splitlines() if line.strip())
-    try:
-        return json.loads(f"[{body}]")
-    except json.JSONDecodeError:
-        try:
-            return read_jsonl(path)
-        except ValueError:
-            return []
-
-
 def _curve(records: list[dict[str, Any]]) -> tuple[tuple[int, float, float | None], ...]:
     points = [
         (int(r["step"]), float(r["loss"]), r.get("token_accuracy"))
@@ -231,28 +196,27 @@ def _curve(records: list[dict[str, Any]]) -> tuple[tuple[int, float, float | Non
     return tuple(sorted(points, key=lambda p: p[0]))
 
 
-def _load_cell(path: Path) -> Cell:
-    """Read one cell directory except its config (axes may be empty; filled in by the store)."""
+def _load_cell(path: Path) -> CellResult:
+    """Read one cell directory except its config (axes may be empty until ``load_results``).
+
+    Every file is validated against ``harness/schema.py``; a cell with a file that does not fit
+    (a torn or hand-edited summary, a metrics line of the wrong type) is a damaged cell: no
+    summary, and ``problem`` says which file and key.
+    """
     info = _read_json(path / CELL_FILE)
-    summary, problem = None, None
-    if (path / SUMMARY_FILE).exists():
-        try:
-            summary = read_summary(path / SUMMARY_FILE)
-        except ValueError as exc:
-            problem = str(exc).replace(str(path / SUMMARY_FILE), SUMMARY_FILE)
-    axes = info.get("axes")
-    if not isinstance(axes, dict) and summary is not None:
-        axes = summary.get("axes")
-    repeat = info.get("repeat", (summary or {}).get("repeat", 0))
-    return Cell(
+    axes, repeat = info.get("axes"), info.get("repeat", 0)
+    cell = CellResult(
         cell_id=str(info.get("cell_id") or path.name),
         axes=dict(axes) if isinstance(axes, dict) else {},
         repeat=repeat if isinstance(repeat, int) else 0,
-        summary=summary,
-        problem=problem,
-        curve=_curve(_read_records(path / METRICS_FILE)),
-        predictions=tuple(_read_records(path / PREDICTIONS_FILE)),
     )
+    try:
+        summary = read_summary(path / SUMMARY_FILE) if (path / SUMMARY_FILE).exists() else None
+        curve = _curve(read_metrics(path / METRICS_FILE))
+        predictions = tuple(read_predictions(path / PREDICTIONS_FILE))
+    except SchemaError as exc:
+        return replace(cell, problem=str(exc).replace(f"{path}/", ""))
+    return replace(cell, summary=summary, curve=curve, predictions=predictions)
 
 
 def _is_cell_dir(path: Path) -> bool:
@@ -261,16 +225,7 @@ def _is_cell_dir(path: Path) -> bool:
     )
 
 
-def _read_meta(store_dir: Path) -> dict[str, Any]:
-    for name in MATRIX_FILES:
-        path = store_dir / name
-        if path.exists():
-            data = _read_json(path) if name.endswith(".json") else _read_yaml(path)
-            return data if isinstance(data, dict) else {}
-    return {}
-
-
-def _diff_axes(cells: list[Cell]) -> list[str]:
+def _diff_axes(cells: list[CellResult]) -> list[str]:
     """Keys whose value differs between the configs of the cells."""
     flats = [flatten(c.config) for c in cells if c.config is not None]
     if len(flats) < 2:
@@ -279,7 +234,9 @@ def _diff_axes(cells: list[Cell]) -> list[str]:
     return [k for k in keys if len({hashable(f.get(k)) for f in flats}) > 1]
 
 
-def _merge_paired(cells: list[Cell], meta: dict[str, Any]) -> tuple[list[Cell], dict[str, Any]]:
+def _merge_paired(
+    cells: list[CellResult], meta: dict[str, Any]
+) -> tuple[list[CellResult], dict[str, Any]]:
     """Fold each paired axis of ``matrix.json`` (label -> keys that vary together) into one axis
     named by its label, so that its cells compare as differing in one axis, not several."""
     paired = meta.get("paired")
@@ -299,26 +256,24 @@ def _merge_paired(cells: list[Cell], meta: dict[str, Any]) -> tuple[list[Cell], 
         out.append(replace(c, axes=axes))
     declared = meta.get("axes")
     if isinstance(declared, dict):
-        declared = {
-            k: [label_value(groups[k], v) if isinstance(v, dict) else v for v in vals]
-            if k in groups and isinstance(vals, list) else vals
-            for k, vals in declared.items()
-        }  # fmt: skip
+        declared = dict(declared)
+        for label, keys in groups.items():
+            if isinstance(declared.get(label), list):
+                options = declared[label]
+                declared[label] = [
+                    label_value(keys, v) if isinstance(v, dict) else v for v in options
+                ]
         meta = {**meta, "axes": declared}
     return out, meta
 
 
-def _fill_axes(cells: list[Cell], meta: dict[str, Any]) -> tuple[list[Cell], list[str]]:
+def _fill_axes(cells: list[CellResult], meta: dict[str, Any]) -> tuple[list[CellResult], list[str]]:
     """Give every cell its axes (in display order); return the cells and the ordered keys."""
     keys: set[str] = set().union(*(c.axes for c in cells))
     if any(not c.axes for c in cells) or not keys:
         keys |= set(_diff_axes(cells))
     declared = meta.get("axes")
-    order = (
-        [k for k in declared if isinstance(k, str) and k in keys]
-        if isinstance(declared, dict | list)
-        else []
-    )
+    order = [k for k in declared if k in keys] if isinstance(declared, dict) else []
     order += sorted(keys - set(order))
     filled = []
     for c in cells:
@@ -328,7 +283,9 @@ def _fill_axes(cells: list[Cell], meta: dict[str, Any]) -> tuple[list[Cell], lis
     return filled, order
 
 
-def _axis_values(cells: list[Cell], axes: list[str], meta: dict[str, Any]) -> dict[str, tuple]:
+def _axis_values(
+    cells: list[CellResult], axes: list[str], meta: dict[str, Any]
+) -> dict[str, tuple]:
     declared = meta.get("axes") if isinstance(meta.get("axes"), dict) else {}
     out = {}
     for key in axes:
@@ -342,7 +299,7 @@ def _axis_values(cells: list[Cell], axes: list[str], meta: dict[str, Any]) -> di
     return out
 
 
-def _fixed(cells: list[Cell], axes: list[str]) -> dict[str, Any]:
+def _fixed(cells: list[CellResult], axes: list[str]) -> dict[str, Any]:
     flats = [flatten(c.config) for c in cells if c.config is not None]
     if not flats:
         return {}
@@ -354,38 +311,8 @@ def _fixed(cells: list[Cell], axes: list[str]) -> dict[str, Any]:
     }
 
 
-def _experiments(cells: list[Cell], meta: dict[str, Any], name: str) -> tuple[Experiment, ...]:
-    """Groups from the matrix metadata, else one group with every cell."""
-    declared = meta.get("experiments") or meta.get("groups")
-    groups: list[Experiment] = []
-    taken: set[str] = set()
-    for item in declared if isinstance(declared, list) else []:
-        if not isinstance(item, dict):
-            continue
-        ids, where = item.get("cells"), item.get("where")
-        if isinstance(ids, list):
-            members = [c.cell_id for c in cells if c.cell_id in {str(i) for i in ids}]
-        elif isinstance(where, dict):
-            members = [
-                c.cell_id
-                for c in cells
-                if all(hashable(c.axes.get(k)) == hashable(v) for k, v in where.items())
-            ]
-        else:
-            continue
-        title = str(item.get("name") or f"Experiment {len(groups) + 1}")
-        groups.append(Experiment(title, str(item.get("description") or ""), tuple(members)))
-        taken.update(members)
-    rest = tuple(c.cell_id for c in cells if c.cell_id not in taken)
-    if not groups:
-        return (Experiment(name, "", rest),)
-    if rest:
-        groups.append(Experiment("Other cells", "Cells in no declared experiment.", rest))
-    return tuple(groups)
-
-
-def load_store(store_dir: str | Path) -> Store:
-    """Read every cell of a run store; raise StoreError (one line) when it is not one.
+def load_results(store_dir: str | Path) -> Results:
+    """Read every cell of a run store; raise ResultsError (one line) when it is not one.
 
     ``config.yaml`` is parsed for every cell only when some cell has no recorded axes or the
     cells record different axis keys (values are then read from, or found by diffing, the
@@ -394,15 +321,15 @@ def load_store(store_dir: str | Path) -> Store:
     """
     store_dir = Path(store_dir)
     if not store_dir.is_dir():
-        raise StoreError(f"no such store directory: {store_dir}")
+        raise ResultsError(f"no such store directory: {store_dir}")
     dirs = sorted(p for p in store_dir.iterdir() if _is_cell_dir(p))
     if not dirs:
         what = "empty store" if not any(store_dir.iterdir()) else "not a run store"
-        raise StoreError(
+        raise ResultsError(
             f"{what}: {store_dir} has no cell directories "
             f"(expected {store_dir}/<cell-id>/{SUMMARY_FILE}); run the matrix first"
         )
-    meta = _read_meta(store_dir)
+    meta = _read_json(store_dir / MATRIX_FILE)
     cells = [_load_cell(p) for p in dirs]
     parse_all = any(not c.axes for c in cells) or len({frozenset(c.axes) for c in cells}) > 1
     for i, (c, path) in enumerate(zip(cells, dirs, strict=True)):
@@ -418,13 +345,12 @@ def load_store(store_dir: str | Path) -> Store:
     )
     infos = [_read_json(p / CELL_FILE) for p in dirs[:1]]
     name = str(meta.get("name") or (infos[0].get("matrix") if infos else None) or store_dir.name)
-    return Store(
+    return Results(
         name=name,
         description=str(meta.get("description") or ""),
         cells=tuple(cells),
         axes=tuple(axes),
         axis_values=values,
         fixed=_fixed(cells, axes),
-        experiments=_experiments(cells, meta, name),
         meta=meta,
     )

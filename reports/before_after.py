@@ -13,17 +13,19 @@ from pathlib import Path
 from harness.schema import atomic_write_text
 from reports import fmt
 from reports.comparisons import Config, compare
-from reports.store import Cell, Store, hashable, load_store
+from reports.results import CellResult, Results, hashable, load_results
 from reports.tables import md_table, peak
 
 MEMORY_TOLERANCE = 0.10
 
 
-def _axes_key(cell: Cell) -> tuple:
+def _axes_key(cell: CellResult) -> tuple:
     return (tuple(sorted((k, hashable(v)) for k, v in cell.axes.items())), cell.repeat)
 
 
-def match_cells(a: Store, b: Store) -> tuple[list[tuple[Cell, Cell]], list[Cell], list[Cell]]:
+def match_cells(
+    a: Results, b: Results
+) -> tuple[list[tuple[CellResult, CellResult]], list[CellResult], list[CellResult]]:
     """(matched pairs, only in a, only in b): by id first, then by axes + repeat."""
     b_by_id = {c.cell_id: c for c in b.cells}
     pairs = [(c, b_by_id[c.cell_id]) for c in a.cells if c.cell_id in b_by_id]
@@ -42,7 +44,7 @@ def match_cells(a: Store, b: Store) -> tuple[list[tuple[Cell, Cell]], list[Cell]
     return pairs, only_a, only_b
 
 
-def verdict(before: Cell, after: Cell) -> tuple[str, str, str]:
+def verdict(before: CellResult, after: CellResult) -> tuple[str, str, str]:
     """(kind, accuracy text, verdict text); kind is regression / improvement / same."""
     if before.outcome == "completed" and after.outcome != "completed":
         return ("regression", fmt.DASH, f"**regression**: now {fmt.outcome(after)}")
@@ -68,7 +70,7 @@ def verdict(before: Cell, after: Cell) -> tuple[str, str, str]:
     return (kind, acc, text)
 
 
-def _row(before: Cell, after: Cell) -> tuple[str, list[str]]:
+def _row(before: CellResult, after: CellResult) -> tuple[str, list[str]]:
     kind, acc, text = verdict(before, after)
     label = (
         before.cell_id if before.cell_id == after.cell_id else f"{before.cell_id} → {after.cell_id}"
@@ -95,7 +97,7 @@ def _row(before: Cell, after: Cell) -> tuple[str, list[str]]:
     return kind, row
 
 
-def render_comparison(a: Store, b: Store) -> str:
+def render_comparison(a: Results, b: Results) -> str:
     """Markdown comparing store ``a`` (before) with store ``b`` (after)."""
     pairs, only_a, only_b = match_cells(a, b)
     rows, kinds = [], []
@@ -132,7 +134,7 @@ def render_comparison(a: Store, b: Store) -> str:
 
 def compare_stores(a: str | Path, b: str | Path) -> str:
     """Load two run stores and return the before/after markdown."""
-    return render_comparison(load_store(a), load_store(b))
+    return render_comparison(load_results(a), load_results(b))
 
 
 def write_comparison(a: str | Path, b: str | Path, out: str | Path) -> Path:
