@@ -103,7 +103,6 @@ class EvalRecord:
     cer: float
     """Character error rate: total edit distance / total answer characters."""
     elapsed_s: float
-    """Training seconds when the evaluation ran."""
     kind: str = "eval"
 
 
@@ -177,7 +176,6 @@ class MemoryInfo:
     budget_bytes: int | None = None
     """The enforced budget (runtime.memory_budget_gb), if any."""
     baseline_bytes: int | None = None
-    """In use before data and model were loaded."""
     train: PhasePeak | None = None
     eval: PhasePeak | None = None
 
@@ -256,6 +254,19 @@ class CellInfo:
     finished_at: str | None = None
     runner_wall_s: float | None = None
     """Seconds from the runner starting the cell process to its summary."""
+
+
+@dataclass
+class MatrixInfo:
+    """matrix.json: the matrix a store holds (written by the runner only)."""
+
+    name: str
+    description: str
+    source: str
+    axes: dict[str, list[Any]]
+    """Axis (dotted key, or a paired axis's label) -> its values in matrix order."""
+    paired: dict[str, list[str]]
+    """Paired axis label -> the dotted keys that vary together (reports compare it as one)."""
 
 
 # --------------------------------------------------------------------------- writing

@@ -23,6 +23,7 @@ from harness.schema import (
     LOG_FILE,
     MATRIX_FILE,
     SUMMARY_FILE,
+    MatrixInfo,
     SchemaError,
     read_summary,
     write_json,
@@ -111,13 +112,7 @@ class Store:
                 values = axes.setdefault(key, [])
                 if value not in values:
                     values.append(value)
-        meta = {
-            "name": name,
-            "description": description,
-            "source": source,
-            "axes": axes,
-            "paired": paired,
-        }
+        meta = MatrixInfo(name, description, source, axes, paired)
         write_json(self.matrix_dir / MATRIX_FILE, meta)
 
     def state(self, cell_id: str) -> CellState:
