@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from harness import schema
+from harness import schema, store_files
 from harness.config import CellConfig, ConfigError, config_hash, load_cell_config, to_dict
 
 
@@ -161,8 +161,8 @@ class CellRun:
         ev = evaluate(model, test_set, device, ec.batch_size, ec.max_new_tokens, autocast)
         step = res.best_step if best_path.exists() else res.steps
         sink.write(ev.record("test", step, res.train_s))
-        lines = "".join(schema.jsonl_line(p) for p in ev.predictions)
-        schema.atomic_write_text(self.out / schema.PREDICTIONS_FILE, lines)
+        lines = "".join(store_files.jsonl_line(p) for p in ev.predictions)
+        store_files.atomic_write_text(self.out / schema.PREDICTIONS_FILE, lines)
         self.summary.metrics = schema.Metrics(
             exact_match_k=ev.exact_match_k,
             n=ev.n,
@@ -190,7 +190,7 @@ class CellRun:
             "started_at": self.started_at,
             "finished_at": _now(),
         }
-        schema.write_json(self.out / schema.SUMMARY_FILE, self.summary)
+        store_files.write_json(self.out / schema.SUMMARY_FILE, self.summary)
         return 0 if self.summary.outcome in ("completed", "oom", "diverged", "timeout") else 1
 
     def _record_failure(self, exc: BaseException, oom: bool, evidence: str) -> None:
@@ -284,7 +284,7 @@ def run_cell(
     out.mkdir(parents=True, exist_ok=True)
     if write_config:
         text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
-        schema.atomic_write_text(out / schema.CONFIG_FILE, text)
+        store_files.atomic_write_text(out / schema.CONFIG_FILE, text)
     run = CellRun(cfg, out, cell_id or config_hash(cfg))
     from harness.memory import is_oom
 

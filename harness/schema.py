@@ -14,7 +14,8 @@ Every file has exactly one writer, listed in ``WRITERS`` (the README's run-store
   every ending it can handle, by the runner only when the cell could not (a crash, a kill, a hang
   past its time limit); ``written_by`` says which.
 
-Readers validate what they read (``read_summary``, ``read_metrics``, ``read_jsonl``): a file
+Readers validate what they read (``harness/store_files.py``: ``read_summary``, ``read_metrics``,
+``read_jsonl``) and writers write these dataclasses (``write_json``, ``jsonl_line``): a file
 whose values have the wrong types raises ``SchemaError`` naming the file and the key, so a
 damaged cell is reported as damaged and never crashes a reader. ``SCHEMA_VERSION`` is bumped on
 any incompatible change; version 1 stores (which also merged ``matrix``, ``axes``, ``repeat``
@@ -23,15 +24,8 @@ and ``timings.runner_wall_s`` into summary.json) still read.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-from harness.validate import check_fields
 
 SCHEMA_VERSION = 2
 
@@ -267,131 +261,3 @@ class MatrixInfo:
     """Axis (dotted key, or a paired axis's label) -> its values in matrix order."""
     paired: dict[str, list[str]]
     """Paired axis label -> the dotted keys that vary together (reports compare it as one)."""
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write via a temp file in the same directory + rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def to_json(record: Any) -> Any:
-    """Plain JSON data of a record (a dataclass, or data already plain)."""
-    return dataclasses.asdict(record) if dataclasses.is_dataclass(record) else record
-
-
-def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Atomically write a record (dataclass or plain data) as sorted, indented JSON."""
-    text = json.dumps(to_json(data), indent=2, sort_keys=True, default=str)
-    atomic_write_text(path, text + "\n")
-
-
-def jsonl_line(record: Any) -> str:
-    """One JSONL line (with its newline) for a record."""
-    return json.dumps(to_json(record), sort_keys=True) + "\n"
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SchemaError(f"{path}: unreadable ({exc})") from None
-
-
-def _valid(cls: type, data: Any, where: str, require: bool = True) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise SchemaError(f"{where}: expected a JSON object, got {type(data).__name__}")
-    problems = check_fields(cls, data, require=require)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise SchemaError(f"{where}: {problems[0]}{more}")
-    return data
-
-
-def validate_summary(data: Any, where: str = SUMMARY_FILE) -> dict[str, Any]:
-    """``data`` if it is a valid Summary (types checked, unknown keys allowed), else SchemaError."""
-    try:
-        _valid(Summary, data, where)
-    except SchemaError as exc:
-        raise SchemaError(str(exc).replace(f"{where}: ", f"{where}: not a summary: ", 1)) from None
-    if data["outcome"] not in OUTCOMES:
-        raise SchemaError(f"{where}: not a summary: unknown `outcome` {data['outcome']!r}")
-    return data
-
-
-def read_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The one reader of summary.json: the validated mapping, or SchemaError naming the file."""
-    path = Path(path)
-    return validate_summary(_load_json(path), str(path))
-
-
-def read_cell_info(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """cell.json, validated; SchemaError when it is missing, unreadable or of the wrong shape."""
-    path = Path(path)
-    return _valid(CellInfo, _load_json(path), str(path))
-
-
-def read_jsonl(path: str | os.PathLike[str], kinds: dict[str, type] | type) -> list[dict[str, Any]]:
-    """Read a JSONL file written by the harness, each line validated: against ``kinds`` (one
-    record class), or the class its ``kind`` names (a dict of kind -> class; other kinds are
-    kept unchecked). A torn last line (a killed writer) is skipped; any other bad line raises
-    SchemaError naming ``file:line``. A missing file reads as no records."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SchemaError(f"{path}: unreadable ({exc})") from None
-    lines = text.splitlines()
-    out = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            out.append(parse_line(line, kinds, f"{path}:{i + 1}"))
-        except SchemaError:
-            if i == len(lines) - 1 and not text.endswith("\n"):
-                break  # torn final line of a killed process
-            raise
-    return out
-
-
-def parse_line(line: str | bytes, kinds: dict[str, type] | type, where: str) -> dict[str, Any]:
-    """One JSONL line, validated as in ``read_jsonl``; SchemaError naming ``where``."""
-    try:
-        data = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise SchemaError(f"{where}: not valid JSON") from None
-    cls = kinds if isinstance(kinds, type) else _kind_class(kinds, data)
-    return _valid(cls, data, where, require=False) if cls else data
-
-
-def _kind_class(kinds: dict[str, type], data: Any) -> type | None:
-    return kinds.get(data.get("kind")) if isinstance(data, dict) else dict
-
-
-def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """metrics.jsonl: train and eval records, validated."""
-    return read_jsonl(path, RECORD_KINDS)
-
-
-def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """predictions.jsonl, validated."""
-    return read_jsonl(path, Prediction)

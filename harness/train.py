@@ -21,7 +21,8 @@ from harness.config import CellConfig, TrainConfig
 from harness.encoding import EncodedSet, infinite_batches
 from harness.evaluate import EvalResult, evaluate
 from harness.models.prefix_lm import EncodedBatch, PrefixLM, answer_loss
-from harness.schema import EvalRecord, TrainRecord, jsonl_line
+from harness.schema import EvalRecord, TrainRecord
+from harness.store_files import jsonl_line
 
 
 class Diverged(RuntimeError):

@@ -16,19 +16,31 @@ import types
 import typing
 from typing import Any, get_args, get_origin
 
+_SCALAR = (int, float, str, bool)
+
 
 @functools.cache
-def _hints(cls: type) -> tuple[tuple[str, Any, bool], ...]:
-    """(name, annotation, required) per field."""
+def _plan(cls: type) -> tuple[tuple[str, Any, bool, tuple[type, ...] | None], ...]:
+    """Per field: (name, annotation, required, accepted types for a plain isinstance check, or
+    None when the annotation needs the full walk). Scalars and ``X | None`` of scalars take the
+    fast path (an int is a float; a bool is not a number)."""
     hints = typing.get_type_hints(cls)
-    return tuple(
-        (
-            f.name,
-            hints[f.name],
-            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-        )
-        for f in dataclasses.fields(cls)
-    )
+    out = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        out.append((f.name, tp, required, _plain_types(tp)))
+    return tuple(out)
+
+
+def _plain_types(tp: Any) -> tuple[type, ...] | None:
+    args = get_args(tp) if get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    if not all(a in _SCALAR or a is type(None) for a in args):
+        return None
+    accepted: list[type] = []
+    for a in args:
+        accepted += [int, float] if a is float else [a]
+    return tuple(accepted)
 
 
 def check_fields(
@@ -36,13 +48,18 @@ def check_fields(
 ) -> list[str]:
     """Problems of ``data`` as an instance of dataclass ``cls`` (empty when it fits)."""
     problems: list[str] = []
-    for name, tp, required in _hints(cls):
-        key = f"{prefix}{name}"
+    for name, tp, required, plain in _plan(cls):
         if name not in data:
             if required and require:
-                problems.append(f"`{key}` is missing")
+                problems.append(f"`{prefix}{name}` is missing")
             continue
-        problems += _check(data[name], tp, key)
+        value = data[name]
+        if plain is not None:
+            if isinstance(value, plain) and (bool in plain or not isinstance(value, bool)):
+                continue
+            problems.append(_wrong(f"{prefix}{name}", tp, value))
+            continue
+        problems += _check(value, tp, f"{prefix}{name}")
     return problems
 
 

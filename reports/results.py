@@ -35,10 +35,8 @@ from harness.schema import (
     PREDICTIONS_FILE,
     SUMMARY_FILE,
     SchemaError,
-    read_metrics,
-    read_predictions,
-    read_summary,
 )
+from harness.store_files import read_metrics, read_predictions, read_summary
 from harness.text_metrics import edit_distance
 
 MATRIX_FILE = "matrix.json"

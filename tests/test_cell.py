@@ -21,7 +21,7 @@ from harness.config import parse_cell_config
 from harness.encoding import EncodedSet, load_splits
 from harness.models import build_model
 from harness.models.prefix_lm import IGNORE_INDEX, answer_loss
-from harness.schema import read_metrics, read_predictions, read_summary
+from harness.store_files import read_metrics, read_predictions, read_summary
 from harness.train import train_step
 from harness.trainable import setup_trainable
 from tests.cell_helpers import tiny_cell, tiny_config, write_text_jsonl, write_yaml

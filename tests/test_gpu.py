@@ -14,7 +14,7 @@ from harness.cell import run_cell
 from harness.config import parse_cell_config
 from harness.memory import PeakMeter, apply_budget, is_oom
 from harness.models import build_model
-from harness.schema import read_summary
+from harness.store_files import read_summary
 from tests.cell_helpers import tiny_cell
 
 pytestmark = [

@@ -32,11 +32,8 @@ from harness.schema import (
     RECORD_KINDS,
     CellInfo,
     SchemaError,
-    atomic_write_text,
-    parse_line,
-    to_json,
-    write_json,
 )
+from harness.store_files import atomic_write_text, parse_line, to_json, write_json
 
 POLL_S = 0.2
 INTERRUPT_GRACE_S = 20.0

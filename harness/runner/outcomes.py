@@ -27,11 +27,8 @@ from harness.schema import (
     Summary,
     Timings,
     TrainStats,
-    read_metrics,
-    read_summary,
-    to_json,
-    write_json,
 )
+from harness.store_files import read_metrics, read_summary, to_json, write_json
 
 LOG_TAIL_LINES = 40
 

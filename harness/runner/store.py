@@ -19,15 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.schema import (
-    LOG_FILE,
-    MATRIX_FILE,
-    SUMMARY_FILE,
-    MatrixInfo,
-    SchemaError,
-    read_summary,
-    write_json,
-)
+from harness.schema import LOG_FILE, MATRIX_FILE, SUMMARY_FILE, MatrixInfo, SchemaError
+from harness.store_files import read_summary, write_json
 
 LOCK_DIR = ".locks"
 KEPT = (LOG_FILE, SUMMARY_FILE)

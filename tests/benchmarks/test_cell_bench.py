@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from harness.config import parse_cell_config
 from harness.encoding import EncodedSet, load_splits
 from harness.models import build_model
-from harness.schema import read_summary
+from harness.store_files import read_summary
 from harness.train import make_optimizer, train_step
 from tests.cell_helpers import write_yaml
 

@@ -8,7 +8,6 @@ with 10,000 completed cells < 2 s; runner overhead per cell <= 3 s beyond the ce
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from harness.runner import make_plan, run_plan
 from harness.runner.executor import LocalProcessExecutor
 from harness.runner.matrix import build_matrix
 from harness.runner.store import Store
+from harness.schema import Metrics, Summary
+from harness.store_files import write_json
 
 REPO = Path(__file__).resolve().parents[2]
 BIG = {  # 25 x 5 x 4 x 5 x 2 x 2 = 10,000 cells, with a paired axis
@@ -55,8 +56,9 @@ def test_resume_scan_of_10k_completed_cells(benchmark, tmp_path):
     for cell in matrix.cells:
         cell_dir = store.cell_dir(cell.cell_id)
         cell_dir.mkdir(parents=True)
-        summary = {"outcome": "completed", "cell_id": cell.cell_id, "metrics": {"exact_match": 0.9}}
-        (cell_dir / "summary.json").write_text(json.dumps(summary))
+        metrics = Metrics(9, 10, 0.9, 0.95, 0.02, 0.1, 100, 0.9, 0.2)
+        summary = Summary("completed", cell.cell_id, cell.config["seed"], metrics=metrics)
+        write_json(cell_dir / "summary.json", summary)  # a full summary, as cells write it
     plan = benchmark(make_plan, matrix, matrix.cells, store, set())
     assert plan.count("done") == 10_000
     print(

@@ -23,8 +23,8 @@ from harness.schema import (
     PREDICTIONS_FILE,
     SUMMARY_FILE,
     Summary,
-    write_json,
 )
+from harness.store_files import write_json
 
 GIB = 2**30
 PROVENANCE = {

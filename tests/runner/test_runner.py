@@ -108,7 +108,7 @@ def test_partial_cell_dir_is_cleared_and_its_log_kept(tmp_path, fake_command):
 
 
 def test_a_damaged_summary_is_run_again_and_its_file_kept(tmp_path, fake_command):
-    """One validity rule for summary.json (schema.read_summary): resume reruns a cell whose
+    """One validity rule for summary.json (store_files.read_summary): resume reruns a cell whose
     summary has a value of the wrong type, keeping the damaged file as summary.json.1."""
     plan, _, _ = run(tmp_path, fake_command, ["ok"])
     cell_dir = tmp_path / "runs" / "fake" / plan.cells[0].cell.cell_id
