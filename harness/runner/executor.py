@@ -5,10 +5,12 @@ learns from the cell's folder. A Ray (or Slurm) executor implements the same two
 and the runner does not change.
 
 Contract with the cell command (``python -m harness.cell CELL.yaml --out DIR --cell-id ID``):
-exit 0 after a result (completed, oom, diverged), 1 after writing a ``failed`` or ``interrupted``
-summary, 2 for an invalid config (nothing written), anything else is a crash. Whenever
-``DIR/summary.json`` exists it is the record, whatever the exit code. SIGINT/SIGTERM ask the cell
-to stop and write an ``interrupted`` summary.
+exit 0 after a result (completed, oom, diverged, timeout), 1 after writing a ``failed`` or
+``interrupted`` summary, 2 for an invalid config (nothing written), anything else is a crash.
+Whenever ``DIR/summary.json`` exists it is the record, whatever the exit code: the runner writes
+one only when the cell did not. SIGINT/SIGTERM ask the cell to stop and write an ``interrupted``
+summary; the cell enforces ``runtime.timeout_s`` itself and the runner kills it (SIGKILL) only
+when it runs well past it.
 """
 
 from __future__ import annotations
@@ -63,9 +65,6 @@ class CellHandle(Protocol):
 
     def interrupt(self) -> None:
         """Ask the cell to stop cleanly (it writes an ``interrupted`` summary)."""
-
-    def terminate(self) -> None:
-        """Ask harder (SIGTERM): used when a cell runs past its time limit."""
 
     def kill(self) -> None:
         """Stop it now, no clean-up (SIGKILL)."""
@@ -147,9 +146,6 @@ class LocalProcessHandle:
 
     def interrupt(self) -> None:
         self._signal(signal.SIGINT)
-
-    def terminate(self) -> None:
-        self._signal(signal.SIGTERM)
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
