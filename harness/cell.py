@@ -80,7 +80,7 @@ class CellRun:
         from harness.encoding import EncodedSet, load_splits
         from harness.memory import PeakMeter, apply_budget
         from harness.models import build_model
-        from harness.train import MetricsSink, train
+        from harness.train import MetricsSink, TrainResult, train
         from harness.trainable import setup_trainable
 
         cfg = self.cfg
@@ -114,8 +114,9 @@ class CellRun:
         with open(self.out / schema.METRICS_FILE, "a", encoding="utf-8") as fh:
             sink = MetricsSink(fh)
             on_best = self._on_best(model, best_path)
-            self.result = train(
-                model, train_set, val_set, cfg, device, sink, on_best, autocast, scaler
+            self.result = TrainResult()  # filled step by step: kept if training is stopped
+            train(
+                model, train_set, val_set, cfg, device, sink, on_best, autocast, scaler, self.result
             )
             memory.train = self.meter.peak()
             self._save_final(model)

@@ -140,12 +140,16 @@ def train(
     on_best: Callable[[int, EvalResult], None] = lambda step, res: None,
     autocast: Callable[[], object] = nullcontext,
     scaler: torch.amp.GradScaler | None = None,
+    res: TrainResult | None = None,
 ) -> TrainResult:
-    """Train for ``train.max_steps`` (or ``train.max_seconds``), validating every ``eval_every``."""
+    """Train for ``train.max_steps`` (or ``train.max_seconds``), validating every ``eval_every``.
+
+    Progress accumulates in ``res`` (pass one in to keep what was trained when training is
+    stopped by an exception: a time limit, a signal, an OOM)."""
     tc = cfg.train
     optimizer = make_optimizer(model, tc)
     order = infinite_batches(len(train_set), min(tc.micro_batch, len(train_set)), cfg.seed)
-    res = TrainResult()
+    res = res if res is not None else TrainResult()
     model.train()
     for step in range(1, tc.max_steps + 1):
         t0 = time.perf_counter()

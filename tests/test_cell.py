@@ -370,3 +370,28 @@ def test_a_cell_is_reproducible(cache, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     sa, sb = (read_summary(tmp_path / n / "summary.json") for n in ("a", "b"))
     assert sa["metrics"] == sb["metrics"]
+
+
+def test_the_cell_stops_itself_at_its_time_limit(cache, tmp_path):
+    """runtime.timeout_s counts from the process start; the cell records `timeout` itself, with
+    what it trained, and exits 0 (a result); the runner only kills a cell that cannot."""
+    cfg = tiny_cell(
+        cache, train__max_steps=100000, train__eval_every=100000, runtime__timeout_s=12.0
+    )
+    out = tmp_path / "cell"
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cell", str(write_yaml(tmp_path / "c.yaml", cfg))]
+        + ["--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    took = time.monotonic() - started
+    summary = read_summary(out / "summary.json")
+    assert proc.returncode == 0, proc.stderr
+    assert summary["outcome"] == "timeout" and summary["written_by"] == "cell"
+    assert summary["error"]["type"] == "timeout" and "12.0s" in summary["error"]["message"]
+    assert summary["train"]["steps"] > 0 and summary["error"]["phase"] == "train"
+    assert took < 60  # stopped by its own timer, not by the test's
