@@ -17,8 +17,6 @@ from typing import Any
 from harness.schema import (
     OUTCOMES,
     RECORD_KINDS,
-    SUMMARY_FILE,
-    CellInfo,
     Prediction,
     SchemaError,
     Summary,
@@ -80,8 +78,11 @@ def _valid(cls: type, data: Any, where: str, require: bool = True) -> dict[str, 
     return data
 
 
-def validate_summary(data: Any, where: str = SUMMARY_FILE) -> dict[str, Any]:
-    """``data`` if it is a valid Summary (types checked, unknown keys allowed), else SchemaError."""
+def read_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The one reader of summary.json: the validated mapping (types checked, unknown keys
+    allowed), or SchemaError naming the file and the key."""
+    where = str(path)
+    data = _load_json(Path(path))
     try:
         _valid(Summary, data, where)
     except SchemaError as exc:
@@ -89,18 +90,6 @@ def validate_summary(data: Any, where: str = SUMMARY_FILE) -> dict[str, Any]:
     if data["outcome"] not in OUTCOMES:
         raise SchemaError(f"{where}: not a summary: unknown `outcome` {data['outcome']!r}")
     return data
-
-
-def read_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The one reader of summary.json: the validated mapping, or SchemaError naming the file."""
-    path = Path(path)
-    return validate_summary(_load_json(path), str(path))
-
-
-def read_cell_info(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """cell.json, validated; SchemaError when it is missing, unreadable or of the wrong shape."""
-    path = Path(path)
-    return _valid(CellInfo, _load_json(path), str(path))
 
 
 def read_jsonl(path: str | os.PathLike[str], kinds: dict[str, type] | type) -> list[dict[str, Any]]:

@@ -381,8 +381,14 @@ def test_the_cell_stops_itself_at_its_time_limit(cache, tmp_path):
     out = tmp_path / "cell"
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cell", str(write_yaml(tmp_path / "c.yaml", cfg))]
-        + ["--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "harness.cell",
+            str(write_yaml(tmp_path / "c.yaml", cfg)),
+            "--out",
+            str(out),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
