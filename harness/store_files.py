@@ -68,13 +68,16 @@ def _load_json(path: Path) -> Any:
         raise SchemaError(f"{path}: unreadable ({exc})") from None
 
 
-def _valid(cls: type, data: Any, where: str, require: bool = True) -> dict[str, Any]:
+def _valid(
+    cls: type, data: Any, where: str, require: bool = True, what: str = ""
+) -> dict[str, Any]:
+    """``data`` if it fits ``cls``; else SchemaError ``"{where}: {what}{first problem}"``."""
     if not isinstance(data, dict):
-        raise SchemaError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        raise SchemaError(f"{where}: {what}expected a JSON object, got {type(data).__name__}")
     problems = check_fields(cls, data, require=require)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise SchemaError(f"{where}: {problems[0]}{more}")
+        raise SchemaError(f"{where}: {what}{problems[0]}{more}")
     return data
 
 
@@ -82,11 +85,7 @@ def read_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The one reader of summary.json: the validated mapping (types checked, unknown keys
     allowed), or SchemaError naming the file and the key."""
     where = str(path)
-    data = _load_json(Path(path))
-    try:
-        _valid(Summary, data, where)
-    except SchemaError as exc:
-        raise SchemaError(str(exc).replace(f"{where}: ", f"{where}: not a summary: ", 1)) from None
+    data = _valid(Summary, _load_json(Path(path)), where, what="not a summary: ")
     if data["outcome"] not in OUTCOMES:
         raise SchemaError(f"{where}: not a summary: unknown `outcome` {data['outcome']!r}")
     return data

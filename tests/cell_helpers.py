@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +55,17 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
 def write_text_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
     path.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in rows))
     return path
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cell_cli(config: Path, out: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m harness.cell CONFIG --out OUT`` in a fresh process, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cell", str(config), "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -24,7 +24,7 @@ from harness.models.prefix_lm import IGNORE_INDEX, answer_loss
 from harness.store_files import read_metrics, read_predictions, read_summary
 from harness.train import train_step
 from harness.trainable import setup_trainable
-from tests.cell_helpers import tiny_cell, tiny_config, write_text_jsonl, write_yaml
+from tests.cell_helpers import run_cell_cli, tiny_cell, tiny_config, write_text_jsonl, write_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,20 +103,7 @@ def test_legacy_unscaled_accum_multiplies_the_update(cache):
 def test_cell_cli_writes_the_run_store_and_loss_falls(cache, tmp_path):
     cfg = tiny_cell(cache, train__max_steps=30, train__eval_every=15, train__lr=3e-3)
     out = tmp_path / "cell"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.cell",
-            str(write_yaml(tmp_path / "c.yaml", cfg)),
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_cell_cli(write_yaml(tmp_path / "c.yaml", cfg), out, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     names = {p.name for p in out.iterdir()}
@@ -190,20 +177,7 @@ def test_oom_under_a_real_budget_is_an_outcome(cache, tmp_path):
         train__micro_batch=64,
     )
     out = tmp_path / "cell"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.cell",
-            str(write_yaml(tmp_path / "c.yaml", cfg)),
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_cell_cli(write_yaml(tmp_path / "c.yaml", cfg), out, timeout=300)
     summary = read_summary(out / "summary.json")
     assert proc.returncode == 0, proc.stderr
     assert summary["outcome"] == "oom", summary
@@ -257,20 +231,7 @@ def test_bad_jsonl_is_one_clear_failure(tmp_path):
         "data": {"kind": "jsonl", "train_path": str(bad), "val_path": str(bad)},
         "runtime": {"threads": 1},
     }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.cell",
-            str(write_yaml(tmp_path / "c.yaml", cfg)),
-            "--out",
-            str(tmp_path / "cell"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cell_cli(write_yaml(tmp_path / "c.yaml", cfg), tmp_path / "cell", timeout=120)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "train.jsonl:2" in proc.stderr
@@ -290,13 +251,7 @@ def test_bad_image_is_one_clear_failure(tmp_path):
 
 def test_invalid_config_exits_2_without_writing(tmp_path):
     path = write_yaml(tmp_path / "c.yaml", {"train": {"grad_acum": 4}})
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness.cell", str(path), "--out", str(tmp_path / "cell")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cell_cli(path, tmp_path / "cell", timeout=60)
     assert proc.returncode == 2
     assert "did you mean `train.grad_accum`" in proc.stderr
     assert not (tmp_path / "cell").exists()
@@ -380,20 +335,7 @@ def test_the_cell_stops_itself_at_its_time_limit(cache, tmp_path):
     )
     out = tmp_path / "cell"
     started = time.monotonic()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.cell",
-            str(write_yaml(tmp_path / "c.yaml", cfg)),
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cell_cli(write_yaml(tmp_path / "c.yaml", cfg), out, timeout=120)
     took = time.monotonic() - started
     summary = read_summary(out / "summary.json")
     assert proc.returncode == 0, proc.stderr
