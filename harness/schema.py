@@ -52,6 +52,19 @@ WRITERS: dict[str, str] = {
 
 OUTCOMES: tuple[str, ...] = ("completed", "oom", "timeout", "diverged", "failed", "interrupted")
 
+STOP_REASONS: tuple[str, ...] = (
+    "budget",
+    "time_cap",
+    "diverged",
+    "interrupted",
+    "timeout",
+    "oom",
+    "error",
+)
+"""Why training stopped (``TrainStats.stop_reason``). Only ``budget`` means the cell trained
+what its config asked for; a ``completed`` cell with ``time_cap`` is flagged as truncated
+everywhere (runner table, live display, report outcomes, findings), never a distinct outcome."""
+
 
 class SchemaError(ValueError):
     """A run-store file that is not what the schema says (message names the file and key)."""
@@ -135,6 +148,12 @@ class Metrics:
     """Selection metric of that step on the validation split."""
     final_loss: float | None
     """Training loss of the last step."""
+    test_is_val: bool | None = None
+    """True when no ``data.test_path`` was given and the reported split is the validation split
+    that chose ``best_step`` (the score is then not held out). None in stores before schema 2.1."""
+    scored_weights: str | None = None
+    """Which weights were scored: ``best`` (the step with the best validation metric) or
+    ``final`` (the last step, e.g. with ``checkpoint.save: final|none``)."""
 
 
 @dataclass
@@ -142,7 +161,15 @@ class TrainStats:
     params: dict[str, Any] = field(default_factory=dict)
     """Trainable / total parameter counts (harness/trainable.py)."""
     steps: int | None = None
+    """Optimizer steps done."""
+    steps_planned: int | None = None
+    """The budget: ``train.max_steps``."""
     samples_seen: int | None = None
+    samples_planned: int | None = None
+    """``max_steps * batch_size * grad_accum``."""
+    stop_reason: str | None = None
+    """One of ``STOP_REASONS``; None in stores written before it existed (readers then compare
+    ``steps`` with the config's ``train.max_steps``)."""
     first_loss: float | None = None
     last_loss: float | None = None
     first_token_accuracy: float | None = None
