@@ -158,7 +158,7 @@ def supervise_cell(
     kill_at: float | None = None
     while (status := handle.wait(POLL_S)) is None:
         for record in tail.read_new():
-            progress.record(record)
+            progress.record(cell, record)
             _safe(tracker.on_record, cell.cell_id, record)
         progress.refresh()
         now = time.monotonic()
