@@ -20,7 +20,7 @@ from harness.runner.executor import LocalProcessExecutor
 from harness.runner.loop import RunResult, StopRequest, run_plan
 from harness.runner.matrix import Matrix, load_matrix, parse_assignment, select
 from harness.runner.plan import RERUN_CHOICES, Plan, make_plan
-from harness.runner.progress import make_progress, summary_table
+from harness.runner.progress import cell_labels, make_progress, summary_table
 from harness.runner.store import Store, StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -131,7 +131,8 @@ def _main(args: argparse.Namespace, err: Console) -> int:
     executor = LocalProcessExecutor(
         command=shlex.split(args.cell_command) if args.cell_command else None
     )
-    progress = make_progress(quiet=args.quiet)
+    labels = cell_labels(matrix.cells, matrix.paired)
+    progress = make_progress(quiet=args.quiet, labels=labels)
     with StopRequest().installed() as stop:
         if matrix.duplicates:
             progress.message(f"note: {matrix.duplicates} duplicate cell(s) merged")
@@ -139,7 +140,7 @@ def _main(args: argparse.Namespace, err: Console) -> int:
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=160)  # files and pipes: don't squeeze the axes
-    out.print(summary_table(result.rows))
+    out.print(summary_table(result.rows, labels))
     if args.report is not None:
         _write_report(store, args.report, err)
     return _finish(result, matrix, err)
