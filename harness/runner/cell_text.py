@@ -105,12 +105,12 @@ def cell_line(
     wall: float | None = None,
     steps: int | None = None,
 ) -> tuple[str, str]:
-    """(count and outcome, the rest) of a finished cell's one line: label, details, wall, id."""
+    """(count and outcome, the rest) of a finished cell's one line: label, details, wall time
+    (the summary's, as in the table; else ``wall``), cell id."""
     outcome = str(summary.get("outcome"))
     word = "OOM" if outcome == "oom" else outcome
-    if wall is None:
-        w = (summary.get("timings") or {}).get("wall_s")
-        wall = w if isinstance(w, int | float) else None
+    own = (summary.get("timings") or {}).get("wall_s")
+    wall = own if isinstance(own, int | float) else wall
     parts = [label, outcome_details(summary, planned_steps(cell), steps=steps)]
     parts += [duration(wall) if wall is not None else "", cell.cell_id]
     rest = "  ".join(p for p in parts if p)

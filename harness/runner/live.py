@@ -31,6 +31,8 @@ from harness.runner.matrix import Cell
 MIN_BAR = 8
 MAX_BAR = 40
 MIN_LABEL = 12
+REST_MIN = 36
+"""Columns kept for loss, elapsed and ETA (the matrix's counts), so the bars do not jump."""
 ECHO_ROOM = 3
 """Columns left free at the right: the terminal echoes ``^C`` after the last line, and a full
 line would wrap and leave a stale copy of the display behind."""
@@ -130,13 +132,15 @@ class LiveProgress:
     # ------------------------------------------------------------------ rendering
 
     def _matrix_eta(self) -> float | None:
-        waiting = self.total - self.done - self.interrupted - len(self.running)
-        etas = [r.eta() for r in self.running.values()]
-        if not self.durations or waiting < 0 or any(e is None for e in etas):
+        """From the mean duration of the finished cells: what the running ones still need, plus
+        the waiting ones spread over as many lanes as run now."""
+        if not self.durations:
             return None
-        per_cell = sum(self.durations) / len(self.durations)
-        lanes = max(len(self.running), 1)
-        return max([e or 0.0 for e in etas], default=0.0) + per_cell * waiting / lanes
+        mean = sum(self.durations) / len(self.durations)
+        now = self.clock()
+        left = max([mean - (now - r.started) for r in self.running.values()], default=0.0)
+        waiting = max(self.total - self.done - self.interrupted - len(self.running), 0)
+        return max(left, 0.0) + mean * waiting / max(len(self.running), 1)
 
     def _status(self) -> str:
         parts = ["done"]
@@ -153,7 +157,8 @@ class LiveProgress:
     def _row(self, r: Running, now: float) -> tuple[str, int, int, str]:
         loss = f"loss {r.loss:.4f}" if r.loss is not None else "loss -"
         eta = r.eta()
-        when = "evaluating" if r.evaluating else f"ETA {duration(eta) if eta else '-:--'}"
+        when = f"ETA {duration(eta)}" if eta is not None else "ETA -:--"
+        when = "evaluating" if r.evaluating else "starting" if r.first is None else when
         return r.label, r.step, r.total, f"{loss}  {duration(now - r.started)}  {when}"
 
     def _render(self) -> RenderableType:
@@ -163,11 +168,13 @@ class LiveProgress:
         rows += [self._row(r, now) for r in self.running.values()]
         width = self.console.width - ECHO_ROOM
         step_w = max(len(f"{total}/{total}") for _, _, total, _ in rows)
-        label_w = max(len(label) for label, _, _, _ in rows)
+        known = [*(self.labels or {}).values(), *(label for label, *_ in rows)]
+        label_w = max(map(len, known))  # every label of the matrix: the bars stay put
         fixed = step_w + 3 + 1  # three gaps between the four columns, the label's indent
-        rest_w = min(max(len(rest) for *_, rest in rows), width - fixed - MIN_LABEL - MIN_BAR)
+        rest_w = max(REST_MIN, *(len(rest) for *_, rest in rows))
+        rest_w = min(rest_w, width - fixed - MIN_LABEL - MIN_BAR)
         room = width - fixed - rest_w
-        label_w = min(label_w, max(MIN_LABEL, room - MAX_BAR))
+        label_w = min(label_w, max(MIN_LABEL, room - 2 * MIN_BAR))
         bar_w = max(MIN_BAR, min(MAX_BAR, room - label_w))
         grid = Table.grid(padding=(0, 1))
         grid.add_column(width=label_w + 1, no_wrap=True)
