@@ -54,13 +54,30 @@ def _parse(text: str) -> Any:
 
 
 def axis_group(store: Results, axis: str, value: Any) -> Group:
-    """The parts of one axis value: a paired axis's ``"k=v, k=v"`` text back into its parts."""
+    """The parts of one axis value: a paired axis's ``"k=v, k=v"`` text back into its parts,
+    each named by its dotted key."""
     paired = store.meta.get("paired")
     if isinstance(paired, dict) and axis in paired and isinstance(value, str):
+        full = {str(k).rsplit(".", 1)[-1]: str(k) for k in paired[axis]}
         parts = [p.partition("=") for p in value.split(", ")]
         if all(sep for _, sep, _ in parts):
-            return tuple((k, _parse(v)) for k, _, v in parts)
+            return tuple((full.get(k, k), _parse(v)) for k, _, v in parts)
     return ((axis, value),)
+
+
+def setting(store: Results, cell: CellResult, key: str) -> Any:
+    """A cell's value of the dotted ``key``: from its config when loaded, else its axes (paired
+    ones included), else the store's fixed settings; None when unknown."""
+    node: Any = cell.config
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if node is not None:
+        return node
+    for axis, value in cell.axes.items():
+        for k, v in axis_group(store, axis, value):
+            if k == key:
+                return v
+    return store.fixed.get(key)
 
 
 def palette(n: int) -> list[Any]:

@@ -25,11 +25,11 @@ from reports.comparisons import build_configs, sweep_axes
 from reports.plot_cells import FIGURES, MAX_ROWS, shown_cells
 from reports.plot_style import (
     RC,
-    axis_group,
     facets,
     fit_title,
     new_figure,
     save,
+    setting,
     styles,
     text_width,
     value_texts,
@@ -59,19 +59,16 @@ def samples_per_step(store: Results, cell: CellResult) -> float | None:
     seen, steps = train.get("samples_seen"), train.get("steps")
     if isinstance(seen, int) and isinstance(steps, int) and seen > 0 and steps > 0:
         return seen / steps
-    flat = dict(store.fixed)
-    for axis, value in cell.axes.items():
-        flat.update({k if "." in k else f"train.{k}": v for k, v in axis_group(store, axis, value)})
-    config = (cell.config or {}).get("train")
-    if isinstance(config, dict):
-        flat.update({f"train.{k}": v for k, v in config.items()})
-    mb, ga = flat.get("train.micro_batch"), flat.get("train.grad_accum")
+    mb, ga = setting(store, cell, "train.micro_batch"), setting(store, cell, "train.grad_accum")
     return float(mb * ga) if isinstance(mb, int) and isinstance(ga, int) else None
 
 
-def _stopped_early(cell: CellResult) -> bool:
+def _stopped_early(store: Results, cell: CellResult) -> bool:
+    """The cell trained fewer steps than planned (a time cap, a crash, a stop)."""
     if cell.outcome == "completed":
-        return budget_shortfall(cell.summary or {}, None) is not None
+        planned = setting(store, cell, "train.max_steps")
+        planned = planned if isinstance(planned, int) else None
+        return budget_shortfall(cell.summary or {}, planned) is not None
     return cell.outcome != "incomplete"
 
 
@@ -84,7 +81,7 @@ def _loss_panel(ax: Any, store: Results, cells: list[CellResult], x_of: Any, sty
             continue
         seg = [(step * scale, loss) for step, loss, _ in c.curve]
         by_config.setdefault(style.key(c), []).append(seg)
-        if _stopped_early(c):
+        if _stopped_early(store, c):
             ends.append(seg[-1])
     first = {style.key(c): c for c in cells}
     if len(by_config) <= MAX_LEGEND:  # one collection per configuration, named by its gid
@@ -127,7 +124,11 @@ def loss_figure(store: Results) -> Figure | None:
     named = len(configs) <= MAX_LEGEND
     width = 4.6 * len(columns) + 0.4
     ncols = max(1, min(len(labels), int((width - 0.4) // (0.6 + text_width(labels)))))
-    legend_rows = math.ceil((len(labels) + any(map(_stopped_early, cells))) / ncols) if named else 1
+    legend_rows = (
+        math.ceil((len(labels) + any(_stopped_early(store, c) for c in cells)) / ncols)
+        if named
+        else 1
+    )
     height = 0.7 + 2.5 * len(groups) + 0.2 * legend_rows
     fig = new_figure(width, height)
     axs = fig.subplots(len(groups), len(columns), squeeze=False, sharey=True)
@@ -146,7 +147,7 @@ def loss_figure(store: Results) -> Figure | None:
     if named:
         for key, label in zip(configs, labels, strict=True):
             handles.append(Line2D([], [], color=style.color(first[key]), label=label, gid=label))
-        if any(map(_stopped_early, cells)):
+        if any(_stopped_early(store, c) for c in cells):
             handles.append(
                 Line2D(
                     [],

@@ -51,13 +51,19 @@ class Running:
     """(time, step) of the first train record: the rate is measured from there."""
     last: float = 0.0
     evaluating: bool = False
+    time_cap: float | None = None
+    """``train.max_seconds``: training stops there whatever the steps."""
 
     def eta(self) -> float | None:
-        """Seconds to the last step at the rate seen so far (None before two train records)."""
+        """Seconds to the end of training at the rate seen so far, or to the time cap if that
+        comes first (None before two train records)."""
         if self.first is None or self.step <= self.first[1] or self.last <= self.first[0]:
             return None
         rate = (self.step - self.first[1]) / (self.last - self.first[0])
-        return max(self.total - self.step, 0) / rate
+        eta = max(self.total - self.step, 0) / rate
+        if self.time_cap:
+            eta = min(eta, max(self.time_cap - (self.last - self.first[0]), 0.0))
+        return eta
 
 
 class LiveProgress:
@@ -83,7 +89,10 @@ class LiveProgress:
         self.live.start(refresh=True)
 
     def cell_start(self, cell: Cell, max_steps: int) -> None:
-        self.running[cell.cell_id] = Running(label_of(self.labels, cell), max_steps, self.clock())
+        run = Running(label_of(self.labels, cell), max_steps, self.clock())
+        cap = (cell.config.get("train") or {}).get("max_seconds")
+        run.time_cap = float(cap) if isinstance(cap, int | float) and cap > 0 else None
+        self.running[cell.cell_id] = run
         self.live.refresh()
 
     def record(self, cell: Cell, record: dict[str, Any]) -> None:
@@ -174,7 +183,7 @@ class LiveProgress:
         rest_w = max(REST_MIN, *(len(rest) for *_, rest in rows))
         rest_w = min(rest_w, width - fixed - MIN_LABEL - MIN_BAR)
         room = width - fixed - rest_w
-        label_w = min(label_w, max(MIN_LABEL, room - 2 * MIN_BAR))
+        label_w = min(label_w, max(MIN_LABEL, room - MIN_BAR))  # the label before the bar
         bar_w = max(MIN_BAR, min(MAX_BAR, room - label_w))
         grid = Table.grid(padding=(0, 1))
         grid.add_column(width=label_w + 1, no_wrap=True)

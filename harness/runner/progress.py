@@ -115,12 +115,14 @@ def summary_table(
     """The end-of-run table: cell, configuration, outcome (with a shortfall or the OOM phase),
     exact match, peak memory, wall time."""
     labels = labels or cell_labels([cell for cell, _, _ in rows])
-    table = Table(title="matrix summary", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title="matrix summary", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
     table.add_column("cell", no_wrap=True)
-    table.add_column("configuration", overflow="fold")
-    table.add_column("outcome", overflow="fold")
-    table.add_column("exact match", justify="right", no_wrap=True)
-    table.add_column("peak mem", justify="right", no_wrap=True)
+    table.add_column("configuration", no_wrap=True, overflow="ellipsis", ratio=2)
+    table.add_column("outcome", overflow="fold", ratio=3)
+    table.add_column("exact\nmatch", justify="right", no_wrap=True)
+    table.add_column("peak\nmemory", justify="right", no_wrap=True)
     table.add_column("wall", justify="right", no_wrap=True)
     for cell, summary, status in rows:
         s = summary or {}

@@ -79,6 +79,18 @@ def test_several_running_cells_each_show_label_step_loss_elapsed_and_eta():
     progress.close()
 
 
+def test_eta_stops_at_the_time_cap():
+    progress, _, clock = live(160)
+    capped = Cell("cap", {"train": {"max_steps": 800, "max_seconds": 150}}, {"seed": 1}, 0, 0)
+    progress.start(1)
+    progress.cell_start(capped, 800)
+    for t, step in ((10.0, 10), (40.0, 40)):  # one step a second: 760 s to go, but capped
+        clock.now = t
+        progress.record(capped, {"kind": "train", "step": step, "loss": 1.0})
+    assert re.search(r"40/800 loss 1\.0000  0:40  ETA 2:00$", screen(progress, 160)[1])
+    progress.close()
+
+
 def test_finished_cells_leave_one_line_and_only_finished_cells_count():
     progress, out, clock = live(80)
     progress.start(3)
