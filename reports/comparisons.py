@@ -188,7 +188,7 @@ def budget_finding(axis: str, a: Config, b: Config) -> Finding | None:
     short = [(c, c.shortfall) for c in (*a.scored, *b.scored) if c.shortfall]
     if not short:
         return None
-    cells = ", ".join(f"`{c.cell_id}` ({why})" for c, why in short)
+    cells = "; ".join(f"`{c.cell_id}`: {why}" for c, why in short)
     ids = ", ".join(f"`{c.cell_id}`" for c, _ in short)
     where = a.label(skip=axis)
     text = wording.budget_text(axis, a.values[axis], b.values[axis], where, cells, compare(a, b))
@@ -198,7 +198,8 @@ def budget_finding(axis: str, a: Config, b: Config) -> Finding | None:
         axis,
         suggestion=(
             f"Rerun {ids} until {'it trains its' if len(short) == 1 else 'they train their'} "
-            f"full budget (no binding `train.max_seconds`) to compare `{axis}`."
+            "full budget (no binding `train.max_seconds`): comparisons with "
+            f"{'it' if len(short) == 1 else 'them'} are confounded until then."
         ),
     )
 

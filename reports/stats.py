@@ -71,7 +71,9 @@ def mcnemar_interval(b: int, c: int, n: int) -> tuple[float, float]:
     The Clopper-Pearson interval [lo, hi] for the share b / (b + c) of discordant samples won by
     the first system inverts the same binomial test (it excludes 1/2 exactly when p < 0.05);
     mapped to the difference, conditional on the m = b + c discordant samples, it is
-    m / n * (2 lo - 1, 2 hi - 1). ``[0, 0]`` when no sample is discordant.
+    m / n * (2 lo - 1, 2 hi - 1). ``[0, 0]`` when no sample is discordant. It leaves out the
+    uncertainty in m itself: when one side wins every disagreement its far end is the observed
+    difference.
     """
     m = b + c
     if n <= 0 or m == 0:
@@ -222,7 +224,7 @@ def compare_paired(a_only: int, b_only: int, n: int, k_a: int, k_b: int) -> Comp
         ci=mcnemar_interval(a_only, b_only, n),
         p_value=mcnemar_exact(a_only, b_only),
         test="McNemar exact",
-        interval=f"exact, given the {a_only + b_only} samples where they disagree",
+        interval=f"exact, conditional on the {a_only + b_only} samples where they disagree",
         a_only=a_only,
         b_only=b_only,
     )

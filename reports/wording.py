@@ -130,6 +130,10 @@ def budget_text(
     )
 
 
+def _share(count: int, total: int) -> str:
+    return f"All {total} runs compared here" if count == total else f"{count} of the {total} runs"
+
+
 def scoring_note(cells: Sequence[CellResult]) -> str:
     """Sentences for runs whose score is not held out, or not from the best step's weights."""
     val = sum(cell.section("metrics").get("test_is_val") is True for cell in cells)
@@ -137,12 +141,12 @@ def scoring_note(cells: Sequence[CellResult]) -> str:
     out = ""
     if val:
         out += (
-            f" Scores of {val} of these {len(cells)} runs are on the validation split that "
-            f"selected the checkpoint (no `data.test_path`), not on held-out samples."
+            f" {_share(val, len(cells))} are scored on the validation split that selected "
+            "the checkpoint (no `data.test_path`), not on held-out samples."
         )
     if final:
         out += (
-            f" {final} of these {len(cells)} runs were scored with their final weights, "
-            f"not the best validation step's."
+            f" {_share(final, len(cells))} are scored with their final weights, not the best "
+            "validation step's."
         )
     return out

@@ -39,7 +39,7 @@ def test_180_of_200_vs_120_of_200_is_a_win(tmp_path):
     (text,) = _texts(store, "accuracy")
     assert "**prefix_bidirectional beats causal**" in text
     assert "+30.0 pts" in text and "McNemar exact p < 0.001" in text
-    assert "95% CI [" in text and "(exact, given the" in text
+    assert "95% CI [" in text and "(exact, conditional on the" in text
     recs = recommendations(findings(load_results(store)))
     assert recs[0].startswith("Prefer `attention.mode=prefix_bidirectional`")
 

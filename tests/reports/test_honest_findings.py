@@ -64,7 +64,9 @@ def test_interval_agrees_with_mcnemar_for_5_vs_0_discordant(tmp_path):
     """Was: "no detectable difference ... 95% CI [+3.1, +42.4] pts, McNemar p = 0.062"."""
     (text,) = _texts(_pair(tmp_path, _first(10, 20), _first(5, 20)), "accuracy")
     assert "no detectable difference at n = 20" in text
-    assert "95% CI [-1.1, +25.0] pts (exact, given the 5 samples where they disagree)" in text
+    assert (
+        "95% CI [-1.1, +25.0] pts (exact, conditional on the 5 samples where they disagree)" in text
+    )
     assert "McNemar exact p = 0.062" in text
 
 
@@ -138,7 +140,7 @@ def test_a_time_capped_cell_is_a_budget_confound_not_a_win(tmp_path):
     assert _texts(store, "accuracy") == []
     (text,) = _texts(store, "confounded")
     assert "**confounded by the training budget**" in text
-    assert "`a` (time cap at 241/800 steps)" in text and "never called a win" in text
+    assert "(`a`: time cap at 241/800 steps)" in text and "never called a win" in text
     outcomes = _texts(store, "outcomes")
     assert outcomes[0] == "2 cells: 1 completed; 1 completed, time cap."
     assert outcomes[1] == "`a` (attention.mode=causal): **completed, time cap at 241/800 steps**."
@@ -146,6 +148,7 @@ def test_a_time_capped_cell_is_a_budget_confound_not_a_win(tmp_path):
     assert "beats" not in report and "Prefer" not in report
     assert "| **completed, time cap at 241/800 steps** |" in report
     assert "1. None can be made" in report and "2. Rerun `a` until it trains its full" in report
+    assert "comparisons with it are confounded until then" in report
 
 
 def test_old_stores_are_flagged_from_the_configs_max_steps(tmp_path):
@@ -160,7 +163,7 @@ def test_old_stores_are_flagged_from_the_configs_max_steps(tmp_path):
         short, "b", BIDIR, correct=pattern(150, 200, "b"), steps=241, planned_steps=800, legacy=True
     )
     (text,) = _texts(short, "confounded")
-    assert "`b` (241/800 steps)" in text
+    assert "(`b`: 241/800 steps)" in text
     assert _texts(short, "outcomes")[0] == "2 cells: 1 completed; 1 completed, short of budget."
 
 
@@ -170,7 +173,7 @@ def test_scores_on_the_validation_split_say_so(tmp_path):
     write_cell(store, "a", CAUSAL, correct=pattern(15, 40, "a"), scoring=val)
     write_cell(store, "b", BIDIR, correct=pattern(30, 40, "b"), scoring=val)
     (text,) = _texts(store, "accuracy")
-    assert "Scores of 2 of these 2 runs are on the validation split that selected" in text
+    assert "All 2 runs compared here are scored on the validation split that selected" in text
     report = render_markdown(load_results(store))
     assert "**Not every score is held out**" in report
     assert "| validation split that chose the step |" in report
@@ -183,7 +186,7 @@ def test_final_weights_say_so(tmp_path):
     )
     write_cell(store, "b", BIDIR, correct=pattern(30, 40, "b"), scoring={"test_is_val": False})
     (text,) = _texts(store, "accuracy")
-    assert "1 of these 2 runs were scored with their final weights" in text
+    assert "1 of the 2 runs are scored with their final weights" in text
     assert "validation split" not in text
     report = render_markdown(load_results(store))
     assert "| final weights |" in report and "| held-out test split |" in report
