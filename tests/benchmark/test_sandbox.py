@@ -75,18 +75,19 @@ def test_an_endless_loop_is_a_timeout_and_its_process_group_is_killed():
     assert "wall-clock limit of 1.5 s" in result.detail
 
 
+@pytest.mark.timeout(120)  # were the group not killed, the sandbox would wait on the child
 @pytest.mark.parametrize(
     ("timeout_s", "end", "status"), [(10.0, "", "passed"), (1.5, "time.sleep(120)", "timeout")]
 )
 def test_nothing_the_program_started_outlives_it(timeout_s, end, status):
-    # the guard forbids fork; without it, a child left sleeping must die with the program,
+    # the guard forbids fork; without it, a child that never ends must die with the program,
     # whether the program ends by itself or is killed at the time limit
     source = f"""
         import os, time
         pid = os.fork()
         if pid == 0:
-            time.sleep(120)
-            os._exit(0)
+            while True:
+                time.sleep(1)
         print("child", pid, flush=True)
         {end}
     """
@@ -272,6 +273,14 @@ def test_a_sandbox_that_cannot_be_set_up_is_an_error_not_a_failure():
     result = run("pass", SandboxLimits(memory_bytes=2**20))
     assert result.status == "error", result
     assert result.isolation == ()
+
+
+def test_installed_numerical_libraries_import_inside_the_sandbox():
+    # site-packages is on sys.path without `site`; the guard leaves what numpy/scipy need
+    result = run("import numpy\nassert int(numpy.arange(4).sum()) == 6")
+    assert result.status == "passed", result
+    pytest.importorskip("scipy")
+    assert run("import scipy.special\nassert scipy.special.comb(5, 2) == 10").status == "passed"
 
 
 def test_run_many_keeps_the_order_and_runs_in_parallel():
