@@ -301,6 +301,23 @@ def _classify(
     return "failed", _last_line(output) or f"exit status {rc}"
 
 
+def _end(proc: subprocess.Popen, nonce: str, timeout_s: float) -> tuple[bool, int, float]:
+    """Hand over the nonce, wait up to the limit, then kill the group and reap all of it, even
+    when this thread is interrupted: (exited in time, exit status, CPU seconds)."""
+    exited = False
+    try:
+        with contextlib.suppress(BrokenPipeError):  # it died at once: its status says why
+            assert proc.stdin is not None
+            proc.stdin.write(f"{nonce}\n".encode())
+            proc.stdin.close()
+        exited = _wait(proc, timeout_s)
+    finally:
+        _kill_group(proc.pid)
+        rc, cpu = _reap(proc)
+        _reap_group(proc.pid)
+    return exited, rc, cpu
+
+
 def run_program(source: str, limits: SandboxLimits | None = None) -> ExecResult:
     """Run ``source`` as an untrusted program under ``limits``; never raises for the program's
     behaviour (only for a host that cannot create a temporary directory)."""
@@ -326,32 +343,21 @@ def run_program(source: str, limits: SandboxLimits | None = None) -> ExecResult:
                 )
             except OSError as exc:
                 return ExecResult("error", f"could not start the sandbox: {exc}", 0.0)
-            os.close(write_fd)
-            write_fd = -1
-            try:
-                assert proc.stdin is not None
-                proc.stdin.write(f"{nonce}\n".encode())
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass  # it died at once; its exit status says why
-            exited = _wait(proc, limits.timeout_s)
-            _kill_group(proc.pid)
-            rc, cpu = _reap(proc)
-            _reap_group(proc.pid)
+            finally:
+                os.close(write_fd)
+            exited, rc, cpu = _end(proc, nonce, limits.timeout_s)
             wall = time.perf_counter() - start
             markers = _read_markers(read_fd, nonce)
             output, out_size = _tail(out, limits.output_chars)
     finally:
-        for fd in (read_fd, write_fd):
-            if fd >= 0:
-                os.close(fd)
+        os.close(read_fd)
         _remove(workdir)
     status, detail = _classify(limits, not exited, rc, cpu, markers, output, out_size)
     return ExecResult(
         status=status,
         detail=detail,
         wall_s=wall,
-        returncode=None if not exited else rc,
+        returncode=rc if exited else None,
         cpu_s=cpu,
         output=output,
         isolation=markers[2],

@@ -6,13 +6,14 @@ skipped, with the reason, where this machine's kernel or user does not provide t
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from harness.benchmark.sandbox import ExecResult, SandboxLimits, run_many, run_program
+from harness.benchmark.sandbox import CHILD, ExecResult, SandboxLimits, run_many, run_program
 
 FAST = SandboxLimits(timeout_s=10.0)
 """Programs that end by themselves: the default wall-clock limit."""
@@ -95,6 +96,44 @@ def test_nothing_the_program_started_outlives_it(timeout_s, end, status):
     assert result.status == status, result
     pid = int(result.output.split("child", 1)[1].split()[0])
     assert not _alive(pid), f"process {pid} outlived its sandbox"
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _live_sandboxes() -> list[int]:
+    """Running processes of a sandbox child (its program and what the program forked)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            running = str(CHILD).encode() in (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if running and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.timeout(120)
+def test_an_interrupted_caller_leaves_nothing_running():
+    """Ctrl-C (here: an exception raised by a timer signal) while a program runs: the program
+    and what it started are killed before the exception leaves run_program."""
+
+    def interrupt(signum, frame):
+        raise _Interrupted
+
+    source = "import os, time\nif os.fork() == 0:\n    time.sleep(300)\nwhile True:\n    pass"
+    before = set(_live_sandboxes())
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+        with pytest.raises(_Interrupted):
+            run(source, SandboxLimits(timeout_s=60.0, guard=False))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert set(_live_sandboxes()) - before == set()
 
 
 def test_a_fork_bomb_fails_and_leaves_no_process():
