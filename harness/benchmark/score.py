@@ -1,7 +1,7 @@
 """``benchmark score``: score code completions generated elsewhere by running their tests.
 
 ``benchmark score --task humaneval --samples samples.jsonl [--data F] [--timeout_s 10]
-[--workers N] [--output report.md]`` runs every completion in the sandbox, prints a table, and
+[--workers N] [--k 1,10,100] [--output report.md]`` runs every completion in the sandbox, prints a table, and
 writes a markdown report and a JSON results file beside it (``report.md`` -> ``report.json``).
 Also ``python -m harness.benchmark.score ...``.
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.benchmark.code_eval import (
+    DEFAULT_KS,
     CodeEvalError,
     CodeScore,
     humaneval_path,
@@ -65,12 +66,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"programs run at once (default: the cores available, {available_cores()} here)",
     )
     parser.add_argument(
+        "--k",
+        default=",".join(map(str, DEFAULT_KS)),
+        help="comma-separated k's for pass@k (default 1,10,100); a k above the fewest samples "
+        "any problem has is left out",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         default=None,
         help="markdown report (default: SAMPLES_score.md beside the samples); the JSON "
         "results go beside it with the suffix .json",
     )
+
+
+def parse_ks(text: str) -> tuple[int, ...]:
+    """``"1,10,100"`` -> ``(1, 10, 100)``."""
+    try:
+        ks = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise CodeEvalError(f"--k expects k's like 1,10,100, got {text!r}") from None
+    if any(k < 1 for k in ks):
+        raise CodeEvalError(f"--k: every k must be >= 1, got {text!r}")
+    return ks
 
 
 def _sha256(path: Path) -> str:
@@ -105,6 +123,7 @@ def output_paths(args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def _check_args(args: argparse.Namespace) -> SandboxLimits:
+    parse_ks(args.k)
     if args.workers is not None and args.workers < 1:
         raise CodeEvalError(f"--workers must be >= 1, got {args.workers}")
     try:
@@ -149,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         samples = load_samples(Path(args.samples))
         report, results_path = output_paths(args)
         report.parent.mkdir(parents=True, exist_ok=True)
-        result = score(problems, samples, limits, args.workers)
+        result = score(problems, samples, limits, args.workers, ks=parse_ks(args.k))
     except CodeEvalError as exc:
         print(f"benchmark score: error: {exc}", file=sys.stderr)
         return 2

