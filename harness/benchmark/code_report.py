@@ -118,7 +118,7 @@ def _failures(score: CodeScore) -> list[str]:
 def _sandbox(score: CodeScore) -> list[str]:
     lim = score.limits
     out = [
-        f"Each program ran in its own `python -I` process and temporary directory: wall clock "
+        f"Each program ran in its own `python -I -S` process and temporary directory: wall clock "
         f"{lim['timeout_s']:g} s (then its process group is killed), CPU {lim['cpu_s']} s, memory "
         f"{fmt.nbytes(lim['memory_bytes'])}, files {fmt.nbytes(lim['file_size_bytes'])}, "
         f"processes +{lim['max_processes']}. Layers that applied to every program:",

@@ -1,6 +1,6 @@
 """Run untrusted Python programs (model-written code) and say how each one ended.
 
-``run_program(source, limits)`` runs one program in a fresh ``python -I`` interpreter, the leader
+``run_program(source, limits)`` runs one program in a fresh ``python -I -S`` interpreter, the leader
 of its own session and process group, in a fresh temporary directory (its cwd, removed after),
 with a scrubbed environment, stdin closed and stdout + stderr captured to a file (bounded by the
 file-size limit; the tail is kept). The child (``sandbox_child.py``) confines itself before the
