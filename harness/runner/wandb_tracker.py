@@ -211,7 +211,7 @@ class WandbTracker:
             try:
                 self.proc = self._spawn(self._command)
             except OSError as exc:
-                self._off(f"cannot start in {self.root} ({exc.strerror or exc})")
+                self._off(f"cannot use {self.root} ({exc.strerror or exc})")
         if self.proc is None:
             return
         self._relay()
