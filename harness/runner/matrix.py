@@ -12,6 +12,7 @@ The format is documented for users in ``experiments/README.md``. In short::
     exclude: [{attention.mode: causal, attention.impl: eager_dense}]
     include: [{attention.mode: causal, train.lr: 3.0e-3}]
     repeats: 2                            # or seeds: [0, 1]
+    tracking: {mode: offline}             # W&B (harness/runner/tracking.py); not in cell ids
 
 Expansion order: grid (first axis slowest), ``exclude``, ``include`` (GitHub Actions rules: an
 entry whose axis values match grid cells adds its other keys to them, otherwise it is a new
