@@ -191,17 +191,18 @@ class WandbTracker:
             self._relay()
         except KeyboardInterrupt:
             self._kill()
-            self._off("stopped by Ctrl-C; the last runs may be incomplete")
+            self._off("stopped by Ctrl-C; the last runs may be incomplete", after_last_cell=True)
             return
         if proc.poll() is None:
             self._kill()
             self._off(
                 f"did not finish within {self.settings.finish_timeout_s:g} s and was stopped "
-                "(tracking.finish_timeout_s); the last runs may be incomplete"
+                "(tracking.finish_timeout_s); the last runs may be incomplete",
+                after_last_cell=True,
             )
         elif proc.returncode != 0:
             self._lost()
-        self.proc = None
+        self._stop()
 
     # ------------------------------------------------------------------ the pipe
 
@@ -290,10 +291,9 @@ class WandbTracker:
                 self._off(f"exited unexpectedly (exit status {code}); details in {self.log_path}")
         self._stop()
 
-    def _off(self, why: str) -> None:
-        self.warn(
-            f"warning: W&B mirror {why}; the matrix goes on without W&B (the run store is complete)"
-        )
+    def _off(self, why: str, after_last_cell: bool = False) -> None:
+        goes_on = "" if after_last_cell else "; the matrix goes on without W&B"
+        self.warn(f"warning: W&B mirror {why}{goes_on} (the run store is complete)")
         self.reported = True
         self._stop()
 

@@ -93,7 +93,9 @@ class Mirror:
         elif kind == "end" and cell_id in self.runs:
             self.end(cell_id, event["summary"])
 
-    def start(self, cell_id: str, info: dict[str, Any], config: dict[str, Any], cell_dir: Path):
+    def start(
+        self, cell_id: str, info: dict[str, Any], config: dict[str, Any], cell_dir: Path
+    ) -> None:
         if cell_id in self.runs:  # the same cell again (a rerun in one matrix run): new run
             self._finish(cell_id, {"outcome": NOT_FINISHED}, exit_code=1)
         o = self.options
@@ -128,8 +130,11 @@ class Mirror:
     def _log_model(self, opened: OpenRun, summary: dict[str, Any]) -> dict[str, Any]:
         """Log the scored checkpoint as a model artifact that references the file (no copy)."""
         found = scored_checkpoint(summary)
-        path = (opened.cell_dir / found[1]).resolve() if found else None
-        if found is None or path is None or not path.is_file():
+        if found is None:
+            return {}
+        weights, relative = found
+        path = (opened.cell_dir / relative).resolve()
+        if not path.is_file():
             return {}
         from loaders import CheckpointError, inspect_checkpoint  # torch: only when logging models
 
@@ -139,7 +144,7 @@ class Mirror:
             warn(f"W&B: checkpoint {path} not logged as a model artifact: {exc}")
             return {"model_artifact_error": str(exc)}
         metadata = model_metadata(
-            described, path.name, found[0], summary, opened.config, opened.info
+            described, path.name, weights, summary, opened.config, opened.info
         )
         name = f"{opened.info.get('matrix')}-{summary.get('cell_id')}"
         artifact = self.wandb.Artifact(name, type="model", metadata=metadata)
