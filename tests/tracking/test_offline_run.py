@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import yaml
 
 from harness.store_files import read_summary
+from loaders import load_checkpoint
 from reports.stats import wilson_interval
 
 from .conftest import read_offline_runs, run_cli, smoke_matrix, warnings
@@ -62,6 +64,12 @@ def test_smoke_matrix_is_mirrored_to_one_offline_run_per_cell(tmp_path, home):
         assert meta["weights"] == "final" and meta["file"] == entry["path"]
         assert meta["attention"]["mode"] == info["axes"]["attention.mode"]
         assert run.summary["model_artifact"] == artifact["name"] == f"smoke-{cell_dir.name}"
+    # the artifact's layout, as `wandb artifact get` would download it, loads without guessing
+    downloaded = tmp_path / "downloaded" / entry["path"]
+    downloaded.parent.mkdir(parents=True)
+    shutil.copyfile(entry["local_path"], downloaded)
+    loaded = load_checkpoint(tmp_path / "downloaded")
+    assert loaded.format == meta["format"] and loaded.report.base_model == meta["base_model"]
     assert max(p.stat().st_size for p in (store / "wandb").rglob("*") if p.is_file()) < (
         ckpt.stat().st_size
     )
