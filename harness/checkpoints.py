@@ -113,9 +113,13 @@ def save_checkpoint(
         tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file(
-        {k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata(cfg, step, metric)
-    )
+    try:
+        save_file(
+            {k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata(cfg, step, metric)
+        )
+    except BaseException:  # e.g. a full disk: no half-written file is left behind
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return path
 
