@@ -132,3 +132,21 @@ def writable_dir(path: str | os.PathLike[str], what: str, flag: str) -> Path:
             path, f"cannot write the {what} here ({os_reason(exc)}); pass a writable {flag}"
         ) from None
     return p
+
+
+def writable_file(path: str | os.PathLike[str], flag: str) -> Path:
+    """``path`` as a file this process may create or replace (its folder may not exist yet),
+    else InputError naming ``flag``. Creates nothing."""
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(
+            path, f"is a folder ({flag} needs a file path, e.g. {target / 'EXPERIMENTS.md'})"
+        )
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(path, f"cannot be written: {parent} is a file, not a folder ({flag})")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(path, f"cannot be written: {parent} is not writable ({flag})")
+    return target

@@ -27,14 +27,24 @@ INT_RANGE = (-(2**63), 2**63 - 1)
 """Integers a config accepts (what torch and the JSON readers handle)."""
 
 
-class YamlLoader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-3`` as a float (YAML 1.1 would make it a string) and refuses a
-    document whose aliases expand past ``MAX_YAML_NODES`` values, or refer to themselves."""
+class _Bounded:
+    """Loader mixin: refuse a document whose aliases expand past ``MAX_YAML_NODES`` values, or
+    refer to themselves, before it is constructed (checked on the composed node graph)."""
 
-    def compose_document(self) -> yaml.Node:
-        node = super().compose_document()
-        _check_expansion(node)
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()  # type: ignore[misc]
+        if node is not None:
+            _check_expansion(node)
         return node
+
+
+class YamlLoader(_Bounded, yaml.SafeLoader):
+    """The loader of YAML a user wrote: safe, aliases bounded, and ``1e-3`` read as a float
+    (YAML 1.1 would make it a string)."""
+
+
+class StoreYamlLoader(_Bounded, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The loader of YAML in a run store (fast: libyaml when present), aliases bounded."""
 
 
 YamlLoader.add_implicit_resolver(
@@ -96,7 +106,7 @@ def parse_yaml(text: str, errors: list[str]) -> Any:
     except yaml.YAMLError as exc:
         errors.append(f"malformed YAML: {' '.join(str(exc).split())}")
     except ValueError as exc:  # int() of a number past Python's digit limit, in the constructor
-        errors.append(f"a value cannot be read ({exc}); use a smaller number")
+        errors.append(f"a value cannot be read ({str(exc).split(';')[0]}); use a smaller number")
     return None
 
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from harness.config import ConfigError
+from harness.errors import writable_file
 from harness.runner.matrix import Cell
 from harness.runner.store import StoreError
 
@@ -53,21 +54,9 @@ def store_root(root: str | os.PathLike[str], matrix_name: str) -> None:
 
 
 def report_path(path: str | None) -> None:
-    """``--report PATH`` can be written: not a folder, and under a folder this user may write."""
-    if not path:
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise ConfigError(
-            [f"{path} is a folder; pass the markdown file, e.g. {target / 'EXPERIMENTS.md'}"],
-            "--report",
-        )
-    parent = target.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        what = "is not a folder" if not parent.is_dir() else "is not writable"
-        raise ConfigError([f"cannot write {path}: {parent} {what}"], "--report")
+    """``--report PATH`` can be written (the default, in the store, is checked with the store)."""
+    if path:
+        writable_file(path, "--report")
 
 
 def devices(cells: list[Cell], custom_command: bool, source: str) -> None:
