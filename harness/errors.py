@@ -26,6 +26,8 @@ from typing import NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+MAX_INPUT_BYTES = 64 * 2**20
+"""Largest config file ``read_text`` reads: a checkpoint passed by mistake is not loaded whole."""
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 """OSError numbers of a full disk, a quota or a file-size limit: the environment, not a bug."""
 
@@ -99,6 +101,12 @@ def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
     directory, unreadable, a symlink loop, or not UTF-8."""
     p = Path(path)
     try:
+        size = p.stat().st_size
+        if size > MAX_INPUT_BYTES and p.is_file():
+            raise InputError(
+                path,
+                f"is {size / 2**20:.0f} MiB, not a {what} (those are a few KB); check the path",
+            )
         data = p.read_bytes()
     except FileNotFoundError:
         raise InputError(path, f"{what} not found; check the path") from None

@@ -57,6 +57,9 @@ def _inputs(root: Path) -> dict[str, Path]:
     put("cell_list.yaml", "- 1\n- 2\n")
     put("cell_cuda.yaml", "runtime: {device: cuda}\n")
     put("notes.txt", "hello\n")
+    with open(root / "huge.yaml", "wb") as fh:  # sparse: 65 MiB that take no disk
+        fh.truncate(65 * 2**20)
+    paths["huge"] = root / "huge.yaml"
     put("secret.yaml", yaml.safe_dump(MATRIX))
     paths["secret"].chmod(0)
     weights = root / "w.safetensors"
@@ -103,6 +106,7 @@ CASES: list[tuple[str, str, list[str], str]] = [
     ("matrix-symlink-loop", "run", ["{symloop}"], "Too many levels of symbolic links"),
     ("matrix-permission-denied", "run", ["{secret}"], "Permission denied"),
     ("matrix-empty", "run", ["{empty}"], "got an empty file"),
+    ("matrix-65-mib", "run", ["{huge}"], "is 65 MiB, not a YAML file"),
     ("matrix-truncated", "run", ["{truncated}"], "malformed YAML"),
     (
         "matrix-a-list",

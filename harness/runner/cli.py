@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     return run_command(
         lambda: _main(args, err),
-        on_interrupt="interrupted before any cell started; nothing was run.",
+        on_interrupt="interrupted; completed cells are kept: run the same command to resume.",
     )
 
 
