@@ -2,10 +2,10 @@
 
 A command's ``main`` runs its body through ``run_command``: a known user error prints one line
 (what was wrong and how to fix it) and exits 2 for bad input or 1 for a run that failed; a full
-disk (``DISK_FULL_ERRNOS``) is one line and exit 1; Ctrl-C exits 130; anything else is a bug and
-keeps its traceback. Known errors are ``UserError`` and
-its subclasses plus the exception classes a command names (``run_command(body, CheckpointError)``),
-never ``Exception``: a broad ``except`` would hide bugs. Usage, for a new command::
+disk (``DISK_FULL_ERRNOS``) is one line and exit 1; Ctrl-C exits 130; a closed pipe exits 0;
+anything else is a bug and keeps its traceback. Known errors are ``UserError`` and its subclasses
+plus the exception classes a command names (``run_command(body, CheckpointError)``), never
+``Exception``: a broad ``except`` would hide bugs. Usage, for a new command::
 
     def main(argv: list[str] | None = None) -> int:
         return run_command(lambda: _main(build_parser().parse_args(argv)), CheckpointError)
@@ -66,6 +66,9 @@ def run_command(
     except (UserError, *known) as exc:
         print(error_line(exc), file=sys.stderr)
         return int(getattr(exc, "exit_code", EXIT_USAGE))
+    except BrokenPipeError:  # e.g. `... | head`: the reader left; nothing is wrong
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_OK
     except OSError as exc:
         if exc.errno not in DISK_FULL_ERRNOS:
             raise
@@ -79,9 +82,6 @@ def run_command(
     except KeyboardInterrupt:
         print(on_interrupt or "interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # e.g. `... | head`: the reader left; nothing is wrong
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        return EXIT_OK
 
 
 class Parser(argparse.ArgumentParser):
