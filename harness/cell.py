@@ -24,7 +24,15 @@ from pathlib import Path
 import yaml
 
 from harness import schema, store_files
-from harness.config import CellConfig, ConfigError, config_hash, load_cell_config, to_dict
+from harness.config import (
+    CellConfig,
+    ConfigError,
+    config_hash,
+    device_problem,
+    load_cell_config,
+    to_dict,
+)
+from harness.errors import DISK_FULL_ERRNOS, Parser, run_command, writable_dir
 
 
 class Interrupted(Exception):
@@ -236,8 +244,9 @@ class CellRun:
 def _device(name: str):
     import torch
 
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("runtime.device: cuda requested but no CUDA device is available")
+    problem = device_problem(name)
+    if problem:  # main() refuses this before anything runs; run_cell called directly gets here
+        raise ConfigError([problem], "runtime.device")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
@@ -299,8 +308,9 @@ def run_cell(
         exc = None
     except BaseException as caught:  # every ending becomes an outcome in summary.json
         exc = caught
-        expected = (Interrupted, TimedOut, KeyboardInterrupt, *_user_errors())
-        if not isinstance(caught, expected) and not is_oom(caught):
+        expected = (Interrupted, TimedOut, KeyboardInterrupt, ConfigError, *_user_errors())
+        disk_full = isinstance(caught, OSError) and caught.errno in DISK_FULL_ERRNOS
+        if not isinstance(caught, expected) and not is_oom(caught) and not disk_full:
             evidence = traceback.format_exc()  # a bug or an environment problem
             print(evidence, file=sys.stderr, end="")
     finally:
@@ -320,27 +330,22 @@ def run_cell(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m harness.cell", description=__doc__.split("\n")[0]
-    )
+    """Entry point of ``python -m harness.cell`` / ``harness-cell``: an invalid config, device
+    or output directory is one line and exit 2, nothing written (``harness.errors``)."""
+    parser = Parser(prog="python -m harness.cell", description=__doc__.split("\n")[0])
     parser.add_argument("config", help="cell YAML (a full or partial cell config)")
     parser.add_argument("--out", required=True, help="cell directory to write")
     parser.add_argument("--cell-id", help="identity to record (default: the config's content hash)")
     args = parser.parse_args(argv)
-    try:
-        cfg = load_cell_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        print(f"error: cannot write to --out {out}: {exc.strerror}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
+    cfg = load_cell_config(args.config)
+    problem = device_problem(cfg.runtime.device)
+    if problem:
+        raise ConfigError([problem], args.config)
+    out = writable_dir(args.out, "cell's files", "--out")
     same = Path(args.config).resolve() == (out / schema.CONFIG_FILE).resolve()
     return run_cell(cfg, out, args.cell_id, write_config=not same)
 

@@ -29,6 +29,8 @@ from harness.models.prefix_lm import PrefixLM
 HARNESS_VERSION = "0.1.0"
 FORMAT_FULL = "harness-full"
 FORMAT_LORA = "harness-lora"
+_OS_ERROR = re.compile(r"I/O error: .*\(os error (\d+)\)")
+"""How safetensors (Rust) words an operating-system error of a write."""
 _PEFT_KEY = re.compile(r"^(?P<mod>.*)\.lora_(?P<ab>[AB])\.(?P<adapter>[^.]+)\.weight$")
 
 
@@ -113,9 +115,17 @@ def save_checkpoint(
         tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file(
-        {k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata(cfg, step, metric)
-    )
+    try:
+        save_file(
+            {k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata(cfg, step, metric)
+        )
+    except BaseException as exc:  # e.g. a full disk: no half-written file is left behind
+        tmp.unlink(missing_ok=True)
+        os_error = _OS_ERROR.search(str(exc))
+        if os_error:  # safetensors reports an I/O error as text: make it the OSError it is
+            errno = int(os_error.group(1))
+            raise OSError(errno, os.strerror(errno), str(path)) from exc
+        raise
     os.replace(tmp, path)
     return path
 

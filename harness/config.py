@@ -15,17 +15,22 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.keys import KeyTable, coerce, unknown_key
+from harness.errors import UserError
+from harness.keys import KeyTable, coerce, read_yaml, unknown_key
 
 
-class ConfigError(ValueError):
-    """Invalid configuration: ``errors`` lists every problem, one line each."""
+class ConfigError(UserError, ValueError):
+    """Invalid configuration: ``errors`` lists every problem, one line each (the message is one
+    line when there is one problem)."""
 
     def __init__(self, errors: list[str], source: str = "config") -> None:
         self.errors = list(errors)
         self.source = source
+        if len(self.errors) == 1:
+            super().__init__(f"{source}: {self.errors[0]}")
+            return
         lines = "\n".join(f"  - {e}" for e in self.errors)
-        super().__init__(f"{source}: {len(self.errors)} problem(s):\n{lines}")
+        super().__init__(f"{source}: {len(self.errors)} problems:\n{lines}")
 
 
 @dataclass
@@ -320,16 +325,12 @@ def parse_cell_config(data: dict[str, Any] | None, source: str = "config") -> Ce
 
 
 def load_cell_config(path: str) -> CellConfig:
-    """Read a cell YAML file (as written by the runner or by hand)."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise ConfigError([f"file not found: {path}"], path) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"malformed YAML: {exc}"], path) from None
+    """Read a cell YAML file (as written by the runner or by hand); ConfigError in one line when
+    it is missing, a directory, unreadable, not UTF-8, malformed or an alias bomb."""
+    errors: list[str] = []
+    data = read_yaml(path, errors)
+    if errors:
+        raise ConfigError(errors, path)
     return parse_cell_config(data, source=path)
 
 
@@ -347,3 +348,19 @@ def config_hash(cfg: CellConfig | dict[str, Any], length: int = 12) -> str:
 
 CELL_KEYS = KeyTable(CellConfig)
 """Every dotted key of a cell config and its type (matrix axes, ``--set``, ``--only``)."""
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``runtime.device`` cannot be used on this machine, in one line (None when it can).
+    Imports torch: the runner asks through a child process (``harness/runner/preflight.py``)."""
+    if device != "cuda":
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        build = "a CPU-only torch build" if torch.version.cuda is None else "no visible GPU"
+        return (
+            f"`runtime.device: cuda` but this machine has no usable CUDA device ({build}); "
+            "use `runtime.device: auto` (cuda when there is one) or `cpu`"
+        )
+    return None

@@ -6,13 +6,119 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import os
+import re
 import types
 import typing
 from functools import cached_property
 from typing import Any, Literal, get_args, get_origin
 
+import yaml
+
+from harness.errors import InputError, read_text
+
 MAX_LISTED = 24
 """An unknown key with no close match lists the valid keys when there are at most this many."""
+MAX_YAML_NODES = 100_000
+"""A YAML file may expand to at most this many values, every use of an alias counted: an alias
+bomb is refused before anything walks it (real matrices are a few hundred)."""
+INT_RANGE = (-(2**63), 2**63 - 1)
+"""Integers a config accepts (what torch and the JSON readers handle)."""
+
+
+class _Bounded:
+    """Loader mixin: refuse a document whose aliases expand past ``MAX_YAML_NODES`` values, or
+    refer to themselves, before it is constructed (checked on the composed node graph)."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()  # type: ignore[misc]
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+
+class YamlLoader(_Bounded, yaml.SafeLoader):
+    """The loader of YAML a user wrote: safe, aliases bounded, and ``1e-3`` read as a float
+    (YAML 1.1 would make it a string)."""
+
+
+class StoreYamlLoader(_Bounded, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The loader of YAML in a run store (fast: libyaml when present), aliases bounded."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+        r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
+class YamlExpansionError(yaml.YAMLError):
+    """The document's aliases expand too far (an alias bomb) or refer to themselves."""
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Count the values of the expanded document without expanding it (each node once)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(node))
+            if sizes[key] > MAX_YAML_NODES:
+                raise YamlExpansionError(
+                    f"its aliases expand to more than {MAX_YAML_NODES:,} values (an alias "
+                    "bomb?); write the values out or use fewer aliases"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise YamlExpansionError("an alias refers to a value that contains it (a loop)")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+
+
+def parse_yaml(text: str, errors: list[str]) -> Any:
+    """A YAML document (``YamlLoader``); a problem is appended to ``errors`` (None returned)."""
+    try:
+        return yaml.load(text, Loader=YamlLoader)
+    except YamlExpansionError as exc:
+        errors.append(f"refused: {exc}")
+    except yaml.YAMLError as exc:
+        errors.append(f"malformed YAML: {' '.join(str(exc).split())}")
+    except ValueError as exc:  # int() of a number past Python's digit limit, in the constructor
+        errors.append(f"a value cannot be read ({str(exc).split(';')[0]}); use a smaller number")
+    return None
+
+
+def read_yaml(path: str | os.PathLike[str], errors: list[str]) -> Any:
+    """The YAML file a user named: readable, UTF-8, well formed, aliases bounded. A problem is
+    appended to ``errors`` in one line (None returned)."""
+    try:
+        text = read_text(path, "YAML file")
+    except InputError as exc:
+        errors.append(exc.problem)
+        return None
+    return parse_yaml(text, errors)
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -80,17 +186,19 @@ def coerce(value: Any, tp: Any, key: str, errors: list[str]) -> Any:
             valid = [str(a) for a in get_args(tp)]
             close = difflib.get_close_matches(str(value), valid, n=1)
             hint = f" - did you mean `{close[0]}`?" if close else ""
-            errors.append(f"`{key}`: {value!r} is not one of: {', '.join(valid)}{hint}")
+            errors.append(f"`{key}`: {_shown(value)} is not one of: {', '.join(valid)}{hint}")
         return value
     if origin is list:
         (item_tp,) = get_args(tp)
         if not isinstance(value, list):
-            errors.append(f"`{key}`: expected a list, got {value!r}")
+            errors.append(f"`{key}`: expected a list, got {_shown(value)}")
             return None
         return [coerce(v, item_tp, f"{key}[{i}]", errors) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            errors.append(f"`{key}`: expected a mapping of {tp.__name__} fields, got {value!r}")
+            errors.append(
+                f"`{key}`: expected a mapping of {tp.__name__} fields, got {_shown(value)}"
+            )
             return None
         return value  # built by the caller
     return _coerce_scalar(value, tp, key, errors)
@@ -107,7 +215,7 @@ def _coerce_union(value: Any, tp: Any, key: str, errors: list[str]) -> Any:
         out = coerce(value, arg, key, sub_errors)
         if not sub_errors:
             return out
-    errors.append(f"`{key}`: expected {type_name(tp)}, got {value!r}")
+    errors.append(f"`{key}`: expected {type_name(tp)}, got {_shown(value)}")
     return None
 
 
@@ -124,9 +232,25 @@ def _coerce_scalar(value: Any, tp: Any, key: str, errors: list[str]) -> Any:
         return value
     accepted, wording = _SCALARS[tp]
     if (isinstance(value, bool) and tp is not bool) or not isinstance(value, accepted):
-        errors.append(f"`{key}`: expected {wording}, got {value!r}")
+        errors.append(f"`{key}`: expected {wording}, got {_shown(value)}")
         return value
-    return float(value) if tp is float else value
+    if tp is int and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        errors.append(f"`{key}`: {_shown(value)} is out of range (a 64-bit integer)")
+    if tp is float:
+        number = float(value) if abs(value) < 2.0**1023 else math.inf
+        if not math.isfinite(number):
+            errors.append(f"`{key}`: expected a finite number, got {_shown(value)}")
+        return number
+    return value
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr`` of a user's value, cut to ``limit`` characters (a value can be huge)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4300-digit str limit
+        return "a number too large to print"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class KeyTable:

@@ -88,6 +88,12 @@ def read_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
     data = _valid(Summary, _load_json(Path(path)), where, what="not a summary: ")
     if data["outcome"] not in OUTCOMES:
         raise SchemaError(f"{where}: not a summary: unknown `outcome` {data['outcome']!r}")
+    metrics = data.get("metrics") or {}
+    k, n = metrics.get("exact_match_k"), metrics.get("n")
+    if (n is not None and n < 0) or (k is not None and n is not None and not 0 <= k <= n):
+        raise SchemaError(
+            f"{where}: not a summary: `metrics.exact_match_k` {k} is not within 0..`metrics.n` {n}"
+        )
     return data
 
 

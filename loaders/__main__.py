@@ -6,15 +6,14 @@ import argparse
 import json
 import sys
 
+from harness.errors import Parser, run_command
 from loaders.api import inspect_checkpoint, load_checkpoint
 from loaders.errors import CheckpointError
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m loaders", description="Inspect or load a checkpoint."
-    )
-    sub = p.add_subparsers(dest="command", required=True)
+def _parser() -> Parser:
+    p = Parser(prog="python -m loaders", description="Inspect or load a checkpoint.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     ins = sub.add_parser(
         "inspect", help="detect the format and describe it (no model is run unless --load)"
     )
@@ -30,32 +29,36 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; exit 2 with one clear line on a checkpoint error."""
+    """CLI entry point: a checkpoint error is one clear line and exit 2 (``harness.errors``)."""
     args = _parser().parse_args(argv)
-    try:
-        if args.load or args.base_model:
-            loaded = load_checkpoint(
-                args.path,
-                args.base_model,
-                lora_alpha=args.lora_alpha,
-                expert=args.expert,
-                strict=args.strict,
-                allow_remote_code=args.allow_remote_code,
-            )
-            print(loaded.report.to_json() if args.json else str(loaded.report))
-        else:
-            info = inspect_checkpoint(args.path)
-            if args.json:
-                print(json.dumps(info, indent=2, sort_keys=True, default=str))
-            else:
-                print(f"format:  {info['format']} ({info['reason']})\npath:    {info['path']}")
-                for k, v in info["details"].items():
-                    print(f"  {k}: {v}")
-                for n in info["notes"]:
-                    print(f"note:    {n}")
-    except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _main(args), CheckpointError)
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.load or args.base_model:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # the load report below says what transformers would
+        hf_logging.disable_progress_bar()
+        loaded = load_checkpoint(
+            args.path,
+            args.base_model,
+            lora_alpha=args.lora_alpha,
+            expert=args.expert,
+            strict=args.strict,
+            allow_remote_code=args.allow_remote_code,
+        )
+        print(loaded.report.to_json() if args.json else str(loaded.report))
+        return 0
+    info = inspect_checkpoint(args.path)
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True, default=str))
+        return 0
+    print(f"format:  {info['format']} ({info['reason']})\npath:    {info['path']}")
+    for k, v in info["details"].items():
+        print(f"  {k}: {v}")
+    for n in info["notes"]:
+        print(f"note:    {n}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -10,13 +11,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from loaders.context import LoadContext
-from loaders.errors import AmbiguousCheckpointError, NothingLoadableError
+from loaders.context import ROUTING_MODES, LoadContext
+from loaders.errors import AmbiguousCheckpointError, InvalidOptionError, NothingLoadableError
 from loaders.formats import FORMATS
 from loaders.io import TENSOR_SUFFIXES
 from loaders.report import LoadReport
 
 WANDB_MODEL_DIR = "best_model"
+MOE_FORMAT = "dylora-moe"
+"""The one format with experts (``expert=``, ``routing=``, ``temperature=``)."""
 
 
 @dataclass
@@ -97,9 +100,16 @@ def load_checkpoint(
     Raises a ``loaders.CheckpointError`` subclass whose message names the file and the fix.
     """
     report = LoadReport(source=str(source))
+    check_options(source, base_model, lora_alpha, lora_rank, expert, routing, temperature, device)
     path = resolve_source(source, report)
     fmt, reason, path = detect(path)
     report.path, report.format, report.reason = str(path), fmt.NAME, reason
+    if expert is not None and fmt.NAME != MOE_FORMAT:
+        raise InvalidOptionError(
+            path,
+            f"expert={expert} applies to {MOE_FORMAT} checkpoints; this is {fmt.NAME}",
+            "leave expert unset",
+        )
     ctx = LoadContext(
         source=path,
         report=report,
@@ -116,6 +126,7 @@ def load_checkpoint(
         allow_remote_code=allow_remote_code,
         run_probe=probe,
     )
+    ctx.torch_dtype()  # an unknown dtype is refused before any model is built
     model = fmt.load(path, ctx)
     model.eval()
     ctx.place(model)  # device/dtype first: the probe checks the model as it is returned
@@ -130,6 +141,59 @@ def load_checkpoint(
     return LoadedCheckpoint(
         model=model, format=report.format, report=report, extra_tensors=ctx.extra_tensors
     )
+
+
+def check_options(
+    source: str | Path,
+    base_model: Any,
+    lora_alpha: Any,
+    lora_rank: Any,
+    expert: Any,
+    routing: Any,
+    temperature: Any,
+    device: Any,
+) -> None:
+    """Refuse invalid options with ``InvalidOptionError`` before anything is read or built."""
+    problems = []
+    if base_model is not None and not isinstance(base_model, str | Path | nn.Module):
+        problems.append(f"base_model={base_model!r} (a local path, a hub id or an nn.Module)")
+    if lora_alpha is not None and not _positive(lora_alpha, float):
+        problems.append(f"lora_alpha={lora_alpha!r} (a finite number > 0)")
+    if lora_rank is not None and not _positive(lora_rank, int):
+        problems.append(f"lora_rank={lora_rank!r} (an integer > 0)")
+    if expert is not None and not (_is_int(expert) and expert >= 0):
+        problems.append(f"expert={expert!r} (an integer >= 0)")
+    if routing not in ROUTING_MODES:
+        problems.append(f"routing={routing!r} (one of {', '.join(ROUTING_MODES)})")
+    if not _positive(temperature, float):
+        problems.append(f"temperature={temperature!r} (a finite number > 0)")
+    problems += _device_problems(device)
+    if problems:
+        raise InvalidOptionError(
+            source, "invalid option " + "; ".join(problems), "pass the values in brackets"
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive(value: Any, kind: type) -> bool:
+    if kind is int:
+        return _is_int(value) and value > 0
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf
+
+
+def _device_problems(device: Any) -> list[str]:
+    if device is None:
+        return []
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        return [f"device={device!r} (e.g. 'cpu' or 'cuda:0')"]
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        return [f"device={device!r}: no CUDA device is available here (use 'cpu')"]
+    return []
 
 
 def inspect_checkpoint(source: str | Path) -> dict[str, Any]:

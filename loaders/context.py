@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from loaders import probe
+from loaders.errors import InvalidOptionError
 from loaders.report import LoadReport
 
 ROUTING_MODES = ("top1", "dense")
@@ -54,7 +55,9 @@ class LoadContext:
         name = aliases.get(str(self.dtype), str(self.dtype)).removeprefix("torch.")
         dt = getattr(torch, name, None)
         if not isinstance(dt, torch.dtype):
-            raise ValueError(f"unknown dtype {self.dtype!r}; use float32, bfloat16 or float16")
+            raise InvalidOptionError(
+                self.source, f"unknown dtype {self.dtype!r}", "use float32, bfloat16 or float16"
+            )
         return dt
 
     def place(self, model: nn.Module) -> nn.Module:

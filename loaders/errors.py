@@ -59,6 +59,11 @@ class VocabSizeError(ShapeMismatchError):
     """Vocabulary sizes of checkpoint, token space and model disagree."""
 
 
+class InvalidOptionError(CheckpointError):
+    """An option of ``load_checkpoint`` is invalid, or does not apply to this checkpoint
+    (refused before any model is built)."""
+
+
 class MissingAlphaError(CheckpointError):
     """A LoRA file records no alpha and none was passed."""
 

@@ -21,40 +21,53 @@ def token_space_hash(space: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(space, sort_keys=True).encode("utf-8")).hexdigest()
 
 
+def _int(value: Any) -> int | None:
+    """An integer field of a token space (JSON ints only; None for anything else)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def validate(space: dict[str, Any], path: Path) -> list[str]:
-    """All problems of a token space at once (empty when valid)."""
+    """All problems of a token space at once (empty when valid); values of the wrong type are
+    problems, never exceptions."""
     problems = []
     ranges = space.get("ranges")
-    if not isinstance(ranges, dict) or "TEXT" not in ranges:
+    if not isinstance(ranges, dict) or not isinstance(ranges.get("TEXT"), dict):
         return ["'ranges' must be an object with at least TEXT"]
-    spans = []
+    spans: dict[str, tuple[int, int]] = {}
     for name, r in ranges.items():
-        try:
-            start, end, size = int(r["start"]), int(r["end"]), int(r["size"])
-        except (KeyError, TypeError, ValueError):
+        bounds = [_int(r.get(k)) if isinstance(r, dict) else None for k in ("start", "end", "size")]
+        start, end, size = bounds
+        if start is None or end is None or size is None:
             problems.append(f"range {name} needs integer start, end (inclusive), size")
             continue
         if end < start or size != end - start + 1:
             problems.append(f"range {name}: size {size} != end - start + 1 = {end - start + 1}")
-        spans.append((start, end, name))
-    spans.sort()
-    for (_, e0, n0), (s1, _, n1) in itertools.pairwise(spans):
+        spans[name] = (start, end)
+    ordered = sorted((s, e, n) for n, (s, e) in spans.items())
+    for (_, e0, n0), (s1, _, n1) in itertools.pairwise(ordered):
         if s1 <= e0:
             problems.append(f"ranges {n0} and {n1} overlap at {s1}")
-    if int(ranges["TEXT"].get("start", -1)) != 0:
+    text = ranges["TEXT"]
+    if _int(text.get("start")) != 0:
         problems.append("TEXT must start at 0")
-    if spans and int(space.get("vocab_size_total", -1)) != max(e for _, e, _ in spans) + 1:
+    top = max((e for _, e, _ in ordered), default=None)
+    if top is not None and _int(space.get("vocab_size_total")) != top + 1:
         problems.append(
-            f"vocab_size_total {space.get('vocab_size_total')} != max(end) + 1 = {max(e for _, e, _ in spans) + 1}"
+            f"vocab_size_total {space.get('vocab_size_total')!r} != max(end) + 1 = {top + 1}"
         )
-    if int(space.get("text_vocab_size", -1)) != int(ranges["TEXT"].get("size", -2)):
+    if _int(space.get("text_vocab_size")) is None or space["text_vocab_size"] != _int(
+        text.get("size")
+    ):
         problems.append(
-            f"text_vocab_size {space.get('text_vocab_size')} != TEXT size {ranges['TEXT'].get('size')}"
+            f"text_vocab_size {space.get('text_vocab_size')!r} != TEXT size {text.get('size')!r}"
         )
-    special = ranges.get("SPECIAL")
-    for name, tid in (space.get("special_tokens") or {}).items():
-        if special is None or not int(special["start"]) <= int(tid) <= int(special["end"]):
-            problems.append(f"special token {name}={tid} outside the SPECIAL range")
+    specials = space.get("special_tokens") or {}
+    if not isinstance(specials, dict):
+        return [*problems, "'special_tokens' must be an object (name -> id)"]
+    low, high = spans.get("SPECIAL", (None, None))
+    for name, tid in specials.items():
+        if low is None or _int(tid) is None or not low <= tid <= high:
+            problems.append(f"special token {name}={tid!r} outside the SPECIAL range")
     return problems
 
 
@@ -75,17 +88,56 @@ def load_token_space(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     facts: dict[str, Any] = {"token_space_sha256": digest, "hash_checked": False}
     sha_file = path.with_name(TOKEN_SPACE_SHA)
     if sha_file.is_file():
-        published = (
-            sha_file.read_text().split()[0].strip().lower() if sha_file.read_text().strip() else ""
-        )
-        if published != digest:
-            raise TokenSpaceHashError(
-                path,
-                f"sha256 {digest} does not match the published {published or '(empty)'} in {sha_file.name}",
-                "the token space was edited or belongs to another dataset; use the matching token_space.json",
-            )
+        _check_published(path, digest, sha_file)
         facts["hash_checked"] = True
     return space, facts
+
+
+def _published(sha_file: Path) -> str:
+    """The digest in a ``token_space.sha256`` (``<hex>  token_space.json``); '' when empty."""
+    try:
+        words = sha_file.read_text(encoding="utf-8", errors="replace").split()
+    except OSError as exc:
+        raise TokenSpaceError(
+            sha_file, f"cannot be read ({exc.strerror})", "fix its permissions"
+        ) from exc
+    return words[0].strip().lower() if words else ""
+
+
+def _check_published(path: Path, digest: str, sha_file: Path) -> None:
+    published = _published(sha_file)
+    if published != digest:
+        raise TokenSpaceHashError(
+            path,
+            f"sha256 {digest} does not match the published {published or '(empty)'} in {sha_file}",
+            "the token space was edited or belongs to another dataset; use the matching token_space.json",
+        )
+
+
+def resolve_token_space(d: Path) -> tuple[Path, dict[str, Any], dict[str, Any]] | None:
+    """The token space of the checkpoint in ``d``: ``d/token_space.json``, else the run
+    directory's (``d.parent``). The seed's layout keeps one in each: when both exist they must be
+    the same token space, and a ``token_space.sha256`` in either place must match it; otherwise
+    ``TokenSpaceError`` names both files. Returns ``(path, space, facts)``, or None."""
+    found = [p for p in (d / TOKEN_SPACE, d.parent / TOKEN_SPACE) if p.is_file()]
+    if not found:
+        return None
+    loaded = [(p, *load_token_space(p)) for p in found]
+    path, space, facts = loaded[0]
+    digest = facts["token_space_sha256"]
+    if len(loaded) == 2 and loaded[1][2]["token_space_sha256"] != digest:
+        other, other_digest = loaded[1][0], loaded[1][2]["token_space_sha256"]
+        raise TokenSpaceError(
+            path,
+            f"differs from {other} (sha256 {digest[:12]}... vs {other_digest[:12]}...)",
+            "keep only the token_space.json this checkpoint was trained with",
+        )
+    facts["hash_checked"] = any(f["hash_checked"] for _, _, f in loaded)  # the same space
+    for sha_file in (d / TOKEN_SPACE_SHA, d.parent / TOKEN_SPACE_SHA):
+        if sha_file.is_file() and not sha_file.with_name(TOKEN_SPACE).is_file():
+            _check_published(path, digest, sha_file)  # a hash published beside no json
+            facts["hash_checked"] = True
+    return path, space, facts
 
 
 def pad_id(space: dict[str, Any]) -> int:

@@ -1,22 +1,22 @@
 """CLI: ``python -m reports STORE [--out PATH] [--no-plots]`` and
 ``python -m reports compare BEFORE AFTER [--out PATH]``.
 
-Bad input (missing directory, not a run store, empty store) prints one line and exits 2.
+Bad input (missing directory, not a run store, empty store, an unwritable ``--out``) prints one
+line and exits 2; a damaged cell is listed in the report, not an error.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
+from harness.errors import Parser, run_command, writable_file
 from reports.before_after import compare_stores, write_comparison
 from reports.report import write_report
-from reports.results import ResultsError
 
 
-def _report_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _report_parser() -> Parser:
+    p = Parser(
         prog="python -m reports",
         description="Write EXPERIMENTS.md (and plots) from a run store. "
         "Use `python -m reports compare BEFORE AFTER` to diff two stores.",
@@ -27,8 +27,8 @@ def _report_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _compare_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _compare_parser() -> Parser:
+    p = Parser(
         prog="python -m reports compare",
         description="Compare two runs or stores (before -> after); flags regressions.",
     )
@@ -39,24 +39,24 @@ def _compare_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+    """Entry point; returns the exit status (bad input: one line, exit 2; ``harness.errors``)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if args_list[:1] == ["compare"]:
-            args = _compare_parser().parse_args(args_list[1:])
-            if args.out:
-                print(write_comparison(args.before, args.after, args.out))
-            else:
-                print(compare_stores(args.before, args.after), end="")
+    return run_command(lambda: _main(args_list))
+
+
+def _main(args_list: list[str]) -> int:
+    if args_list[:1] == ["compare"]:
+        args = _compare_parser().parse_args(args_list[1:])
+        if args.out:
+            writable_file(args.out, "--out")
+            print(write_comparison(args.before, args.after, args.out))
         else:
-            args = _report_parser().parse_args(args_list)
-            print(write_report(args.store, args.out, plots=not args.no_plots))
-    except ResultsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: cannot write the report: {exc}", file=sys.stderr)
-        return 2
+            print(compare_stores(args.before, args.after), end="")
+    else:
+        args = _report_parser().parse_args(args_list)
+        if args.out:
+            writable_file(args.out, "--out")
+        print(write_report(args.store, args.out, plots=not args.no_plots))
     return 0
 
 

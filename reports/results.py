@@ -27,7 +27,8 @@ from typing import Any
 
 import yaml
 
-from harness.keys import flatten
+from harness.errors import UserError
+from harness.keys import StoreYamlLoader, flatten
 from harness.schema import (
     CELL_FILE,
     CONFIG_FILE,
@@ -44,10 +45,9 @@ MATRIX_FILE = "matrix.json"
 REPEAT_KEYS = ("seed",)
 """Axes that mark repeats of one configuration rather than a different configuration."""
 ERROR_KINDS = ("empty", "off by 1 char", "off by 2 chars", "off by 3+ chars")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError, ValueError):
     """The path is not a readable run store (message is one line, for the CLI)."""
 
 
@@ -181,17 +181,21 @@ def sort_key(value: Any) -> tuple[int, Any]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from the store; {} when missing or damaged (binary garbage included)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def _read_yaml(path: Path) -> Any:
+    """A YAML document from the store (safe, aliases bounded); None when missing or damaged."""
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # a safe loader
+        return yaml.load(path.read_bytes(), Loader=StoreYamlLoader)
     except (OSError, yaml.YAMLError):
+        return None
+    except ValueError:  # a number past Python's digit limit
         return None
 
 
@@ -336,11 +340,17 @@ def load_results(store_dir: str | Path) -> Results:
     ``train.max_steps``), which keeps 1,000-cell stores fast.
     """
     store_dir = Path(store_dir)
+    if store_dir.exists() and not store_dir.is_dir():
+        raise ResultsError(f"{store_dir} is a file; pass the run store folder, e.g. runs/attention")
     if not store_dir.is_dir():
         raise ResultsError(f"no such store directory: {store_dir}")
-    dirs = sorted(p for p in store_dir.iterdir() if _is_cell_dir(p))
+    try:
+        entries = sorted(store_dir.iterdir())
+        dirs = [p for p in entries if _is_cell_dir(p)]
+    except OSError as exc:
+        raise ResultsError(f"cannot read the store {store_dir} ({exc.strerror or exc})") from None
     if not dirs:
-        what = "empty store" if not any(store_dir.iterdir()) else "not a run store"
+        what = "empty store" if not entries else "not a run store"
         raise ResultsError(
             f"{what}: {store_dir} has no cell directories "
             f"(expected {store_dir}/<cell-id>/{SUMMARY_FILE}); run the matrix first"

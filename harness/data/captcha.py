@@ -26,6 +26,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from harness.errors import (
+    DISK_FULL_ERRNOS,
+    InputError,
+    Parser,
+    os_reason,
+    run_command,
+    writable_dir,
+)
+
 DEFAULT_QUESTION = "What is the text in this captcha image?"
 IMAGES_DIR = "images"
 # Bump when rendering changes so that cached splits from an older generator are not reused.
@@ -80,15 +89,23 @@ def render_captcha(text: str, rng: np.random.Generator, width: int, height: int)
     return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8), mode="L")
 
 
+MAX_SIDE = 4096
+"""Largest image width or height (pixels): a typo of a few zeros must not exhaust memory."""
+MAX_COUNT = 10_000_000
+"""Most images in one split."""
+
+
 def _validate(split: str, count: int, digits: int, width: int, height: int) -> None:
     if not _SPLIT_RE.match(split):
         raise ValueError(f"split {split!r} must be letters, digits, '_', '.' or '-'")
-    if count <= 0:
-        raise ValueError(f"count must be positive, got {count}")
+    if not 0 < count <= MAX_COUNT:
+        raise ValueError(f"count must be between 1 and {MAX_COUNT:,}, got {count}")
     if digits <= 0:
         raise ValueError(f"digits must be positive, got {digits}")
     if width < 4 * digits or height < 8:
         raise ValueError(f"image {width}x{height} is too small for {digits} digits")
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise ValueError(f"image {width}x{height} is larger than {MAX_SIDE}x{MAX_SIDE}")
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, str]]) -> None:
@@ -194,13 +211,6 @@ def ensure_captcha_split(
     return jsonl
 
 
-class _Parser(argparse.ArgumentParser):
-    """Argument errors print one line and exit 2, without the usage block."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -213,7 +223,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``captcha-data`` command line, mirroring the seed's ``prepare_captcha_data.py``."""
-    p = _Parser(prog="captcha-data", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="captcha-data", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--output-dir", type=Path, default=Path("data/captcha"), help="(default: %(default)s)"
     )
@@ -234,14 +244,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m harness.data.captcha`` / ``captcha-data``."""
+    """Entry point of ``python -m harness.data.captcha`` / ``captcha-data``: bad arguments and an
+    unwritable ``--output-dir`` are one line and exit 2 (``harness.errors``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     count = args.count if args.count is not None else DEFAULT_COUNTS.get(args.split, 2000)
+    try:
+        _validate(args.split, count, args.digits, args.width, args.height)
+        if args.subset is not None and args.subset > count:
+            raise ValueError(f"--subset {args.subset} is larger than --count {count}")
+    except ValueError as exc:
+        parser.error(str(exc))
+    return run_command(lambda: _write(args, count))
+
+
+def _write(args: argparse.Namespace, count: int) -> int:
+    out = writable_dir(args.output_dir, "captchas", "--output-dir")
     start = time.perf_counter()
     try:
         jsonl = generate_split(
-            args.output_dir,
+            out,
             args.split,
             count,
             seed=args.seed,
@@ -251,13 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             question=args.question,
             subset=args.subset,
         )
-    except ValueError as exc:
-        parser.error(str(exc))
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        target = exc.filename or args.output_dir
-        print(f"captcha-data: error: cannot write to {target}: {reason}", file=sys.stderr)
-        return 2
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise  # the boundary's one line: free space, run again (exit 1)
+        raise InputError(exc.filename or out, f"cannot write here ({os_reason(exc)})") from None
     print(f"wrote {count} images and {jsonl} in {time.perf_counter() - start:.1f}s")
     return 0
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -16,20 +15,30 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.config import ConfigError
+from harness.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Parser, run_command
+from harness.runner import preflight
 from harness.runner.executor import LocalProcessExecutor
 from harness.runner.loop import RunResult, StopRequest, run_plan
 from harness.runner.matrix import Matrix, load_matrix, parse_assignment, select
 from harness.runner.plan import RERUN_CHOICES, Plan, make_plan
 from harness.runner.progress import cell_labels, make_progress, summary_table
-from harness.runner.store import Store, StoreError
+from harness.runner.store import Store
 from harness.runner.tracking import MODES
 from harness.runner.wandb_tracker import make_tracker, resolve_tracking
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="run_matrix.py",
         description="Expand an experiment matrix, run every cell in its own process, resume.",
         epilog="Example: python run_matrix.py experiments/smoke.yaml --dry-run",
@@ -64,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also rerun cells whose stored outcome is this (repeatable); cells "
         "without a summary or `interrupted` always run",
     )
-    p.add_argument("--max-cells", type=int, metavar="N", help="run at most N pending cells")
+    p.add_argument("--max-cells", type=_count, metavar="N", help="run at most N pending cells")
     p.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
     p.add_argument(
@@ -94,33 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``run_matrix.py`` and the ``run-matrix`` console script."""
+    """Entry point of ``run_matrix.py`` and the ``run-matrix`` console script: bad input is one
+    line and exit 2, nothing run or written (``harness.errors.run_command``)."""
     args = build_parser().parse_args(argv)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    try:
-        return _main(args, err)
-    except (ConfigError, StoreError) as exc:
-        err.print(f"error: {exc}", markup=False)
-        if isinstance(exc, ConfigError):
-            err.print(
-                "hint: keys and valid values are documented in harness/config.py and "
-                "experiments/README.md; nothing was run.",
-                markup=False,
-            )
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        err.print("interrupted before any cell started; nothing was run.")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # e.g. `--dry-run | head`
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        return EXIT_OK
+    return run_command(
+        lambda: _main(args, err),
+        on_interrupt="interrupted; completed cells are kept: run the same command to resume.",
+    )
 
 
 def _main(args: argparse.Namespace, err: Console) -> int:
     if args.json and not args.dry_run:
         raise ConfigError(["--json only applies to --dry-run"], "run_matrix.py")
-    if args.max_cells is not None and args.max_cells < 0:
-        raise ConfigError(["--max-cells must be >= 0"], "run_matrix.py")
+    command = preflight.cell_command(args.cell_command)
+    preflight.report_path(args.report)
     overrides = [parse_assignment(s, "--set") for s in args.set]
     only = [parse_assignment(s, "--only") for s in args.only]
     matrix = load_matrix(args.matrix, overrides)
@@ -130,19 +127,20 @@ def _main(args: argparse.Namespace, err: Console) -> int:
             [f"--only {' '.join(args.only)} selects none of the {len(matrix.cells)} cells"],
             args.matrix,
         )
+    preflight.store_root(args.store, matrix.name)
     store = Store(args.store, matrix.name)
     tracking = resolve_tracking(matrix.tracking, args.wandb, args.wandb_project, args.wandb_entity)
     plan = make_plan(matrix, cells, store, set(args.rerun), args.max_cells)
     if args.dry_run:
         _print_plan(plan, args.json)
         return EXIT_OK
+    to_run = [p.cell for p in plan.cells if p.action == "run"]
+    preflight.devices(to_run, command is not None, matrix.source)
     store.ensure_writable()
     store.write_matrix_meta(
         matrix.name, matrix.description, matrix.source, matrix.cells, matrix.paired
     )
-    executor = LocalProcessExecutor(
-        command=shlex.split(args.cell_command) if args.cell_command else None
-    )
+    executor = LocalProcessExecutor(command=command)
     labels = cell_labels(matrix.cells, matrix.paired)
     progress = make_progress(quiet=args.quiet, labels=labels)
     warn = (lambda text: err.print(text, markup=False)) if args.quiet else progress.message
@@ -158,9 +156,10 @@ def _main(args: argparse.Namespace, err: Console) -> int:
     if not out.is_terminal:
         out = Console(highlight=False, width=160)  # files and pipes: don't squeeze the axes
     out.print(summary_table(result.rows, labels))
-    if args.report is not None:
-        _write_report(store, args.report, err)
-    return _finish(result, matrix, err)
+    code = _finish(result, matrix, err)
+    if args.report is not None and not _write_report(store, args.report, err):
+        return code if code != EXIT_OK else EXIT_FAILED
+    return code
 
 
 def _finish(result: RunResult, matrix: Matrix, err: Console) -> int:
@@ -198,6 +197,7 @@ def _print_plan(plan: Plan, as_json: bool) -> None:
     print(
         f"{data['total']} cells: {data['to_run']} to run, {data['done']} done, "
         f"{data['running_elsewhere']} running elsewhere"
+        + (f", {data['skipped']} skipped by --max-cells" if data["skipped"] else "")
         + (f", {data['duplicates_merged']} duplicates merged" if data["duplicates_merged"] else "")
     )
     for c in data["cells"]:
@@ -206,22 +206,20 @@ def _print_plan(plan: Plan, as_json: bool) -> None:
         print(f"  {c['action']:8} {c['cell_id']}{prev}  {axes}")
 
 
-def _write_report(store: Store, path: str, err: Console) -> None:
+def _write_report(store: Store, path: str, err: Console) -> bool:
+    """Write the report after the run; False (and one line) when it could not be written: the
+    run store is complete either way and ``python -m reports`` writes it later."""
+    from reports import ResultsError, write_report  # matplotlib: only when a report is asked
+
     out = Path(path) if path else store.matrix_dir / "EXPERIMENTS.md"
     try:
-        import reports
-
-        write_report = reports.write_report
-    except (ImportError, AttributeError):
+        out = write_report(store.matrix_dir, out)
+    except (OSError, ResultsError) as exc:
         err.print(
-            "note: --report needs reports.write_report, which is not available in this "
-            "checkout; the run store is complete, rerun with --report later.",
+            f"error: the report could not be written ({exc}); the run store is complete: "
+            f"write it with `python -m reports {store.matrix_dir} --out PATH`",
             markup=False,
         )
-        return
-    try:
-        out = write_report(store.matrix_dir, out) or out
-    except Exception as exc:  # the run store is complete either way
-        err.print(f"error: the report could not be written: {exc}", markup=False)
-        return
+        return False
     err.print(f"report written to {out}", markup=False)
+    return True

@@ -51,6 +51,8 @@ class ExitStatus:
     """Exit code; None when it was killed by a signal."""
     signal: int | None = None
     """The signal that killed it, if any."""
+    reason: str | None = None
+    """Why the process could not be started, when it could not (``StartFailed``)."""
 
     @property
     def signal_name(self) -> str | None:
@@ -75,6 +77,23 @@ class Executor(Protocol):
 
     def start(self, task: CellTask) -> CellHandle:
         """Start the cell and return at once."""
+
+
+class StartFailed:
+    """The handle of a cell whose process could not be started (an ``OSError`` from
+    ``Executor.start``): it has already ended, and the runner records why as a failed cell."""
+
+    def __init__(self, exc: OSError) -> None:
+        self.status = ExitStatus(None, reason=f"the cell command could not be started: {exc}")
+
+    def wait(self, timeout: float) -> ExitStatus:
+        return self.status
+
+    def interrupt(self) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
 
 
 class LocalProcessExecutor:

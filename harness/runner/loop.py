@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from harness.runner.executor import CellTask, Executor
+from harness.runner.executor import CellHandle, CellTask, Executor, StartFailed
 from harness.runner.matrix import Cell
 from harness.runner.outcomes import finalize, now_iso
 from harness.runner.plan import Plan, PlannedCell
@@ -150,7 +150,10 @@ def supervise_cell(
     progress.cell_start(cell, int(cell.config["train"]["max_steps"]))
     task = CellTask(cell.cell_id, cell_dir / CONFIG_FILE, cell_dir, cell_dir / LOG_FILE)
     started = time.monotonic()
-    handle = executor.start(task)
+    try:
+        handle: CellHandle = executor.start(task)
+    except OSError as exc:  # the command could not start: a failed cell, and the run goes on
+        handle = StartFailed(exc)
     tail = MetricsTail(cell_dir / METRICS_FILE)
     timeout = cell.config["runtime"].get("timeout_s")
     deadline = started + timeout + KILL_GRACE_S if timeout else None

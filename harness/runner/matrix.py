@@ -32,10 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.config import CELL_KEYS, CellConfig, ConfigError, config_hash, to_dict
-from harness.keys import get_dotted
+from harness.keys import get_dotted, parse_yaml, read_yaml
 from harness.runner.tracking import TrackingConfig, parse_tracking
 
 TOP_KEYS = (
@@ -50,22 +48,6 @@ TOP_KEYS = (
     "tracking",
 )
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class YamlLoader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-3`` as a float (YAML 1.1 would make it a string)."""
-
-
-YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
-        r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
 
 
 @dataclass(frozen=True)
@@ -112,11 +94,9 @@ def parse_assignment(text: str, flag: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError([f"{flag} {text!r}: expected KEY=VALUE, e.g. {flag} train.lr=1e-3"], flag)
-    try:
-        value = yaml.load(raw, Loader=YamlLoader) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
+    problems: list[str] = []
+    value = parse_yaml(raw, problems) if raw.strip() else ""
+    return key.strip(), raw if problems else value
 
 
 # --------------------------------------------------------------------------- loading
@@ -125,16 +105,10 @@ def parse_assignment(text: str, flag: str) -> tuple[str, Any]:
 def load_matrix(path: str | Path, overrides: list[tuple[str, Any]] | None = None) -> Matrix:
     """Read, validate and expand a matrix file; raise ConfigError listing every problem."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"file not found: {source}"], source) from None
-    except OSError as exc:
-        raise ConfigError([f"cannot read the file ({exc.strerror})"], source) from None
-    try:
-        raw = yaml.load(text, Loader=YamlLoader)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"malformed YAML: {' '.join(str(exc).split())}"], source) from None
+    errors: list[str] = []
+    raw = read_yaml(path, errors)
+    if errors:
+        raise ConfigError(errors, source)
     return build_matrix(raw, source, overrides or [], default_name=Path(path).stem)
 
 

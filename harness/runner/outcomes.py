@@ -22,7 +22,6 @@ from harness.schema import (
     METRICS_FILE,
     SUMMARY_FILE,
     ErrorInfo,
-    OomInfo,
     SchemaError,
     Summary,
     Timings,
@@ -77,18 +76,20 @@ def _outcome_without_summary(
 ) -> None:
     """Fill in the outcome of a cell that ended without a summary, from how it ended."""
     budget_gb = cell.config["runtime"].get("memory_budget_gb")
-    if interrupted:
+    if status.reason:
+        summary.error = _error(cell_dir, "start_failed", status.reason)
+    elif interrupted:
         summary.outcome = "interrupted"
         summary.error = _error(cell_dir, "interrupted", "stopped by Ctrl-C before it finished")
-    elif status.signal == signal.SIGKILL and budget_gb:
-        message = (
-            f"killed by SIGKILL with runtime.memory_budget_gb={budget_gb} set "
-            "(taken as the kernel's out-of-memory killer)"
-        )
-        summary.outcome = "oom"
-        summary.oom = OomInfo(_phase(cell_dir), None, int(budget_gb * 2**30), message)
     elif status.signal is not None:
+        # No evidence of an out-of-memory ending here (RLIMIT_DATA makes allocations fail, it
+        # sends no signal): a SIGKILL is a `kill -9` or the kernel's OOM killer; say both.
         message = f"the cell process was killed by {status.signal_name}"
+        if status.signal == signal.SIGKILL and budget_gb:
+            message += (
+                f" (runtime.memory_budget_gb={budget_gb} is set: the kernel's out-of-memory "
+                "killer is a possible cause, as is a `kill -9` from outside)"
+            )
         summary.error = _error(cell_dir, "signal", message)
     elif status.returncode == 0:
         message = "the cell exited 0 without writing summary.json"

@@ -15,7 +15,8 @@ RERUN_CHOICES = ("failed", "oom", "timeout", "diverged", "all")
 class PlannedCell:
     cell: Cell
     action: str
-    """`run`, `done` (has a summary; skipped) or `running` (locked by another runner)."""
+    """`run`, `done` (has a summary; skipped), `running` (locked by another runner) or
+    `skipped` (pending, but past ``--max-cells``)."""
     previous: str | None = None
     """Outcome already in the store, if any."""
     mtime_ns: int | None = None
@@ -39,6 +40,7 @@ class Plan:
             "to_run": self.count("run"),
             "done": self.count("done"),
             "running_elsewhere": self.count("running"),
+            "skipped": self.count("skipped"),
             "duplicates_merged": self.matrix.duplicates,
             "cells": [
                 {

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UserError
 from harness.schema import LOG_FILE, MATRIX_FILE, SUMMARY_FILE, MatrixInfo, SchemaError
 from harness.store_files import read_summary, write_json
 
@@ -28,7 +29,7 @@ KEPT = (LOG_FILE, SUMMARY_FILE)
 _ROTATED = re.compile(r"\.\d+$")
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """The store cannot be used (e.g. not writable); the message says what to do."""
 
 
@@ -168,7 +169,7 @@ class Store:
         for path in sorted(cell_dir.iterdir()):
             if _ROTATED.search(path.name):
                 continue
-            if path.name in KEPT and path.stat().st_size > 0:
+            if path.name in KEPT:  # even empty: every attempt's log is kept
                 path.rename(cell_dir / f"{path.name}.{n}")
             elif path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)

@@ -21,6 +21,7 @@ from loaders.base import load_base
 from loaders.context import LoadContext
 from loaders.errors import (
     CorruptCheckpointError,
+    InvalidOptionError,
     MissingKeysError,
     NothingLoadableError,
     RankMismatchError,
@@ -205,6 +206,10 @@ def load(path: Path, ctx: LoadContext) -> nn.Module:
             f"expected {SINGLE} or {ADAPTERS}/expert_<i>",
         )
     n = int(hp["num_experts"] or (router["weight"].shape[0] if router else max(experts) + 1))
+    if ctx.expert is not None and not 0 <= ctx.expert < n:  # before the base model is loaded
+        raise InvalidOptionError(
+            d, f"expert={ctx.expert} but the checkpoint has {n} experts", f"pass expert=0..{n - 1}"
+        )
     rank = _rank(experts, hp, d)
     targets = sorted(
         {k.split(".lora_")[0].rsplit(".", 1)[-1] for sd in experts.values() for k in sd}
@@ -265,10 +270,6 @@ def _check_missing(bad: list[str], ctx: LoadContext, d: Path) -> None:
 
 
 def _pin(peft_model: nn.Module, n: int, ctx: LoadContext, d: Path) -> nn.Module:
-    if not 0 <= ctx.expert < n:
-        raise CorruptCheckpointError(
-            d, f"expert={ctx.expert} but the checkpoint has {n} experts", f"pass expert=0..{n - 1}"
-        )
     ctx.note(
         f"expert {ctx.expert} pinned and merged into a plain transformers model (router unused)"
     )

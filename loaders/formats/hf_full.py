@@ -9,7 +9,12 @@ from torch import nn
 
 from loaders.base import check_remote_code, load_base
 from loaders.context import LoadContext
-from loaders.errors import CorruptCheckpointError, MissingKeysError, RemoteCodeError
+from loaders.errors import (
+    CorruptCheckpointError,
+    MissingKeysError,
+    RemoteCodeError,
+    ShapeMismatchError,
+)
 from loaders.io import read_header, read_json
 
 NAME = "hf-full"
@@ -82,6 +87,16 @@ def load(path: Path, ctx: LoadContext) -> nn.Module:
             trust_remote_code=ctx.allow_remote_code,
             output_loading_info=True,
         )
+    except RuntimeError as e:
+        if "mismatched_sizes" not in str(e):
+            raise
+        raise ShapeMismatchError(
+            path,
+            "the weights do not fit the model config.json describes ("
+            + (", ".join(_mismatches(path, ctx)[:3]) or "transformers: mismatched sizes")
+            + ")",
+            "use the config.json saved with these weights",
+        ) from e
     except (OSError, ValueError) as e:
         if "trust_remote_code" in str(e) or "custom code" in str(e):
             raise RemoteCodeError(
@@ -107,3 +122,22 @@ def load(path: Path, ctx: LoadContext) -> nn.Module:
     if kr.missing:
         ctx.warn(f"{len(kr.missing)} keys missing from the checkpoint were freshly initialised")
     return model
+
+
+def _mismatches(path: Path, ctx: LoadContext) -> list[str]:
+    """``key [file shape] vs [config shape]`` for the tensors that do not fit (a model built on
+    the meta device from config.json: no memory, no init)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(str(path), trust_remote_code=ctx.allow_remote_code)
+    with torch.device("meta"):
+        wanted = AutoModelForCausalLM.from_config(config).state_dict()
+    found: dict[str, list[int]] = {}
+    for shard in _shards(path):
+        found.update({k: s for k, (s, _) in read_header(shard)[0].items()})
+    return [
+        f"{k} is {found[k]} in the weights, {list(wanted[k].shape)} in config.json"
+        for k in sorted(found)
+        if k in wanted and list(wanted[k].shape) != found[k]
+    ]

@@ -16,7 +16,7 @@ from loaders.base import load_base
 from loaders.context import LoadContext
 from loaders.errors import CorruptCheckpointError, TokenSpaceError, VocabSizeError
 from loaders.io import load_pickle, read_json
-from loaders.token_space import TOKEN_SPACE, load_token_space, pad_id
+from loaders.token_space import TOKEN_SPACE, pad_id, resolve_token_space
 
 NAME = "trainable-rows"
 ROWS_PT = "trainable_rows.pt"
@@ -34,19 +34,14 @@ def detect(path: Path) -> str | None:
     return None
 
 
-def find_token_space(d: Path) -> Path | None:
-    """``token_space.json`` in the checkpoint dir, else in its parent (the run directory)."""
-    return next((p for p in (d / TOKEN_SPACE, d.parent / TOKEN_SPACE) if p.is_file()), None)
-
-
 def describe(path: Path) -> dict[str, Any]:
     """Row range and token-space facts (validated, hash-checked); no model."""
     d = _dir(path)
     recorded = read_json(d / ROWS_JSON) if (d / ROWS_JSON).is_file() else {}
     info: dict[str, Any] = {**recorded, "format": NAME}
-    ts = find_token_space(d)
-    if ts is not None:
-        space, facts = load_token_space(ts)
+    found = resolve_token_space(d)
+    if found is not None:
+        _, space, facts = found
         info.update(
             facts,
             text_vocab_size=space["text_vocab_size"],
@@ -100,8 +95,8 @@ def load(path: Path, ctx: LoadContext) -> nn.Module:
     d = _dir(path)
     rows = _rows(d)
     meta = read_json(d / ROWS_JSON) if (d / ROWS_JSON).is_file() else {}
-    ts_path = find_token_space(d)
-    space = load_token_space(ts_path)[0] if ts_path else None
+    found = resolve_token_space(d)
+    ts_path, space = (found[0], found[1]) if found else (None, None)
     if space is not None:
         ctx.hp(**describe(d))
     else:

@@ -3,7 +3,9 @@
 Same command line and files as the real cell. The behaviour is read from the config's
 ``data.question`` (a free-form string field): ``ok`` (default), ``raise``, ``hang``,
 ``hang_ignore_term``, ``selfkill``, ``exit0``, ``nan``; ``train.max_steps`` records are written,
-sleeping ``eval.max_new_tokens / 1000`` seconds per step.
+sleeping ``eval.max_new_tokens / 1000`` seconds per step. With ``FAKE_CELL_STARTS=PATH`` set,
+every start appends ``<cell id> <pid>`` to PATH first (a record of attempts outside the store);
+the summary's provenance holds the pid of the process that wrote it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def summary(cell_id: str, cfg: dict, outcome: str, **extra: object) -> dict:
         "metrics": {"exact_match": 0.5, "exact_match_k": 1, "n": 2},
         "memory": {"train": {"peak_bytes": 2**20}},
         "timings": {"wall_s": 0.1},
-        "provenance": {"fake": True},
+        "provenance": {"fake": True, "pid": os.getpid()},
         **extra,
     }
 
@@ -58,6 +60,11 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, signal.SIG_IGN if behaviour == "hang_ignore_term" else on_signal)
+    starts = os.environ.get("FAKE_CELL_STARTS")
+    if starts:
+        fd = os.open(starts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(fd, f"{args.cell_id} {os.getpid()}\n".encode())
+        os.close(fd)
     print(f"fake cell {args.cell_id} starting ({behaviour})", flush=True)
     with open(out / "metrics.jsonl", "a") as fh:
         for step in range(1, cfg["train"]["max_steps"] + 1):

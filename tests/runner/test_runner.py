@@ -51,10 +51,16 @@ def test_every_cell_ends_with_one_typed_outcome(tmp_path, fake_command, monkeypa
         assert s["provenance"]
 
 
-def test_sigkill_under_a_memory_budget_is_an_oom(tmp_path, fake_command):
+def test_sigkill_under_a_memory_budget_is_a_kill_not_a_claimed_oom(tmp_path, fake_command):
+    """RLIMIT_DATA makes allocations fail and sends no signal: a SIGKILL without evidence is a
+    kill (from outside, or the kernel's OOM killer), and the budget is named as a possible cause."""
     _, _, by = run(tmp_path, fake_command, ["selfkill", "ok"], memory_budget_gb=0.5)
-    assert by["selfkill"]["outcome"] == "oom"
-    assert by["selfkill"]["oom"]["budget_bytes"] == 2**29
+    killed = by["selfkill"]
+    assert killed["outcome"] == "failed" and killed["oom"] is None
+    assert killed["error"]["type"] == "signal"
+    message = killed["error"]["message"]
+    assert "killed by SIGKILL" in message and "memory_budget_gb=0.5" in message
+    assert "possible cause" in message
     assert by["ok"]["outcome"] == "completed"
 
 

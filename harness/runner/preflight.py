@@ -1,0 +1,86 @@
+"""Checks of ``run_matrix.py``'s inputs that need the machine, made before anything runs: the
+cell command resolves to an executable, the store and report paths are usable, and a cell that
+asks for ``runtime.device: cuda`` has one. Each failure is a ``ConfigError`` or ``StoreError``
+(exit 2) whose one line says what to pass instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.config import ConfigError
+from harness.errors import writable_file
+from harness.runner.matrix import Cell
+from harness.runner.store import StoreError
+
+DEVICE_PROBE_TIMEOUT_S = 120.0
+
+
+def cell_command(text: str | None) -> list[str] | None:
+    """``--cell-command`` as argv (None: the default cell); its program must be executable."""
+    if text is None:
+        return None
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise ConfigError([f"cannot split {text!r} into words ({exc})"], "--cell-command") from None
+    if not argv:
+        raise ConfigError(["is empty; give a command, e.g. 'python my_cell.py'"], "--cell-command")
+    if shutil.which(argv[0]) is None:
+        where = "is not an executable file" if os.sep in argv[0] else "is not found on PATH"
+        raise ConfigError(
+            [
+                f"`{argv[0]}` {where}; pass a program that exists (it is called as "
+                "CMD CELL.yaml --out DIR --cell-id ID)"
+            ],
+            "--cell-command",
+        )
+    return argv
+
+
+def store_root(root: str | os.PathLike[str], matrix_name: str) -> None:
+    """The store folder and the matrix folder in it are folders where they exist (read-only
+    check, also for --dry-run; writability is ``Store.ensure_writable``)."""
+    for path in (Path(root), Path(root) / matrix_name):
+        if path.exists() and not path.is_dir():
+            raise StoreError(
+                f"the run store path {path} is a file, not a folder; pass a folder with --store DIR"
+            )
+
+
+def report_path(path: str | None) -> None:
+    """``--report PATH`` can be written (the default, in the store, is checked with the store)."""
+    if path:
+        writable_file(path, "--report")
+
+
+def devices(cells: list[Cell], custom_command: bool, source: str) -> None:
+    """A cell asking for ``runtime.device: cuda`` needs CUDA here. Decided by the cell's own
+    check (``harness.config.device_problem``) in a child process, so the runner never imports
+    torch; skipped for a custom cell command, which may run elsewhere."""
+    wanted = sorted({c.config["runtime"]["device"] for c in cells} - {"auto", "cpu"})
+    if custom_command or not wanted:
+        return
+    code = (
+        "import sys\nfrom harness.config import device_problem\n"
+        f"problems = [p for d in {wanted!r} if (p := device_problem(d))]\n"
+        "print('; '.join(problems))\nsys.exit(3 if problems else 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=DEVICE_PROBE_TIMEOUT_S,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    if done.returncode == 3:
+        users = sum(c.config["runtime"]["device"] in wanted for c in cells)
+        raise ConfigError([f"{done.stdout.strip()} ({users} cell(s) ask for it)"], source)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConfigError([f"cannot check `runtime.device` here ({tail})"], source)
