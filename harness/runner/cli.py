@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.config import ConfigError
-from harness.runner.executor import LocalProcessExecutor
+from harness.runner.executor import Executor, ExecutorError, LocalProcessExecutor
 from harness.runner.loop import RunResult, StopRequest, run_plan
 from harness.runner.matrix import Matrix, load_matrix, parse_assignment, select
 from harness.runner.plan import RERUN_CHOICES, Plan, make_plan
@@ -79,6 +79,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="run cells with CMD instead of `python -m harness.cell` (it is called "
         "as CMD CELL.yaml --out DIR --cell-id ID)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run up to N cells at once (default: 1 locally; with --executor ray, every "
+        "pending cell is handed to Ray at once and Ray schedules them)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where cells run: local processes (default) or Ray tasks (pip install '.[ray]')",
+    )
+    p.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --executor ray: the cluster to join, e.g. HEAD_IP:6379 (default: "
+        "$RAY_ADDRESS, else a local Ray instance started for this run)",
+    )
+    p.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="start every cell in a fresh interpreter instead of forking it from a server that "
+        "has already imported torch (the automatic fallback where that cannot work)",
+    )
     return p
 
 
@@ -88,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         return _main(args, err)
-    except (ConfigError, StoreError) as exc:
+    except (ConfigError, StoreError, ExecutorError) as exc:
         err.print(f"error: {exc}", markup=False)
         if isinstance(exc, ConfigError):
             err.print(
@@ -110,6 +135,10 @@ def _main(args: argparse.Namespace, err: Console) -> int:
         raise ConfigError(["--json only applies to --dry-run"], "run_matrix.py")
     if args.max_cells is not None and args.max_cells < 0:
         raise ConfigError(["--max-cells must be >= 0"], "run_matrix.py")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError([f"--workers must be >= 1, got {args.workers}"], "run_matrix.py")
+    if args.address and args.executor != "ray":
+        raise ConfigError(["--address only applies to --executor ray"], "run_matrix.py")
     overrides = [parse_assignment(s, "--set") for s in args.set]
     only = [parse_assignment(s, "--only") for s in args.only]
     matrix = load_matrix(args.matrix, overrides)
@@ -128,14 +157,16 @@ def _main(args: argparse.Namespace, err: Console) -> int:
     store.write_matrix_meta(
         matrix.name, matrix.description, matrix.source, matrix.cells, matrix.paired
     )
-    executor = LocalProcessExecutor(
-        command=shlex.split(args.cell_command) if args.cell_command else None
-    )
+    executor = _make_executor(args)  # before our signal handlers: ray.init installs its own
+    workers = args.workers or (max(1, plan.count("run")) if args.executor == "ray" else 1)
     progress = make_progress(quiet=args.quiet)
-    with StopRequest().installed() as stop:
-        if matrix.duplicates:
-            progress.message(f"note: {matrix.duplicates} duplicate cell(s) merged")
-        result = run_plan(plan, executor, progress, stop=stop)
+    try:
+        with StopRequest().installed() as stop:
+            if matrix.duplicates:
+                progress.message(f"note: {matrix.duplicates} duplicate cell(s) merged")
+            result = run_plan(plan, executor, progress, stop=stop, workers=workers)
+    finally:
+        executor.close()
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=160)  # files and pipes: don't squeeze the axes
@@ -147,8 +178,8 @@ def _main(args: argparse.Namespace, err: Console) -> int:
 
 def _finish(result: RunResult, matrix: Matrix, err: Console) -> int:
     if result.stopped:
-        cell = result.interrupted
-        what = f"cell {cell.cell_id} was marked interrupted; " if cell else ""
+        ids = ", ".join(c.cell_id for c in result.interrupted)
+        what = f"cell(s) {ids} marked interrupted; " if ids else ""
         err.print(
             f"Stopped: {what}completed cells are kept. Resume with:\n  {_resume_command()}",
             markup=False,
@@ -163,6 +194,17 @@ def _finish(result: RunResult, matrix: Matrix, err: Console) -> int:
         )
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _make_executor(args: argparse.Namespace) -> Executor:
+    command = shlex.split(args.cell_command) if args.cell_command else None
+    if args.executor == "ray":
+        from harness.runner.ray_executor import RayExecutor
+
+        return RayExecutor(address=args.address, command=command)
+    return LocalProcessExecutor(
+        command=command, workers=args.workers or 1, warm=not args.cold_start
+    )
 
 
 def _resume_command() -> str:

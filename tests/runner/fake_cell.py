@@ -58,7 +58,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, signal.SIG_IGN if behaviour == "hang_ignore_term" else on_signal)
-    print(f"fake cell {args.cell_id} starting ({behaviour})", flush=True)
+    print(f"fake cell {args.cell_id} starting ({behaviour}) at {time.time():.3f}", flush=True)
     with open(out / "metrics.jsonl", "a") as fh:
         for step in range(1, cfg["train"]["max_steps"] + 1):
             fh.write(json.dumps({"kind": "train", "step": step, "loss": 1.0 / step}) + "\n")
