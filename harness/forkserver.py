@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CUDA
     server = Server(args[0], torch.get_num_threads())
     print("ready", flush=True)
-    return server.serve()
+    code = server.serve()
+    sys.stderr.flush()
+    os._exit(code)  # no interpreter teardown of torch & co.: seconds for nothing
 
 
 class Server:

@@ -77,7 +77,7 @@ class LocalProcessExecutor:
             if why:
                 self.notes.append(f"cells start cold: {why}")
             else:
-                self.warm = WarmServer(python, self.base_env())
+                self.warm = WarmServer(python)
 
     def base_env(self) -> dict[str, str]:
         """The environment every cell gets (before its slot's additions)."""

@@ -51,8 +51,10 @@ def warm_unavailable(default_command: bool) -> str | None:
 class WarmServer:
     """Starts the fork server on first use and asks it for cells; ``failed`` says why it gave up."""
 
-    def __init__(self, python: str, env: dict[str, str]) -> None:
-        self.python, self.env = python, dict(env)
+    def __init__(self, python: str) -> None:
+        self.python = python
+        self.env: dict[str, str] | None = None
+        """The environment the server started with: the first cell's, less PER_CELL_ENV."""
         self.proc: subprocess.Popen[bytes] | None = None
         self.failed: str | None = None
         self.folder: Path | None = None
@@ -64,9 +66,9 @@ class WarmServer:
 
     def start(self, argv: list[str], env: dict[str, str], log_path: Path) -> WarmHandle | None:
         """Fork a cell running ``harness.cell`` with ``argv``; None when it must start cold."""
-        if not self._ready():
-            return None
-        if _shared(env) != _shared(self.env):
+        if self.env is None:
+            self.env = _shared(env)
+        if _shared(env) != self.env or not self._ready():
             return None
         try:
             return self._request(argv, env, log_path)
@@ -96,7 +98,7 @@ class WarmServer:
         assert self.proc.stdout is not None
         line, _ = _read_line(self.proc.stdout.fileno(), READY_TIMEOUT_S)
         if line != b"ready":
-            why = "did not get ready in time" if line is None else "could not start"
+            why = "did not get ready in time" if self.proc.poll() is None else "could not start"
             self.failed = f"the warm-start server {why}: {self._server_log_tail()}"
 
     def _server_log_tail(self) -> str:
