@@ -153,14 +153,16 @@ def _main(args: argparse.Namespace, err: Console) -> int:
     if args.dry_run:
         _print_plan(plan, args.json)
         return EXIT_OK
-    store.ensure_writable()
-    store.write_matrix_meta(
-        matrix.name, matrix.description, matrix.source, matrix.cells, matrix.paired
-    )
-    executor = _make_executor(args)  # before our signal handlers: ray.init installs its own
-    workers = args.workers or (max(1, plan.count("run")) if args.executor == "ray" else 1)
-    progress = make_progress(quiet=args.quiet)
+    # first: a Ray cluster that cannot be reached writes nothing; and before our signal
+    # handlers, since ray.init installs its own SIGTERM handler
+    executor = _make_executor(args)
     try:
+        store.ensure_writable()
+        store.write_matrix_meta(
+            matrix.name, matrix.description, matrix.source, matrix.cells, matrix.paired
+        )
+        workers = args.workers or (max(1, plan.count("run")) if args.executor == "ray" else 1)
+        progress = make_progress(quiet=args.quiet)
         with StopRequest().installed() as stop:
             if matrix.duplicates:
                 progress.message(f"note: {matrix.duplicates} duplicate cell(s) merged")

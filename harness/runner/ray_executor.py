@@ -276,6 +276,7 @@ def _connect(
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     try:
         if address:
+            _check_reachable(address)
             ray.init(address=address, **quiet)
             return
         # a local instance: its workers import this checkout's harness
@@ -294,6 +295,22 @@ def _connect(
             "with `ray start --head` on the head node, or leave out --address to run on a "
             "local Ray instance"
         ) from None
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on an address nothing answers at (Ray itself retries for minutes)."""
+    if address == "auto":
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise ExecutorError(
+            f"--address {address!r} is not HOST:PORT; give the head node's address, e.g. "
+            "10.0.0.1:6379 (what `ray start --head` prints)"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {address} ({exc.strerror or exc})") from None
 
 
 def _first_line(exc: BaseException) -> str:
