@@ -213,8 +213,12 @@ class RayExecutor:
         return notes
 
     def close(self) -> None:
-        if self.owns_connection and self.ray.is_initialized():
+        if not self.ray.is_initialized():
+            return
+        if self.owns_connection:
             self.ray.shutdown()
+        else:
+            self.ray.kill(self.control)
 
 
 class RayHandle:
