@@ -64,9 +64,12 @@ class StopRequest:
                 signal.signal(s, handler)
 
 
+Row = tuple[Cell, dict[str, Any] | None, str]
+
+
 @dataclass
 class RunResult:
-    rows: list[tuple[Cell, dict[str, Any] | None, str]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     """(cell, summary or None, status) for every planned cell, in plan order."""
     interrupted: list[Cell] = field(default_factory=list)
     """The cells that were running when the run was stopped (marked `interrupted`)."""
@@ -74,9 +77,6 @@ class RunResult:
 
     def outcomes(self) -> list[str]:
         return [str((s or {}).get("outcome") or st) for _, s, st in self.rows]
-
-
-Row = tuple[Cell, dict[str, Any] | None, str]
 
 
 def run_plan(

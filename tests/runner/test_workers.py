@@ -193,3 +193,14 @@ def test_real_cells_with_two_warm_workers_record_an_oom_and_a_failure(tmp_path):
     finally:
         executor.close()
     check_real_outcomes(result.rows)
+
+
+def test_a_cell_command_that_cannot_start_fails_each_cell_and_the_run_goes_on(tmp_path):
+    matrix = load_matrix(write_matrix(tmp_path / "m.yaml", ["a", "b", "c"]))
+    store = Store(tmp_path / "runs", matrix.name)
+    executor = LocalProcessExecutor(command=[str(tmp_path / "no-such-python")], workers=2)
+    result = run_plan(make_plan(matrix, matrix.cells, store, set()), executor, workers=2)
+    assert result.outcomes() == ["failed"] * 3
+    for _, summary, _ in result.rows:
+        assert summary["written_by"] == "runner" and summary["error"]["type"] == "executor"
+        assert "could not be started" in summary["error"]["message"]
