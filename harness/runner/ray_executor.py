@@ -147,7 +147,6 @@ def run_cell_task(spec: dict[str, Any], control: Any) -> dict[str, Any]:
         "returncode": rc if rc >= 0 else None,
         "signal": -rc if rc < 0 else None,
         "timed_out": timed_out,
-        "host": socket.gethostname(),
     }
 
 
