@@ -280,7 +280,7 @@ class CellSupervisor:
             self.handle = self.executor.start(task)
         except OSError as exc:  # e.g. the Python or the log file is not there: a failed cell
             reason = exc.strerror or str(exc)
-            self.status = ExitStatus(None, detail=f"the cell could not be started: {reason}")
+            self.status = ExitStatus(None, reason=f"the cell could not be started: {reason}")
             return
         if timeout and not self.handle.enforces_deadline:
             self.deadline = time.monotonic() + timeout + KILL_GRACE_S
@@ -309,8 +309,8 @@ class CellSupervisor:
         cell, info = self.cell, self.info
         for record in self.tail.read_new():
             _safe(self.tracker.on_record, cell.cell_id, record)
-        if status.detail:
-            self.progress.message(f"{cell.cell_id}: {status.detail}")
+        if status.reason:
+            self.progress.message(f"{cell.cell_id}: {status.reason}")
         wall = time.monotonic() - self.started
         timed_out = self.timed_out or status.timed_out
         summary = finalize(

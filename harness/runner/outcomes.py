@@ -87,8 +87,8 @@ def _outcome_without_summary(
         )
         summary.outcome = "oom"
         summary.oom = OomInfo(_phase(cell_dir), None, int(budget_gb * 2**30), message)
-    elif status.detail and status.signal is None:  # the executor knows why (never started, lost)
-        summary.error = _error(cell_dir, "executor", status.detail)
+    elif status.reason:  # the executor knows why: never started, its worker or server lost
+        summary.error = _error(cell_dir, "executor", status.reason)
     elif status.signal is not None:
         message = f"the cell process was killed by {status.signal_name}"
         summary.error = _error(cell_dir, "signal", message)

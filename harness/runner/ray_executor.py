@@ -108,7 +108,7 @@ def run_cell_task(spec: dict[str, Any], control: Any) -> dict[str, Any]:
     """The body of a cell's Ray task, on a Ray worker: run the cell process group to its end."""
     requests = _Requests(control, spec["cell_id"])
     if requests.first(timeout=5.0):  # stopped while it waited in Ray's queue
-        return {"returncode": None, "signal": None, "detail": "stopped before it started"}
+        return {"returncode": None, "signal": None}  # the runner records it `interrupted`
     command = spec["command"] or [sys.executable, "-m", "harness.cell"]
     env = {
         **os.environ,
@@ -246,12 +246,10 @@ class RayHandle:
         try:
             out = self.ray.get(self.ref)
         except exceptions.OutOfMemoryError as exc:  # Ray's memory monitor killed the worker
-            return ExitStatus(None, signal.SIGKILL, detail=f"Ray: {_first_line(exc)}")
+            return ExitStatus(None, signal.SIGKILL, reason=f"Ray: {_first_line(exc)}")
         except exceptions.RayError as exc:  # the worker or its node died, or it was cancelled
-            return ExitStatus(None, None, detail=f"Ray task failed: {_first_line(exc)}")
-        return ExitStatus(
-            out["returncode"], out["signal"], bool(out.get("timed_out")), out.get("detail")
-        )
+            return ExitStatus(None, None, reason=f"Ray task failed: {_first_line(exc)}")
+        return ExitStatus(out["returncode"], out["signal"], bool(out.get("timed_out")))
 
     def interrupt(self) -> None:
         if self.status is None:

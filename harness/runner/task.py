@@ -52,8 +52,9 @@ class ExitStatus:
     """The signal that killed it, if any."""
     timed_out: bool = False
     """The executor killed it for running past ``CellTask.kill_after_s``."""
-    detail: str | None = None
-    """What the executor knows beyond the exit code (e.g. why a Ray worker died)."""
+    reason: str | None = None
+    """Why the executor could not start or follow the cell (its command could not start, its
+    Ray worker died, the warm-start server stopped); None when the exit status says it all."""
 
     @property
     def signal_name(self) -> str | None:

@@ -170,8 +170,8 @@ class WarmHandle:
             self._read()
         if self.status is None:
             return None
-        code, sig, detail = self.status
-        return ExitStatus(code, sig, detail=detail)
+        code, sig, reason = self.status
+        return ExitStatus(code, sig, reason=reason)
 
     def _read(self) -> None:
         while b"\n" not in self.buffer and select.select([self.conn], [], [], 0)[0]:
@@ -188,8 +188,8 @@ class WarmHandle:
             reply = json.loads(self.buffer.split(b"\n", 1)[0])
             self._end(reply.get("exit"), reply.get("signal"), None)
 
-    def _end(self, code: int | None, sig: int | None, detail: str | None) -> None:
-        self.status = (code, sig, detail)
+    def _end(self, code: int | None, sig: int | None, reason: str | None) -> None:
+        self.status = (code, sig, reason)
         self.conn.close()
 
     def wait(self, timeout: float) -> ExitStatus | None:

@@ -76,13 +76,16 @@ def test_fake_cells_on_ray_end_with_the_outcomes_they_get_locally(
     assert raised["error"]["message"] == "boom from the fake cell"
 
 
-def test_a_sigkill_under_a_budget_on_ray_is_an_oom(cluster, tmp_path, fake_command):
-    matrix = load_matrix(
-        write_matrix(tmp_path / "m.yaml", ["selfkill", "ok"], memory_budget_gb=0.5)
-    )
-    on_ray = RayExecutor(command=fake_command)
-    _, result = run(on_ray, matrix, tmp_path / "ray", workers=2)
-    assert [s["outcome"] for _, s, _ in result.rows] == ["oom", "completed"]
+def test_a_sigkill_under_a_budget_on_ray_is_recorded_as_locally(cluster, tmp_path, fake_command):
+    path = write_matrix(tmp_path / "m.yaml", ["selfkill", "ok"], memory_budget_gb=0.5)
+    matrix = load_matrix(path)
+    _, on_ray = run(RayExecutor(command=fake_command), matrix, tmp_path / "ray", workers=2)
+    _, local = run(LocalProcessExecutor(command=fake_command), matrix, tmp_path / "local", 1)
+    assert on_ray.outcomes() == local.outcomes() and on_ray.outcomes()[1] == "completed"
+    ray_kill, local_kill = on_ray.rows[0][1], local.rows[0][1]
+    assert ray_kill["oom"] == local_kill["oom"]
+    error = lambda s: s["error"] and (s["error"]["type"], s["error"]["message"])  # noqa: E731
+    assert error(ray_kill) == error(local_kill)
 
 
 @pytest.mark.slow  # about a minute: eight real cells, four of them cold on 2 CPUs
