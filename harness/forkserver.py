@@ -55,6 +55,9 @@ PRELOAD = (
 )
 """Everything ``python -m harness.cell`` imports on its way to the first training step."""
 EXIT_CUDA = 3
+LOAD_TIME_PREFIXES = ("OMP_", "GOMP_", "KMP_")
+"""OpenMP settings, read once when torch loads its OpenMP runtime (in the server): a child keeps
+the server's values, the ones in effect (``OMP_NUM_THREADS`` is applied per cell instead)."""
 
 
 @dataclass
@@ -205,8 +208,10 @@ class Server:
         sys.stdout = _unbuffered(1, sys.stdout)
         sys.stderr = _unbuffered(2, sys.stderr)
         os.chdir(request["cwd"])
+        in_effect = {k: v for k, v in os.environ.items() if k.startswith(LOAD_TIME_PREFIXES)}
+        in_effect.pop("OMP_NUM_THREADS", None)
         os.environ.clear()
-        os.environ.update(request["env"])
+        os.environ.update({**request["env"], **in_effect})
         self.set_threads()
         import harness.cell
 
