@@ -22,6 +22,8 @@ from harness.runner.matrix import Matrix, load_matrix, parse_assignment, select
 from harness.runner.plan import RERUN_CHOICES, Plan, make_plan
 from harness.runner.progress import make_progress, summary_table
 from harness.runner.store import Store, StoreError
+from harness.runner.tracking import MODES
+from harness.runner.wandb_tracker import make_tracker, resolve_tracking
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -104,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="start every cell in a fresh interpreter instead of forking it from a server that "
         "has already imported torch (the automatic fallback where that cannot work)",
     )
+    p.add_argument(
+        "--wandb",
+        choices=MODES,
+        help="mirror every cell to W&B: offline (default; runs under STORE/wandb/, `wandb "
+        "sync` them later), online (needs `wandb login`), disabled; wins over the matrix's "
+        "`tracking.mode` and $WANDB_MODE",
+    )
+    p.add_argument("--wandb-project", metavar="NAME", help="W&B project (default: vlm-harness)")
+    p.add_argument("--wandb-entity", metavar="NAME", help="W&B entity (team or user)")
     return p
 
 
@@ -149,6 +160,7 @@ def _main(args: argparse.Namespace, err: Console) -> int:
             args.matrix,
         )
     store = Store(args.store, matrix.name)
+    tracking = resolve_tracking(matrix.tracking, args.wandb, args.wandb_project, args.wandb_entity)
     plan = make_plan(matrix, cells, store, set(args.rerun), args.max_cells)
     if args.dry_run:
         _print_plan(plan, args.json)
@@ -163,10 +175,17 @@ def _main(args: argparse.Namespace, err: Console) -> int:
         )
         workers = args.workers or (max(1, plan.count("run")) if args.executor == "ray" else 1)
         progress = make_progress(quiet=args.quiet)
-        with StopRequest().installed() as stop:
-            if matrix.duplicates:
-                progress.message(f"note: {matrix.duplicates} duplicate cell(s) merged")
-            result = run_plan(plan, executor, progress, stop=stop, workers=workers)
+        warn = (lambda text: err.print(text, markup=False)) if args.quiet else progress.message
+        tracker = make_tracker(tracking, store.root, store.matrix_dir, warn)
+        try:
+            with StopRequest().installed() as stop:
+                if matrix.duplicates:
+                    progress.message(f"note: {matrix.duplicates} duplicate cell(s) merged")
+                result = run_plan(
+                    plan, executor, progress, tracker=tracker, stop=stop, workers=workers
+                )
+        finally:
+            tracker.close()
     finally:
         executor.close()
     out = Console(highlight=False)
