@@ -3,8 +3,8 @@
 Same command line and files as the real cell. The behaviour is read from the config's
 ``data.question`` (a free-form string field): ``ok`` (default), ``raise``, ``hang``,
 ``hang_ignore_term``, ``selfkill``, ``exit0``, ``nan``; ``train.max_steps`` records are written,
-sleeping ``eval.max_new_tokens / 1000`` seconds per step. Its log's first lines give its start
-time and the worker settings it got (``OMP_NUM_THREADS``, ``CUDA_VISIBLE_DEVICES``).
+sleeping ``eval.max_new_tokens / 1000`` seconds per step. Its log's second line gives the worker
+settings it got (``OMP_NUM_THREADS``, ``CUDA_VISIBLE_DEVICES``).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, signal.SIG_IGN if behaviour == "hang_ignore_term" else on_signal)
     slot = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")}
-    print(f"fake cell {args.cell_id} starting ({behaviour}) at {time.time():.3f}", flush=True)
+    print(f"fake cell {args.cell_id} starting ({behaviour})", flush=True)
     print(f"env {json.dumps(slot)}", flush=True)
     with open(out / "metrics.jsonl", "a") as fh:
         for step in range(1, cfg["train"]["max_steps"] + 1):
