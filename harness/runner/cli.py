@@ -20,7 +20,7 @@ from harness.runner.executor import Executor, ExecutorError, LocalProcessExecuto
 from harness.runner.loop import RunResult, StopRequest, run_plan
 from harness.runner.matrix import Matrix, load_matrix, parse_assignment, select
 from harness.runner.plan import RERUN_CHOICES, Plan, make_plan
-from harness.runner.progress import make_progress, summary_table
+from harness.runner.progress import cell_labels, make_progress, summary_table
 from harness.runner.store import Store, StoreError
 from harness.runner.tracking import MODES
 from harness.runner.wandb_tracker import make_tracker, resolve_tracking
@@ -174,7 +174,8 @@ def _main(args: argparse.Namespace, err: Console) -> int:
             matrix.name, matrix.description, matrix.source, matrix.cells, matrix.paired
         )
         workers = args.workers or (max(1, plan.count("run")) if args.executor == "ray" else 1)
-        progress = make_progress(quiet=args.quiet)
+        labels = cell_labels(matrix.cells, matrix.paired)
+        progress = make_progress(quiet=args.quiet, labels=labels)
         warn = (lambda text: err.print(text, markup=False)) if args.quiet else progress.message
         tracker = make_tracker(tracking, store.root, store.matrix_dir, warn)
         try:
@@ -191,7 +192,7 @@ def _main(args: argparse.Namespace, err: Console) -> int:
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=160)  # files and pipes: don't squeeze the axes
-    out.print(summary_table(result.rows))
+    out.print(summary_table(result.rows, labels))
     if args.report is not None:
         _write_report(store, args.report, err)
     return _finish(result, matrix, err)
