@@ -98,7 +98,11 @@ class WarmServer:
         assert self.proc.stdout is not None
         line, _ = _read_line(self.proc.stdout.fileno(), READY_TIMEOUT_S)
         if line != b"ready":
-            why = "did not get ready in time" if self.proc.poll() is None else "could not start"
+            try:
+                self.proc.wait(timeout=5)  # its stdout closed: it is exiting
+                why = "could not start"
+            except subprocess.TimeoutExpired:
+                why = "did not get ready in time"
             self.failed = f"the warm-start server {why}: {self._server_log_tail()}"
 
     def _server_log_tail(self) -> str:
