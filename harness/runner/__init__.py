@@ -1,7 +1,8 @@
 """The runner: the parent-process side of a matrix run, free of torch.
 
 It reads and expands a matrix (``matrix``), plans it against the run store (``plan``,
-``store``), starts each cell in its own process (``executor``), supervises it (``loop``),
+``store``), starts each cell in its own process (``executor``: locally, up to N at once, warm
+or cold; ``ray_executor``: as Ray tasks), supervises it (``loop``),
 records outcomes the cell could not (``outcomes``), shows progress (``progress``) and mirrors
 to trackers (``tracking``). ``cli`` is ``run_matrix.py``. Nothing here imports torch: the cell
 side (``harness.cell`` and what it uses) runs in the child process.

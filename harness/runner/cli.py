@@ -17,7 +17,7 @@ from rich.console import Console
 from harness.config import ConfigError
 from harness.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Parser, run_command
 from harness.runner import preflight
-from harness.runner.executor import LocalProcessExecutor
+from harness.runner.executor import Executor, LocalProcessExecutor
 from harness.runner.loop import RunResult, StopRequest, run_plan
 from harness.runner.matrix import Matrix, load_matrix, parse_assignment, select
 from harness.runner.plan import RERUN_CHOICES, Plan, make_plan
@@ -91,6 +91,31 @@ def build_parser() -> argparse.ArgumentParser:
         "as CMD CELL.yaml --out DIR --cell-id ID)",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run up to N cells at once (default: 1 locally; with --executor ray, every "
+        "pending cell is handed to Ray at once and Ray schedules them)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where cells run: local processes (default) or Ray tasks (pip install '.[ray]')",
+    )
+    p.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --executor ray: the cluster to join, e.g. HEAD_IP:6379 (default: "
+        "$RAY_ADDRESS, else a local Ray instance started for this run)",
+    )
+    p.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="start every cell in a fresh interpreter instead of forking it from a server that "
+        "has already imported torch (the automatic fallback where that cannot work)",
+    )
+    p.add_argument(
         "--wandb",
         choices=MODES,
         help="mirror every cell to W&B: offline (default; runs under STORE/wandb/, `wandb "
@@ -118,6 +143,10 @@ def _main(args: argparse.Namespace, err: Console) -> int:
         raise ConfigError(["--json only applies to --dry-run"], "run_matrix.py")
     command = preflight.cell_command(args.cell_command)
     preflight.report_path(args.report)
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError([f"--workers must be >= 1, got {args.workers}"], "run_matrix.py")
+    if args.address and args.executor != "ray":
+        raise ConfigError(["--address only applies to --executor ray"], "run_matrix.py")
     overrides = [parse_assignment(s, "--set") for s in args.set]
     only = [parse_assignment(s, "--only") for s in args.only]
     matrix = load_matrix(args.matrix, overrides)
@@ -136,22 +165,30 @@ def _main(args: argparse.Namespace, err: Console) -> int:
         return EXIT_OK
     to_run = [p.cell for p in plan.cells if p.action == "run"]
     preflight.devices(to_run, command is not None, matrix.source)
-    store.ensure_writable()
-    store.write_matrix_meta(
-        matrix.name, matrix.description, matrix.source, matrix.cells, matrix.paired
-    )
-    executor = LocalProcessExecutor(command=command)
-    labels = cell_labels(matrix.cells, matrix.paired)
-    progress = make_progress(quiet=args.quiet, labels=labels)
-    warn = (lambda text: err.print(text, markup=False)) if args.quiet else progress.message
-    tracker = make_tracker(tracking, store.root, store.matrix_dir, warn)
+    # first: a Ray cluster that cannot be reached writes nothing; and before our signal
+    # handlers, since ray.init installs its own SIGTERM handler
+    executor = _make_executor(args, command)
     try:
-        with StopRequest().installed() as stop:
-            if matrix.duplicates:
-                progress.message(f"note: {matrix.duplicates} duplicate cell(s) merged")
-            result = run_plan(plan, executor, progress, tracker=tracker, stop=stop)
+        store.ensure_writable()
+        store.write_matrix_meta(
+            matrix.name, matrix.description, matrix.source, matrix.cells, matrix.paired
+        )
+        workers = args.workers or (max(1, plan.count("run")) if args.executor == "ray" else 1)
+        labels = cell_labels(matrix.cells, matrix.paired)
+        progress = make_progress(quiet=args.quiet, labels=labels)
+        warn = (lambda text: err.print(text, markup=False)) if args.quiet else progress.message
+        tracker = make_tracker(tracking, store.root, store.matrix_dir, warn)
+        try:
+            with StopRequest().installed() as stop:
+                if matrix.duplicates:
+                    progress.message(f"note: {matrix.duplicates} duplicate cell(s) merged")
+                result = run_plan(
+                    plan, executor, progress, tracker=tracker, stop=stop, workers=workers
+                )
+        finally:
+            tracker.close()
     finally:
-        tracker.close()
+        executor.close()
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=160)  # files and pipes: don't squeeze the axes
@@ -164,8 +201,8 @@ def _main(args: argparse.Namespace, err: Console) -> int:
 
 def _finish(result: RunResult, matrix: Matrix, err: Console) -> int:
     if result.stopped:
-        cell = result.interrupted
-        what = f"cell {cell.cell_id} was marked interrupted; " if cell else ""
+        ids = ", ".join(c.cell_id for c in result.interrupted)
+        what = f"cell(s) {ids} marked interrupted; " if ids else ""
         err.print(
             f"Stopped: {what}completed cells are kept. Resume with:\n  {_resume_command()}",
             markup=False,
@@ -180,6 +217,16 @@ def _finish(result: RunResult, matrix: Matrix, err: Console) -> int:
         )
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _make_executor(args: argparse.Namespace, command: list[str] | None) -> Executor:
+    if args.executor == "ray":
+        from harness.runner.ray_executor import RayExecutor
+
+        return RayExecutor(address=args.address, command=command)
+    return LocalProcessExecutor(
+        command=command, workers=args.workers or 1, warm=not args.cold_start
+    )
 
 
 def _resume_command() -> str:

@@ -1,8 +1,8 @@
-"""Where a cell runs: the ``Executor`` seam and the local one-process-per-cell executor.
+"""Where a cell runs: the ``Executor`` seam and the local executor (one process group per cell).
 
-The runner only needs to start a cell and then poll, interrupt or kill it; everything else it
-learns from the cell's folder. A Ray (or Slurm) executor implements the same two small protocols
-and the runner does not change.
+The protocols and records it implements (``CellTask``, ``ExitStatus``, ``CellHandle``,
+``Executor``) are in ``task.py`` and re-exported here; the Ray executor (``ray_executor.py``)
+implements the same ones and the runner does not change.
 
 Contract with the cell command (``python -m harness.cell CELL.yaml --out DIR --cell-id ID``):
 exit 0 after a result (completed, oom, diverged, timeout), 1 after writing a ``failed`` or
@@ -16,119 +16,92 @@ when it runs well past it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
+import select
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any
+
+from harness.runner.procs import die_with_parent, signal_group
+from harness.runner.task import CellHandle, CellTask, Executor, ExecutorError, ExitStatus
+from harness.runner.warm import WarmServer, warm_unavailable
+from harness.runner.workers import slot_envs
+
+__all__ = [
+    "CellHandle",
+    "CellTask",
+    "Executor",
+    "ExecutorError",
+    "ExitStatus",
+    "LocalProcessExecutor",
+    "LocalProcessHandle",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PR_SET_PDEATHSIG = 1
-
-
-@dataclass(frozen=True)
-class CellTask:
-    """Everything an executor needs to run one cell."""
-
-    cell_id: str
-    config_path: Path
-    """The resolved cell config (YAML)."""
-    cell_dir: Path
-    """Where the cell writes its files."""
-    log_path: Path
-    """Where the cell's stdout and stderr go."""
-
-
-@dataclass(frozen=True)
-class ExitStatus:
-    """How a cell process ended."""
-
-    returncode: int | None
-    """Exit code; None when it was killed by a signal."""
-    signal: int | None = None
-    """The signal that killed it, if any."""
-    reason: str | None = None
-    """Why the process could not be started, when it could not (``StartFailed``)."""
-
-    @property
-    def signal_name(self) -> str | None:
-        return None if self.signal is None else signal.Signals(self.signal).name
-
-
-class CellHandle(Protocol):
-    """A started cell."""
-
-    def wait(self, timeout: float) -> ExitStatus | None:
-        """Wait up to ``timeout`` seconds; the exit status, or None while it still runs."""
-
-    def interrupt(self) -> None:
-        """Ask the cell to stop cleanly (it writes an ``interrupted`` summary)."""
-
-    def kill(self) -> None:
-        """Stop it now, no clean-up (SIGKILL)."""
-
-
-class Executor(Protocol):
-    """Starts cells."""
-
-    def start(self, task: CellTask) -> CellHandle:
-        """Start the cell and return at once."""
-
-
-class StartFailed:
-    """The handle of a cell whose process could not be started (an ``OSError`` from
-    ``Executor.start``): it has already ended, and the runner records why as a failed cell."""
-
-    def __init__(self, exc: OSError) -> None:
-        self.status = ExitStatus(None, reason=f"the cell command could not be started: {exc}")
-
-    def wait(self, timeout: float) -> ExitStatus:
-        return self.status
-
-    def interrupt(self) -> None:
-        pass
-
-    def kill(self) -> None:
-        pass
+CELL_MODULE = "harness.cell"
 
 
 class LocalProcessExecutor:
-    """Each cell in its own process (and process group) on this machine.
+    """Each cell in its own process (and process group) on this machine, up to ``workers`` at once.
 
-    ``command`` replaces ``[python, -m, cell_module]`` (tests use a fake cell script). The child
+    ``command`` replaces ``[python, -m, harness.cell]`` (tests use a fake cell script). The child
     gets its own session, so a terminal Ctrl-C reaches only the runner, which forwards it; and it
     is killed if the runner dies (Linux ``PR_SET_PDEATHSIG``), so no orphan keeps writing into a
-    folder that a resumed runner is about to reuse.
+    folder that a resumed runner is about to reuse. Each worker slot gets its share of threads
+    and its GPU through the environment (``workers.py``). With ``warm=True`` cells are forked
+    from a server that has already imported torch and transformers (``warm.py``), where that
+    can work; otherwise, and whenever the server is unavailable, they start cold.
     """
 
     def __init__(
         self,
-        cell_module: str = "harness.cell",
+        cell_module: str = CELL_MODULE,
         command: list[str] | None = None,
         python: str = sys.executable,
         env: dict[str, str] | None = None,
+        workers: int = 1,
+        warm: bool = False,
     ) -> None:
-        self.command = list(command) if command else [python, "-m", cell_module]
+        default = [python, "-m", cell_module]
+        self.command = list(command) if command else default
         self.env = dict(env or {})
+        self.slots = slot_envs(workers)
+        self.notes: list[str] = []
+        self.warm: WarmServer | None = None
+        if warm:
+            why = warm_unavailable(self.command == [python, "-m", CELL_MODULE])
+            if why:
+                self.notes.append(f"cells start cold: {why}")
+            else:
+                self.warm = WarmServer(python)
 
-    def argv(self, task: CellTask) -> list[str]:
-        return [
-            *self.command,
-            str(task.config_path),
-            "--out",
-            str(task.cell_dir),
-            "--cell-id",
-            task.cell_id,
-        ]
-
-    def start(self, task: CellTask) -> LocalProcessHandle:
+    def base_env(self) -> dict[str, str]:
+        """The environment every cell gets (before its slot's additions)."""
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         path = env.get("PYTHONPATH")
         env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
+        return env
+
+    def cell_env(self, task: CellTask) -> dict[str, str]:
+        return {**self.base_env(), **self.slots[task.worker % len(self.slots)]}
+
+    def argv(self, task: CellTask) -> list[str]:
+        return [*self.command, *task.argv()]
+
+    def start(self, task: CellTask) -> CellHandle:
+        env = self.cell_env(task)
+        if self.warm is not None:
+            handle = self.warm.start(task.argv(), env, task.log_path)
+            if self.warm.failed:
+                self.notes.append(f"cells start cold: {self.warm.failed}")
+                self.warm.close()
+                self.warm = None
+            if handle is not None:
+                return handle
         with open(task.log_path, "ab") as log:
             proc = subprocess.Popen(
                 self.argv(task),
@@ -137,51 +110,79 @@ class LocalProcessExecutor:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(os.getpid()),
+                preexec_fn=die_with_parent(os.getpid()),
             )
         return LocalProcessHandle(proc)
 
+    def wait_any(
+        self, handles: Sequence[CellHandle], timeout: float
+    ) -> list[tuple[CellHandle, ExitStatus]]:
+        return wait_any_local(handles, timeout)
+
+    def take_notes(self) -> list[str]:
+        notes, self.notes = self.notes, []
+        return notes
+
+    def close(self) -> None:
+        if self.warm is not None:
+            self.warm.close()
+            self.warm = None
+
+
+def wait_any_local(handles: Sequence[Any], timeout: float) -> list[tuple[CellHandle, ExitStatus]]:
+    """Block (in ``select`` on each handle's ``fileno()``, else in short sleeps) until a handle
+    ends or ``timeout`` passes."""
+    end = time.monotonic() + timeout
+    while True:
+        done = [(h, s) for h in handles if (s := h.poll()) is not None]
+        left = end - time.monotonic()
+        if done or left <= 0:
+            return done
+        fds = [h.fileno() for h in handles]
+        if fds and None not in fds:
+            select.select(fds, [], [], left)
+        else:
+            time.sleep(min(left, 0.05))
+
 
 class LocalProcessHandle:
-    """A cell running as a local process group."""
+    """A cell running as a local process group (a child of the runner)."""
+
+    enforces_deadline = False
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
+        self.pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):
+            self.pidfd = os.pidfd_open(proc.pid)  # Linux >= 5.3: select() wakes at its exit
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def wait(self, timeout: float) -> ExitStatus | None:
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+    def fileno(self) -> int | None:
+        return self.pidfd
+
+    def poll(self) -> ExitStatus | None:
+        rc = self.proc.poll()
+        if rc is None:
             return None
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
         return ExitStatus(None, -rc) if rc < 0 else ExitStatus(rc)
 
+    def wait(self, timeout: float) -> ExitStatus | None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=timeout)
+        return self.poll()
+
     def _signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, sig)
+        if self.proc.returncode is None:  # never signal a reaped (maybe reused) pid
+            signal_group(self.proc.pid, sig)
 
     def interrupt(self) -> None:
         self._signal(signal.SIGINT)
 
     def kill(self) -> None:
         self._signal(signal.SIGKILL)
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGKILL the child when the runner dies (None elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent_pid:  # the runner died before prctl took effect
-            os._exit(1)
-
-    return preexec

@@ -1,4 +1,4 @@
-"""Run each pending cell of a plan in isolation, one at a time, and supervise it.
+"""Run the pending cells of a plan in isolation, up to N at once, and supervise each one.
 
 Every cell ends with exactly one ``summary.json`` (``harness/schema.py``): the cell writes it,
 or, when the cell could not (a crash, a kill, a hang past its time limit), the runner writes it
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,12 @@ from typing import Any
 
 import yaml
 
-from harness.runner.executor import CellHandle, CellTask, Executor, StartFailed
+from harness.runner.executor import CellHandle, CellTask, Executor, ExitStatus
 from harness.runner.matrix import Cell
 from harness.runner.outcomes import finalize, now_iso
-from harness.runner.plan import Plan, PlannedCell
+from harness.runner.plan import Plan
 from harness.runner.progress import Progress, QuietProgress
+from harness.runner.store import CellLock
 from harness.runner.tracking import NullTracker, Tracker
 from harness.schema import (
     CELL_FILE,
@@ -62,12 +64,15 @@ class StopRequest:
                 signal.signal(s, handler)
 
 
+Row = tuple[Cell, dict[str, Any] | None, str]
+
+
 @dataclass
 class RunResult:
-    rows: list[tuple[Cell, dict[str, Any] | None, str]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     """(cell, summary or None, status) for every planned cell, in plan order."""
-    interrupted: Cell | None = None
-    """The cell that was running when the run was stopped."""
+    interrupted: list[Cell] = field(default_factory=list)
+    """The cells that were running when the run was stopped (marked `interrupted`)."""
     stopped: bool = False
 
     def outcomes(self) -> list[str]:
@@ -80,48 +85,115 @@ def run_plan(
     progress: Progress | None = None,
     tracker: Tracker | None = None,
     stop: StopRequest | None = None,
+    workers: int = 1,
 ) -> RunResult:
-    """Run every `run` cell of the plan in order; stop cleanly on a stop request."""
+    """Run every `run` cell of the plan, up to ``workers`` at once (in plan order as slots free
+    up); stop cleanly on a stop request. Each cell is locked, supervised and finalized exactly
+    as ``supervise_cell`` does it alone."""
     progress = progress or QuietProgress()
-    tracker = tracker or NullTracker()
-    stop = stop or StopRequest()
-    result = RunResult()
+    run = _Run(plan, executor, progress, tracker or NullTracker(), stop or StopRequest())
     progress.start(plan.count("run"))
     try:
-        for p in plan.cells:
-            if p.action != "run" or stop.count:
-                summary = plan.store.read_summary(p.cell.cell_id) if p.action == "done" else None
-                status = "not run" if p.action == "run" else p.action
-                result.rows.append((p.cell, summary, status))
-                continue
-            summary, status = _run_locked(plan, p, executor, progress, tracker, stop)
-            result.rows.append((p.cell, summary, status))
-            if summary is not None and stop.count:
-                result.interrupted = p.cell
+        run.loop(max(1, workers))
+    except BaseException:
+        for _, sup, _ in run.running.values():  # a bug in the runner: leave no cell behind
+            sup.kill()
+        raise
     finally:
         progress.close()
-    result.stopped = stop.count > 0
-    return result
+    return run.result()
 
 
-def _run_locked(
-    plan: Plan,
-    p: PlannedCell,
-    executor: Executor,
-    progress: Progress,
-    tracker: Tracker,
-    stop: StopRequest,
-) -> tuple[dict[str, Any] | None, str]:
-    lock = plan.store.try_lock(p.cell.cell_id)
-    if lock is None:
-        progress.message(f"{p.cell.cell_id} is running in another runner; skipped")
-        return None, "running"
-    with lock:
-        state = plan.store.state(p.cell.cell_id)
-        if state.outcome and state.mtime_ns != p.mtime_ns:  # finished by another runner
-            return plan.store.read_summary(p.cell.cell_id), "done"
-        summary = supervise_cell(p.cell, plan, executor, progress, tracker, stop)
-        return summary, "ran"
+class _Run:
+    """The state of one ``run_plan``: cells waiting, running (by worker slot) and finished."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        executor: Executor,
+        progress: Progress,
+        tracker: Tracker,
+        stop: StopRequest,
+    ) -> None:
+        self.plan, self.executor, self.progress, self.tracker = plan, executor, progress, tracker
+        self.stop = stop
+        self.queue = deque(enumerate(plan.cells))
+        self.running: dict[int, tuple[int, CellSupervisor, CellLock]] = {}
+        self.rows: dict[int, Row] = {}
+        self.interrupted: list[Cell] = []
+
+    def loop(self, workers: int) -> None:
+        self.notes()
+        while True:
+            self.fill(workers)
+            self.notes()
+            if not self.running:
+                return
+            self.step()
+
+    def fill(self, workers: int) -> None:
+        """Start queued cells while a worker slot is free; record the ones that do not run."""
+        while self.queue and len(self.running) < workers:
+            i, p = self.queue.popleft()
+            if p.action != "run" or self.stop.count:
+                summary = (
+                    self.plan.store.read_summary(p.cell.cell_id) if p.action == "done" else None
+                )
+                self.rows[i] = (p.cell, summary, "not run" if p.action == "run" else p.action)
+                continue
+            lock = self.plan.store.try_lock(p.cell.cell_id)
+            if lock is None:
+                self.progress.message(f"{p.cell.cell_id} is running in another runner; skipped")
+                self.rows[i] = (p.cell, None, "running")
+                continue
+            state = self.plan.store.state(p.cell.cell_id)
+            if state.outcome and state.mtime_ns != p.mtime_ns:  # finished by another runner
+                lock.release()
+                self.rows[i] = (p.cell, self.plan.store.read_summary(p.cell.cell_id), "done")
+                continue
+            slot = min(set(range(workers)) - set(self.running))
+            sup = CellSupervisor(
+                p.cell, self.plan, self.executor, self.progress, self.tracker, worker=slot
+            )
+            try:
+                sup.start()
+            except BaseException:
+                lock.release()
+                raise
+            self.running[slot] = (i, sup, lock)
+
+    def step(self) -> None:
+        """Wait up to POLL_S for any running cell to end, follow all of them, finish the ended."""
+        sups = {slot: sup for slot, (_, sup, _) in self.running.items()}
+        ended = [(slot, sup.status) for slot, sup in sups.items() if sup.status is not None]
+        handles = {id(sup.handle): slot for slot, sup in sups.items() if sup.status is None}
+        waiting = [sups[slot].handle for slot in handles.values()]
+        if waiting and not ended:
+            for handle, status in self.executor.wait_any(waiting, POLL_S):
+                ended.append((handles[id(handle)], status))
+        now = time.monotonic()
+        done = {slot for slot, _ in ended}
+        for slot, sup in sups.items():
+            if slot not in done:
+                sup.follow(self.stop, now)
+        self.progress.refresh()
+        for slot, status in ended:
+            i, sup, lock = self.running.pop(slot)
+            try:
+                summary = sup.finish(status)
+            finally:
+                lock.release()
+            self.rows[i] = (sup.cell, summary, "ran")
+            if sup.interrupted and summary.get("outcome") == "interrupted":
+                self.interrupted.append(sup.cell)
+
+    def notes(self) -> None:
+        for note in self.executor.take_notes():
+            self.progress.message(f"note: {note}")
+
+    def result(self) -> RunResult:
+        rows = [self.rows[i] for i in sorted(self.rows)]
+        return RunResult(rows, self.interrupted, self.stop.count > 0)
 
 
 def supervise_cell(
@@ -134,53 +206,121 @@ def supervise_cell(
 ) -> dict[str, Any]:
     """Start one cell, follow it to its end, and return its summary (the cell's own, or the one
     the runner writes when the cell could not)."""
-    cell_dir = plan.store.prepare(cell.cell_id)
-    atomic_write_text(cell_dir / CONFIG_FILE, yaml.safe_dump(cell.config, sort_keys=False))
-    info = CellInfo(
-        cell_id=cell.cell_id,
-        matrix=plan.matrix.name,
-        source=plan.matrix.source,
-        axes=cell.axes,
-        repeat=cell.repeat,
-        index=cell.index,
-        started_at=now_iso(),
-    )
-    write_json(cell_dir / CELL_FILE, info)
-    _safe(tracker.on_cell_start, cell.cell_id, to_json(info), cell.config)
-    progress.cell_start(cell, int(cell.config["train"]["max_steps"]))
-    task = CellTask(cell.cell_id, cell_dir / CONFIG_FILE, cell_dir, cell_dir / LOG_FILE)
-    started = time.monotonic()
-    try:
-        handle: CellHandle = executor.start(task)
-    except OSError as exc:  # the command could not start: a failed cell, and the run goes on
-        handle = StartFailed(exc)
-    tail = MetricsTail(cell_dir / METRICS_FILE)
-    timeout = cell.config["runtime"].get("timeout_s")
-    deadline = started + timeout + KILL_GRACE_S if timeout else None
-    timed_out = interrupted = False
-    kill_at: float | None = None
-    while (status := handle.wait(POLL_S)) is None:
-        for record in tail.read_new():
-            progress.record(cell, record)
-            _safe(tracker.on_record, cell.cell_id, record)
+    sup = CellSupervisor(cell, plan, executor, progress, tracker)
+    sup.start()
+    while (status := sup.status) is None:
+        assert sup.handle is not None
+        ended = executor.wait_any([sup.handle], POLL_S)
+        if ended:
+            status = ended[0][1]
+            break
+        sup.follow(stop, time.monotonic())
         progress.refresh()
-        now = time.monotonic()
-        if stop.count and not interrupted:
-            interrupted, kill_at = True, now + INTERRUPT_GRACE_S
-            handle.interrupt()
-        if deadline and now > deadline and not (timed_out or interrupted):
-            timed_out, kill_at = True, now
-        if (kill_at and now >= kill_at) or stop.count > 1:
-            handle.kill()
-    for record in tail.read_new():
-        _safe(tracker.on_record, cell.cell_id, record)
-    wall = time.monotonic() - started
-    summary = finalize(cell, cell_dir, status, timed_out, interrupted, wall, info.started_at)
-    info.finished_at, info.runner_wall_s = now_iso(), round(wall, 3)
-    write_json(cell_dir / CELL_FILE, info)
-    _safe(tracker.on_cell_end, cell.cell_id, summary)
-    progress.cell_end(cell, summary)
-    return summary
+    return sup.finish(status)
+
+
+class CellSupervisor:
+    """One cell from its start to its summary, in steps that a loop over several running cells
+    interleaves: ``start``, ``follow`` (metrics, Ctrl-C, the time limit) at each poll, ``finish``.
+
+    ``runtime.timeout_s`` is the cell's own: it stops itself there. KILL_GRACE_S later the runner
+    kills it (or, for a handle that ``enforces_deadline``, the executor does, counting from the
+    cell's process start). After a stop request the cell gets INTERRUPT_GRACE_S to write its
+    `interrupted` summary; a second request kills it at once.
+    """
+
+    def __init__(
+        self,
+        cell: Cell,
+        plan: Plan,
+        executor: Executor,
+        progress: Progress,
+        tracker: Tracker,
+        worker: int = 0,
+    ) -> None:
+        self.cell, self.plan, self.executor = cell, plan, executor
+        self.progress, self.tracker, self.worker = progress, tracker, worker
+        self.handle: CellHandle | None = None
+        self.status: ExitStatus | None = None
+        """Set at start when the cell could not even be started."""
+        self.timed_out = self.interrupted = False
+        self.deadline: float | None = None
+        self.kill_at: float | None = None
+
+    def start(self) -> None:
+        cell, store = self.cell, self.plan.store
+        self.cell_dir = cell_dir = store.prepare(cell.cell_id)
+        atomic_write_text(cell_dir / CONFIG_FILE, yaml.safe_dump(cell.config, sort_keys=False))
+        self.info = CellInfo(
+            cell_id=cell.cell_id,
+            matrix=self.plan.matrix.name,
+            source=self.plan.matrix.source,
+            axes=cell.axes,
+            repeat=cell.repeat,
+            index=cell.index,
+            started_at=now_iso(),
+        )
+        write_json(cell_dir / CELL_FILE, self.info)
+        _safe(self.tracker.on_cell_start, cell.cell_id, to_json(self.info), cell.config)
+        self.progress.cell_start(cell, int(cell.config["train"]["max_steps"]))
+        runtime = dict(cell.config["runtime"])
+        timeout = runtime.get("timeout_s")
+        task = CellTask(
+            cell.cell_id,
+            cell_dir / CONFIG_FILE,
+            cell_dir,
+            cell_dir / LOG_FILE,
+            worker=self.worker,
+            runtime=runtime,
+            kill_after_s=timeout + KILL_GRACE_S if timeout else None,
+        )
+        self.tail = MetricsTail(cell_dir / METRICS_FILE)
+        self.started = time.monotonic()
+        try:
+            self.handle = self.executor.start(task)
+        except OSError as exc:  # e.g. the Python or the log file is not there: a failed cell
+            reason = exc.strerror or str(exc)
+            self.status = ExitStatus(None, reason=f"the cell could not be started: {reason}")
+            return
+        if timeout and not self.handle.enforces_deadline:
+            self.deadline = time.monotonic() + timeout + KILL_GRACE_S
+
+    def follow(self, stop: StopRequest, now: float) -> None:
+        """Forward new metrics records; act on a stop request or a deadline passed."""
+        for record in self.tail.read_new():
+            self.progress.record(self.cell, record)
+            _safe(self.tracker.on_record, self.cell.cell_id, record)
+        if self.handle is None:
+            return
+        if stop.count and not self.interrupted:
+            self.interrupted, self.kill_at = True, now + INTERRUPT_GRACE_S
+            self.handle.interrupt()
+        if self.deadline and now > self.deadline and not (self.timed_out or self.interrupted):
+            self.timed_out, self.kill_at = True, now
+        if (self.kill_at and now >= self.kill_at) or stop.count > 1:
+            self.handle.kill()
+
+    def kill(self) -> None:
+        if self.handle is not None:
+            self.handle.kill()
+
+    def finish(self, status: ExitStatus) -> dict[str, Any]:
+        """The cell's summary (its own, or the runner's), cell.json's end, trackers, display."""
+        cell, info = self.cell, self.info
+        for record in self.tail.read_new():
+            _safe(self.tracker.on_record, cell.cell_id, record)
+        if status.reason:
+            self.progress.message(f"{cell.cell_id}: {status.reason}")
+        wall = time.monotonic() - self.started
+        timed_out = self.timed_out or status.timed_out
+        summary = finalize(
+            cell, self.cell_dir, status, timed_out, self.interrupted, wall, info.started_at
+        )
+        info.finished_at, info.runner_wall_s = now_iso(), round(wall, 3)
+        write_json(self.cell_dir / CELL_FILE, info)
+        _safe(self.tracker.on_cell_end, cell.cell_id, summary)
+        self.progress.cell_end(cell, summary)
+        return summary
 
 
 class MetricsTail:

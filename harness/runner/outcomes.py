@@ -76,11 +76,11 @@ def _outcome_without_summary(
 ) -> None:
     """Fill in the outcome of a cell that ended without a summary, from how it ended."""
     budget_gb = cell.config["runtime"].get("memory_budget_gb")
-    if status.reason:
-        summary.error = _error(cell_dir, "start_failed", status.reason)
-    elif interrupted:
+    if interrupted:  # first: a queued (Ray) cell stopped by Ctrl-C is interrupted, not failed
         summary.outcome = "interrupted"
         summary.error = _error(cell_dir, "interrupted", "stopped by Ctrl-C before it finished")
+    elif status.reason:  # the executor knows why: never started, its worker or server lost
+        summary.error = _error(cell_dir, "executor", status.reason)
     elif status.signal is not None:
         # No evidence of an out-of-memory ending here (RLIMIT_DATA makes allocations fail, it
         # sends no signal): a SIGKILL is a `kill -9` or the kernel's OOM killer; say both.

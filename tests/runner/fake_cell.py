@@ -5,7 +5,8 @@ Same command line and files as the real cell. The behaviour is read from the con
 ``hang_ignore_term``, ``selfkill``, ``exit0``, ``nan``; ``train.max_steps`` records are written,
 sleeping ``eval.max_new_tokens / 1000`` seconds per step. With ``FAKE_CELL_STARTS=PATH`` set,
 every start appends ``<cell id> <pid>`` to PATH first (a record of attempts outside the store);
-the summary's provenance holds the pid of the process that wrote it.
+the summary's provenance holds the pid of the process that wrote it. Its log's second line gives
+the worker settings it got (``OMP_NUM_THREADS``, ``CUDA_VISIBLE_DEVICES``).
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ def main() -> int:
         fd = os.open(starts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.write(fd, f"{args.cell_id} {os.getpid()}\n".encode())
         os.close(fd)
+    slot = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")}
     print(f"fake cell {args.cell_id} starting ({behaviour})", flush=True)
+    print(f"env {json.dumps(slot)}", flush=True)
     with open(out / "metrics.jsonl", "a") as fh:
         for step in range(1, cfg["train"]["max_steps"] + 1):
             fh.write(json.dumps({"kind": "train", "step": step, "loss": 1.0 / step}) + "\n")

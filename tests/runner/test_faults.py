@@ -78,7 +78,7 @@ def test_a_cell_command_that_cannot_start_is_a_failed_cell_not_a_crash(tmp_path)
     assert [s["outcome"] for _, s, _ in result.rows] == ["failed", "failed"]
     for cell, summary, status in result.rows:
         assert status == "ran" and summary["written_by"] == "runner"
-        assert summary["error"]["type"] == "start_failed"
+        assert summary["error"]["type"] == "executor"
         assert "could not be started" in summary["error"]["message"]
         assert "No such file or directory" in summary["error"]["message"]
         names = {p.name for p in store.cell_dir(cell.cell_id).iterdir()}
