@@ -32,6 +32,7 @@ from harness.benchmark.settings import (
     GenerationSettings,
     RunFailure,
 )
+from harness.benchmark.source import check_source
 
 _GENERATION = {f.name for f in fields(GenerationSettings)} - {"stop"}
 
@@ -145,15 +146,12 @@ def _score(argv: list[str]) -> int:
     return score.run(parser.parse_args(argv))
 
 
-def _run(argv: list[str]) -> int:
+def _run(cfg: BenchmarkConfig, argv: list[str], max_new_set: bool) -> int:
     from harness.benchmark.session import run_benchmark
     from harness.benchmark.terminal import Terminal
 
-    args = build_parser().parse_args(argv)
-    cfg = config_from_args(args)
-    check_output(cfg.output)
     ui = Terminal(cfg.quiet)
-    results = run_benchmark(cfg, ui, ["benchmark", *argv], args.max_new_tokens is not None)
+    results = run_benchmark(cfg, ui, ["benchmark", *argv], max_new_set)
     status = write_outputs(cfg, results)
     ui.table(results.to_dict(), str(cfg.output), str(cfg.json_path))
     if status == EXIT_UNCHANGED:
@@ -169,8 +167,23 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``benchmark`` / ``python -m harness.benchmark``: the error boundary.
 
     Known user errors are one line and exit 2; run failures one line and exit 1; anything else is
-    a bug and keeps its traceback.
+    a bug and keeps its traceback. Arguments are checked before torch is even imported.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["score"]:
+        return _score(argv[1:])
+    try:
+        args = build_parser().parse_args(argv)
+        cfg = config_from_args(args)
+        check_output(cfg.output)
+        check_source(cfg)
+    except BenchmarkInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return _guarded(cfg, argv, args.max_new_tokens is not None)
+
+
+def _guarded(cfg: BenchmarkConfig, argv: list[str], max_new_set: bool) -> int:
     import torch
 
     from harness.data.jsonl import DataError
@@ -178,11 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     from harness.wandb_access.fetch import FetchError
     from loaders import CheckpointError
 
-    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv[:1] == ["score"]:
-            return _score(argv[1:])
-        return _run(argv)
+        return _run(cfg, argv, max_new_set)
     except FetchError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

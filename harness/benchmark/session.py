@@ -68,12 +68,12 @@ def run_benchmark(
     all_samples = load_samples(task, cfg.data)
     samples, selection = select(all_samples, cfg.max_samples, cfg.sample_seed)
     ui.say(f"task {task} ({why}); {selection}")
+    device = models.pick_device(cfg.device)
     source = resolve_source(cfg)
     if source.fetch_s:
         ui.say(f"trained model: {source.reference} -> {source.path} ({source.origin})")
     info = inspect_checkpoint(source.path)
     base = models.choose_base(cfg.base_model, info, source.metadata)
-    device = models.pick_device(cfg.device)
     compare = cfg.compare and base.spec is not None
     timings: dict[str, float] = {"fetch_s": source.fetch_s}
     options = {

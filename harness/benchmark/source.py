@@ -33,6 +33,17 @@ def _local(path: Path, flag: str) -> Path:
     return p
 
 
+def check_source(cfg: BenchmarkConfig) -> None:
+    """Cheap checks before any work: the local path exists, the reference parses."""
+    if cfg.trained_model is not None:
+        _local(Path(cfg.trained_model), "--trained_model")
+    elif not Path(str(cfg.wandb_artifact)).expanduser().is_dir():
+        try:
+            parse_ref(str(cfg.wandb_artifact))
+        except RefError as e:
+            raise BenchmarkInputError(str(e)) from None
+
+
 def resolve_source(cfg: BenchmarkConfig) -> TrainedSource:
     """The trained model's location; downloads a W&B artifact when no verified copy is local.
 
