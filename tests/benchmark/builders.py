@@ -64,7 +64,7 @@ def save_base(d: Path) -> Path:
 
 def qa_jsonl(path: Path, n: int = 6) -> Path:
     """Text QA in the seed's JSONL layout (questions/answers from the tokenizer's characters)."""
-    rows = [{"id": f"q{i}", "question": f"{i}+{i}", "answer": str(2 * i)} for i in range(n)]
+    rows = [{"id": f"q{i}", "question": q, "answer": a} for i, (q, a) in enumerate(qa_pairs(n))]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -76,19 +76,59 @@ def text_file(path: Path) -> Path:
 
 
 def code_problems(path: Path) -> Path:
-    """Two problems in HumanEval's layout (one the model may pass by chance: none)."""
+    """Two problems in HumanEval's layout (``train_tiny`` learns their solutions)."""
     rows = [
         {
             "task_id": f"t/{i}",
-            "prompt": f"def f{i}(x):\n",
-            "canonical_solution": f"    return x + {i}\n",
+            "prompt": prompt,
+            "canonical_solution": solution,
             "test": f"def check(c):\n    assert c(1) == {1 + i}\n",
             "entry_point": f"f{i}",
         }
-        for i in range(2)
+        for i, (prompt, solution) in enumerate(code_pairs())
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def qa_pairs(n: int = 6) -> list[tuple[str, str]]:
+    return [(f"{i}+{i}", str(2 * i)) for i in range(n)]
+
+
+def code_pairs(n: int = 2) -> list[tuple[str, str]]:
+    """(prompt, canonical solution) of ``code_problems``."""
+    return [(f"def f{i}(x):\n", f"    return x + {i}\n") for i in range(n)]
+
+
+def train_tiny(base_dir: Path, out: Path, steps: int = 300) -> Path:
+    """Fine-tune the base on the QA answers and code solutions (full weights, seeded, ~3 s on
+    one core) and save it as a transformers folder: a model that really answers them."""
+    from transformers import LlamaForCausalLM
+
+    from harness.models.prefix_lm import PROMPT_TEMPLATE
+
+    tok = char_tokenizer()
+    texts = [PROMPT_TEMPLATE.format(question=q) + a for q, a in qa_pairs()]
+    texts += [p + c for p, c in code_pairs()]
+    seqs = [
+        [tok.bos_token_id, *tok.encode(t, add_special_tokens=False), tok.eos_token_id]
+        for t in texts
+    ]
+    width = max(len(s) for s in seqs)
+    ids = torch.zeros(len(seqs), width, dtype=torch.long)
+    labels = torch.full_like(ids, -100)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = labels[i, : len(s)] = torch.tensor(s)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM.from_pretrained(base_dir).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        loss = model(input_ids=ids, attention_mask=(labels != -100).long(), labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval().save_pretrained(out)
+    return out
 
 
 def dylora_trained(base_dir: Path):
@@ -133,7 +173,8 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
     """``python -m harness.benchmark ARGS`` as a real subprocess."""
     import os
 
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    # one thread, as in-process tests: two on a busy 2-core machine are many times slower
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "harness.benchmark", *args],
         cwd=cwd or REPO,

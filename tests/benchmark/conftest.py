@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.benchmark.builders import code_problems, qa_jsonl, save_base, text_file
+
+# Module- and session-scoped fixtures here train and run models before the per-test autouse
+# fixture (tests/conftest.py) sets one thread; two threads on a busy 2-core machine are ~20x
+# slower than one.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ def _wandb_env(tmp_path: Path, url: str) -> dict[str, str]:
     return env
 
 
-def test_seed002_wandb_artifact_end_to_end(tmp_path, base_dir, data_dir):
+def test_seed002_wandb_artifact_end_to_end(tmp_path, base_dir, data_dir, monkeypatch):
     model_dir = tmp_path / "made" / "best_model"
     write_dylora_single(model_dir, dylora_trained(base_dir), base_dir)
     files = {f"best_model/{p.name}": p.read_bytes() for p in sorted(model_dir.iterdir())}
@@ -67,25 +67,13 @@ def test_seed002_wandb_artifact_end_to_end(tmp_path, base_dir, data_dir):
     report = out.read_text()
     assert f"W&B reference: `{ref}`" in report and "Detected format: **dylora-moe**" in report
     assert "exact match" in done.stdout and "trained" in done.stdout  # the rich table
-    # offline now: the verified copy is used without any server
-    again = run_cli(
-        "--wandb_artifact",
-        ref,
-        "--data",
-        str(data_dir / "qa.jsonl"),
-        "--max_samples",
-        "1",
-        "--max_new_tokens",
-        "2",
-        "--output",
-        str(tmp_path / "again.md"),
-        "--quiet",
-        "--artifacts_dir",
-        str(tmp_path / "arts"),
-        env=_wandb_env(tmp_path, "http://127.0.0.1:9"),
-    )
-    assert again.returncode == 0, again.stderr
-    res = json.loads((tmp_path / "again.json").read_text())
+    # offline now (in-process, no server): the verified copy is used
+    for var, value in _wandb_env(tmp_path, "http://127.0.0.1:9").items():
+        monkeypatch.setenv(var, value)
+    again = tmp_path / "again.md"
+    args = ["--wandb_artifact", ref, "--data", str(data_dir / "qa.jsonl"), "--max_samples", "1"]
+    assert main([*args, "--output", str(again), "--artifacts_dir", str(tmp_path / "arts")]) == 0
+    res = json.loads(again.with_suffix(".json").read_text())
     assert res["trained"]["origin"] == "W&B artifact (local copy)"
 
 
@@ -142,3 +130,16 @@ def test_no_base_known_runs_the_trained_model_alone(tmp_path, base_dir, data_dir
     assert res["comparison"] is None and res["metrics"]["base"] is None
     assert res["loader"]["format"] == "hf-full" and res["proof"]["unchanged"] is None
     assert "pass --base_model to compare" in (tmp_path / "r.md").read_text()
+
+
+def test_score_subcommand_is_wired(tmp_path, data_dir):
+    pytest.importorskip("harness.benchmark.score")
+    from tests.benchmark.builders import code_pairs
+
+    samples = tmp_path / "samples.jsonl"
+    rows = [{"task_id": f"t/{i}", "completion": c} for i, (_, c) in enumerate(code_pairs())]
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "score.md"
+    args = ["score", "--task", "humaneval", "--samples", str(samples), "--data"]
+    assert main([*args, str(data_dir / "code.jsonl"), "--output", str(out)]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["pass_at_k"]["pass@1"] == 1.0
