@@ -103,7 +103,11 @@ def find_local(ref: ArtifactRef, roots: list[Path]) -> tuple[FetchedArtifact | N
         folder = root / str(ref.dirname)
         info = read_marker(folder) if folder.is_dir() else None
         if info is None:
-            state = "incomplete (no completion marker)" if folder.is_dir() else "absent"
+            state = (
+                "not verified (no completion marker, or a file changed since)"
+                if folder.is_dir()
+                else "absent"
+            )
             tried.append(f"{folder} ({state})")
             continue
         if not _same_source(ref, str(info.get("reference", ""))):

@@ -60,6 +60,11 @@ def test_download_then_reuse_the_verified_local_copy(wandb_home, monkeypatch):
     # second time: the verified copy is used, no server needed at all
     again = fetch_artifact(ref, artifacts_dir=wandb_home / "arts", base_url="http://127.0.0.1:9")
     assert again.origin == "local copy" and again.path == got.path and again.metadata == META
+    # a file changed after the verified download: the copy is no longer trusted
+    with (got.path / "best_model" / "model.safetensors").open("ab") as fh:
+        fh.write(b"x")
+    found, tried = find_local(ref, artifact_roots(wandb_home / "arts"))
+    assert found is None and "not verified" in tried[0]
 
 
 def test_local_lookup_order_and_what_is_refused(wandb_home):
@@ -69,7 +74,7 @@ def test_local_lookup_order_and_what_is_refused(wandb_home):
     partial.mkdir(parents=True)
     (partial / "weights.bin").write_bytes(b"half")
     found, tried = find_local(parse_ref("model:v3"), roots)
-    assert found is None and "incomplete (no completion marker)" in tried[-1]
+    assert found is None and "not verified (no completion marker" in tried[-1]
     found, tried = find_local(parse_ref("ent/proj/model:latest"), roots)
     assert found is None and "can move" in tried[0]
 
