@@ -166,3 +166,26 @@ def test_unchanged_model_is_flagged_with_its_own_exit_status(tmp_path, base_dir,
     rc, res, report = _run(tmp_path, *args, "--allow_unchanged")
     assert rc == 0 and res["proof"]["unchanged"] is True
     assert "allowed by --allow_unchanged" in report.split("## Result")[0]
+
+
+def test_hf_vlm_base_with_a_peft_adapter_vision_qa(tmp_path, captcha):
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlavaForConditionalGeneration
+
+    from tests.test_hf_vlm import _save_tiny_llava
+
+    base = _save_tiny_llava(tmp_path / "llava")
+    torch.manual_seed(5)
+    vlm = LlavaForConditionalGeneration.from_pretrained(base)
+    cfg = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(vlm, cfg).save_pretrained(tmp_path / "adapter")
+    ad_cfg = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    ad_cfg["base_model_name_or_path"] = str(base)
+    (tmp_path / "adapter" / "adapter_config.json").write_text(json.dumps(ad_cfg))
+    rc, res, report = _run(
+        tmp_path, "--trained_model", str(tmp_path / "adapter"), "--data", str(captcha)
+    )
+    assert rc == 0
+    _checks(res, report, "peft-adapter")
+    assert res["metrics"]["trained"]["path"].startswith("harness.evaluate")
+    assert res["trained"]["tokenizer"] == "the model's own"
