@@ -69,7 +69,8 @@ def run_benchmark(
     samples, selection = select(all_samples, cfg.max_samples, cfg.sample_seed)
     ui.say(f"task {task} ({why}); {selection}")
     device = models.pick_device(cfg.device)
-    source = resolve_source(cfg)
+    with ui.spinner("getting the trained model"):
+        source = resolve_source(cfg)
     if source.fetch_s:
         ui.say(f"trained model: {source.reference} -> {source.path} ({source.origin})")
     info = inspect_checkpoint(source.path)
@@ -84,10 +85,10 @@ def run_benchmark(
     base_side, base_model = None, None
     t = time.perf_counter()
     if compare:
-        ui.say(f"base model: {base.spec} ({base.origin})")
-        base_module = models.build_base(
-            str(base.spec), Path(info["path"]), device, cfg.dtype, cfg.allow_remote_code
-        )
+        with ui.spinner(f"loading the base model {base.spec} ({base.origin})"):
+            base_module = models.build_base(
+                str(base.spec), Path(info["path"]), device, cfg.dtype, cfg.allow_remote_code
+            )
         base_model = models.eval_model(
             "base", base_module, device, _candidates(cfg, None, base.spec), cfg.allow_remote_code
         )
@@ -97,9 +98,9 @@ def run_benchmark(
         path = _qa_path(task, base_model)
         base_side = _evaluate(task, base_model, samples, cfg, path, ui)
     t = time.perf_counter()
-    ui.say(f"loading {source.path} ({info['format']}: {info['reason']})")
     target = base_model.module if base_model is not None else base.spec
-    loaded = models.load_trained(source.path, target, device, options)
+    with ui.spinner(f"loading {source.path} ({info['format']}: {info['reason']})"):
+        loaded = models.load_trained(source.path, target, device, options)
     trained = models.eval_model(
         "trained",
         loaded.model,

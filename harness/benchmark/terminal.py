@@ -43,6 +43,16 @@ class Terminal:
             self.err.print(text, markup=False, soft_wrap=True)
 
     @contextmanager
+    def spinner(self, label: str) -> Iterator[None]:
+        """A spinner while something of unknown length runs (a download, a load)."""
+        if self.quiet or not self.err.is_terminal:
+            self.say(f"{label} ...")
+            yield
+            return
+        with self.err.status(label):
+            yield
+
+    @contextmanager
     def progress(self, label: str, total: int) -> Iterator[Tick]:
         """A progress bar (a terminal) or a start line (anything else); yields ``tick(n)``."""
         if self.quiet or not self.err.is_terminal:

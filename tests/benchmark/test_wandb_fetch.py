@@ -133,3 +133,19 @@ def test_interrupted_download_leaves_no_usable_folder(wandb_home, monkeypatch):
     _one_line(err, "interrupted")
     assert err.exit_code == 1
     assert not (wandb_home / "env-artifacts" / "model:v3").exists()
+
+
+def test_verify_names_every_kind_of_damage(tmp_path):
+    from harness.wandb_access.download import md5_b64, verify
+
+    (tmp_path / "a").write_bytes(b"abc")
+    (tmp_path / "b").write_bytes(b"xyz")
+    entries = {"a": (3, md5_b64(tmp_path / "a")), "b": (3, md5_b64(tmp_path / "a")), "c": (1, None)}
+    entries["d"] = (5, None)
+    (tmp_path / "d").write_bytes(b"ab")
+    assert verify(tmp_path, entries) == [
+        "b does not match its md5 in the manifest",
+        "c is missing",
+        "d has 2 of 5 bytes",
+    ]
+    assert verify(tmp_path, {"a": (3, md5_b64(tmp_path / "a"))}) == []
