@@ -253,6 +253,12 @@ def _setup(r: dict[str, Any]) -> list[str]:
         )
     if r["task"] == "qa":
         lines.append(f"- Scoring: {r['metrics']['trained']['path']}; exact match after strip")
+    if r["task"] == "humaneval":
+        layers = ", ".join(r["metrics"]["trained"].get("isolation") or []) or "none reported"
+        lines.append(
+            f"- Scoring: each program (prompt + completion + tests) in the sandbox, "
+            f"{r['options']['code_timeout_s']:g} s wall-clock limit; isolation: {layers}"
+        )
     opts = {k: v for k, v in r["options"].items() if v is not None}
     lines.append(f"- Device: {r['device']}, weights {r['dtype']}; options: {fmt.assignment(opts)}")
     lines.append(

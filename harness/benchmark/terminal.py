@@ -77,7 +77,8 @@ class Terminal:
         if results["proof"]["unchanged"]:
             self.out.print(f"[bold red]{UNCHANGED_TITLE}: the checkpoint changed nothing.[/]")
         metrics, cmp = results["metrics"], results["comparison"]
-        table = Table(title=f"benchmark: {results['task']} on {results['data']['n']} samples")
+        unit = "problems" if results["task"] == "humaneval" else "samples"
+        table = Table(title=f"benchmark: {results['task']} on {results['data']['n']} {unit}")
         for col in ("metric", "base", "trained", "Δ (95% CI), test"):
             table.add_column(col)
         for label, base, trained, delta in _rows(results["task"], metrics, cmp):
