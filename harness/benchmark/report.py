@@ -216,7 +216,7 @@ def _loader(r: dict[str, Any]) -> list[str]:
     if lr["files"]:
         lines.append(f"- Files: {', '.join(f'`{f}`' for f in lr['files'])}")
     lines += [f"- Loader note: {n}" for n in lr["notes"]]
-    lines += [f"- **Loader warning**: {w}" for w in lr["warnings"]]
+    lines += [f"- **Warning**: {w}" for w in r["warnings"]]
     rows = [
         [group, *(str(len(kr[k])) for k in ("matched", "missing", "unexpected", "mismatched"))]
         for group, kr in sorted(lr["keys"].items())

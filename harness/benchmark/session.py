@@ -192,7 +192,7 @@ def run_benchmark(
         },
         timings=timings,
         provenance=collect_provenance(),
-        warnings=list(loaded.report.warnings),
+        warnings=[*loaded.report.warnings, *_metadata_disagrees(source, loaded.format)],
     )
 
 
@@ -201,6 +201,16 @@ def _candidates(cfg: BenchmarkConfig, source: TrainedSource | None, base: str | 
     first = [cfg.tokenizer] if cfg.tokenizer else []
     trained = [source.path] if source is not None else []
     return first + models.tokenizer_candidates(*trained, base)
+
+
+def _metadata_disagrees(source: TrainedSource, detected: str) -> list[str]:
+    """The artifact's metadata names another format than the one detected in its files."""
+    from loaders.formats.harness import KINDS  # harness-full / harness-lora: the file's own kinds
+
+    recorded = source.metadata.get("format")
+    if isinstance(recorded, str) and recorded and KINDS.get(recorded, recorded) != detected:
+        return [f"the artifact metadata says format {recorded!r}; its files are {detected!r}"]
+    return []
 
 
 def _why_not(cfg: BenchmarkConfig, spec: str | None) -> str:

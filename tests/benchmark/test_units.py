@@ -4,6 +4,7 @@ and the report (deterministic, regenerable from the JSON)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from scipy.stats import binomtest
@@ -114,3 +115,15 @@ def test_report_is_deterministic_and_regenerable_from_the_json(tmp_path, base_di
     res = json.loads(out.with_suffix(".json").read_text())
     assert render(res) == out.read_text() == render(json.loads(json.dumps(res)))
     assert out.read_text().index("UNCHANGED") < out.read_text().index("## Result")
+
+
+def test_artifact_metadata_format_is_checked_against_the_files():
+    from harness.benchmark.session import _metadata_disagrees
+    from harness.benchmark.source import TrainedSource
+
+    def src(fmt):
+        return TrainedSource(Path("."), "W&B artifact", metadata={"format": fmt})
+
+    assert _metadata_disagrees(src("dylora-moe"), "dylora-moe") == []
+    assert _metadata_disagrees(src("harness-lora"), "lora-file") == []
+    assert "'hf-full'" in _metadata_disagrees(src("hf-full"), "peft-adapter")[0]
