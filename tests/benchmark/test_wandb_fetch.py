@@ -149,3 +149,12 @@ def test_verify_names_every_kind_of_damage(tmp_path):
         "d has 2 of 5 bytes",
     ]
     assert verify(tmp_path, {"a": (3, md5_b64(tmp_path / "a"))}) == []
+
+
+def test_hard_time_limit_kills_a_hanging_download(wandb_home, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", KEY)
+    with FakeWandbServer(FILES, mode="hang") as srv:
+        err, elapsed = _fails("ent/proj/model:v3", base_url=srv.url, timeout_s=30, limit_s=6)
+    _one_line(err, "did not finish within 6 s", "--download_limit")
+    assert err.exit_code == 1 and err.kind == "time_limit"
+    assert elapsed < 30  # the limit, not the per-request timeout, ended it

@@ -10,7 +10,8 @@ wandb may ask for other fields: update the shapes here and the pin together.
 Answers: Viewer, GetDefaultEntity, ServerFeaturesQuery, ArtifactMembershipByName,
 FetchArtifactManifest, GetArtifactMembershipFileUrls, the manifest GET and the file GETs; 200
 ``{"data": {}}`` to anything else (telemetry included). ``mode`` picks a failure: ``401`` (every
-POST), ``not_found`` (no such membership), ``truncate`` (files cut off half-way).
+POST), ``not_found`` (no such membership), ``truncate`` (files cut off half-way), ``hang``
+(file downloads never answer).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -186,6 +188,8 @@ class FakeWandbServer:
                     name = self.path.removeprefix("/files/")
                     server.operations.append(f"GET {name}")
                     body = server.files[name]
+                    if server.mode == "hang":  # a download that never finishes
+                        time.sleep(60)
                     if server.mode == "truncate":
                         self._send(200, body[: len(body) // 2], length=len(body))
                         self.close_connection = True
