@@ -1,9 +1,12 @@
 """Accuracy comparisons between configurations that differ in one axis, and confounds.
 
-Nothing here is worded unless a number backs it:
-"A beats B" only when the test gives p < 0.05, otherwise "no detectable difference at n = ...".
-Two configurations are compared only when they differ in exactly one (non-repeat) axis; a value
-pair of an axis that no such pair covers is reported as confounded, naming the other keys.
+Nothing here is worded unless a number backs it (the words are in ``reports/wording.py``):
+"A beats B" only when the test gives p < 0.05 and its interval excludes 0 (with repeats: when
+the test over samples and the test over seeds both do), otherwise "no detectable difference".
+Two configurations are compared only when they differ in exactly one (non-repeat) axis and both
+trained their full budget; a value pair of an axis that no such pair covers is reported as
+confounded, naming the other keys, and a pair where a side stopped short (a time cap) as
+confounded by the budget.
 """
 
 from __future__ import annotations
@@ -13,15 +16,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from reports import fmt
+from reports import fmt, wording
 from reports.results import REPEAT_KEYS, CellResult, Results, hashable
 from reports.stats import (
     ALPHA,
     Comparison,
+    SeedComparison,
     compare_paired,
+    compare_seeds,
     compare_unpaired,
     mean_std,
-    samples_needed,
 )
 from reports.tables import configurations
 
@@ -54,7 +58,9 @@ class Finding:
     loser: Any = None
     p_value: float | None = None
     suggestion: str = ""
-    """For confounds: the cell to run that would give a one-axis comparison."""
+    """For confounds: the recommendation that would remove it (a sentence)."""
+    runs: int = 0
+    """For accuracy findings: training runs (seeds) per side the comparison rests on."""
 
 
 @dataclass(frozen=True)
@@ -93,34 +99,55 @@ def _pairs_by_repeat(a: Config, b: Config) -> list[tuple[CellResult, CellResult]
     return [(c, by_repeat[c.repeat]) for c in a.scored if c.repeat in by_repeat]
 
 
-def compare(a: Config, b: Config) -> Comparison:
-    """A vs B: McNemar on shared sample ids when every matched repeat shares them, else Fisher."""
-    pairs = _pairs_by_repeat(a, b)
-    counts = [0, 0, 0, 0, 0]  # a_only, b_only, n, k_a, k_b
-    paired = bool(pairs)
+def compare_runs(ca: CellResult, cb: CellResult) -> Comparison:
+    """One run vs one run: exact McNemar on their shared sample ids, else Fisher exact."""
+    shared = ca.sample_ids & cb.sample_ids
+    if shared:
+        right_a, right_b = ca.correct_ids & shared, cb.correct_ids & shared
+        return compare_paired(
+            len(right_a - right_b), len(right_b - right_a), len(shared), len(right_a), len(right_b)
+        )
+    (ka, na), (kb, nb) = ca.exact(), cb.exact()
+    return compare_unpaired(ka, na, kb, nb)
+
+
+def _compare_seeds(pairs: list[tuple[CellResult, CellResult]]) -> SeedComparison:
+    """Matched seeds: per-seed accuracies, and per sample id the wins summed over the seeds."""
+    acc_a, acc_b, ns = [], [], []
+    per_sample: dict[Any, int] | None = {}
     for ca, cb in pairs:
         shared = ca.sample_ids & cb.sample_ids
         if not shared:
-            paired = False
-            break
+            (ka, na), (kb, nb) = ca.exact(), cb.exact()
+            acc_a.append(ka / na)
+            acc_b.append(kb / nb)
+            ns.append(min(na, nb))
+            per_sample = None
+            continue
         right_a, right_b = ca.correct_ids & shared, cb.correct_ids & shared
-        counts[0] += len(right_a - right_b)
-        counts[1] += len(right_b - right_a)
-        counts[2] += len(shared)
-        counts[3] += len(right_a)
-        counts[4] += len(right_b)
-    if paired:
-        return compare_paired(counts[0], counts[1], counts[2], counts[3], counts[4])
-    ka, na = (sum(x) for x in zip(*(c.exact() for c in a.scored), strict=True))
-    kb, nb = (sum(x) for x in zip(*(c.exact() for c in b.scored), strict=True))
-    return compare_unpaired(ka, na, kb, nb)
+        acc_a.append(len(right_a) / len(shared))
+        acc_b.append(len(right_b) / len(shared))
+        ns.append(len(shared))
+        if per_sample is not None:
+            for i in shared:
+                per_sample[i] = per_sample.get(i, 0) + (i in right_a) - (i in right_b)
+    diffs = None if per_sample is None else list(per_sample.values())
+    return compare_seeds(acc_a, acc_b, ns, diffs)
+
+
+def compare(a: Config, b: Config) -> Comparison | SeedComparison:
+    """A vs B: over seeds when two or more repeats match, else one run each (the matched one,
+    or the first scored run of each side)."""
+    pairs = _pairs_by_repeat(a, b)
+    if len(pairs) >= 2:
+        return _compare_seeds(pairs)
+    ca, cb = pairs[0] if pairs else (a.scored[0], b.scored[0])
+    return compare_runs(ca, cb)
 
 
 def _examples(a: Config, b: Config) -> tuple[str, str]:
     """A few samples one side gets right and the other wrong (first matched repeat)."""
-    pairs = _pairs_by_repeat(a, b)
-    if not pairs:
-        return ("none", "none")
+    pairs = _pairs_by_repeat(a, b) or [(a.scored[0], b.scored[0])]
     ra = {p.get("id"): p for p in pairs[0][0].predictions}
     rb = {p.get("id"): p for p in pairs[0][1].predictions}
     shared = sorted(ra.keys() & rb.keys(), key=str)
@@ -136,43 +163,45 @@ def _examples(a: Config, b: Config) -> tuple[str, str]:
     return (out[0], out[1])
 
 
-def _accuracy_text(axis: str, va: Any, vb: Any, cmp: Comparison, where: str) -> str:
-    at = f" at {where}" if where != "all cells" else ""
-    test = f"{cmp.test} {fmt.pvalue(cmp.p_value)}"
-    n = f"n = {cmp.n_a}" if cmp.n_a == cmp.n_b else f"n = {cmp.n_a} vs {cmp.n_b}"
-    rates = f"{fmt.pct(cmp.k_a / cmp.n_a)} vs {fmt.pct(cmp.k_b / cmp.n_b)}"
-    ci = f"95% CI {fmt.pts_interval(*cmp.ci)}"
-    if cmp.significant:
-        return (
-            f"`{axis}`: **{fmt.value(va)} beats {fmt.value(vb)}**{at}: {rates}, "
-            f"{fmt.pts(cmp.diff)}, {ci}, {test}, {n}."
-        )
-    need = samples_needed(cmp.k_a / cmp.n_a, cmp.k_b / cmp.n_b)
-    hint = (
-        f" (a {fmt.pts(cmp.diff)[1:]} gap would need about {need} samples per cell)" if need else ""
-    )
-    return (
-        f"`{axis}`: {fmt.value(va)} vs {fmt.value(vb)}{at}: no detectable difference at "
-        f"{n} ({rates}, {fmt.pts(cmp.diff)}, {ci}, {test}){hint}."
-    )
-
-
 def accuracy_finding(axis: str, a: Config, b: Config, examples: bool) -> Finding:
     """The comparison of two configurations that differ only in ``axis``."""
     cmp = compare(a, b)
-    va, vb = a.values[axis], b.values[axis]
     if cmp.significant and cmp.diff < 0:
-        a, b, va, vb = b, a, vb, va
+        a, b = b, a
         cmp = compare(a, b)
-    text = _accuracy_text(axis, va, vb, cmp, a.label(skip=axis))
-    if examples and cmp.test == "McNemar":
+    va, vb = a.values[axis], b.values[axis]
+    text = wording.accuracy_text(axis, va, vb, cmp, a.label(skip=axis))
+    if examples and isinstance(cmp, Comparison) and cmp.paired:
         only_a, only_b = _examples(a, b)
         text += (
             f" Right only with {fmt.value(va)}: {cmp.a_only} ({only_a}); "
             f"right only with {fmt.value(vb)}: {cmp.b_only} ({only_b})."
         )
+    text += wording.scoring_note([*a.scored, *b.scored])
     win = (va, vb) if cmp.significant else (None, None)
-    return Finding("accuracy", text, axis, cmp.significant, win[0], win[1], cmp.p_value)
+    runs = len(cmp.per_seed) if isinstance(cmp, SeedComparison) else 1
+    return Finding("accuracy", text, axis, cmp.significant, win[0], win[1], cmp.p_value, runs=runs)
+
+
+def budget_finding(axis: str, a: Config, b: Config) -> Finding | None:
+    """A one-axis pair where a side trained less than its budget: confounded, never a win."""
+    short = [(c, c.shortfall) for c in (*a.scored, *b.scored) if c.shortfall]
+    if not short:
+        return None
+    cells = "; ".join(f"`{c.cell_id}`: {why}" for c, why in short)
+    ids = ", ".join(f"`{c.cell_id}`" for c, _ in short)
+    where = a.label(skip=axis)
+    text = wording.budget_text(axis, a.values[axis], b.values[axis], where, cells, compare(a, b))
+    return Finding(
+        "confounded",
+        text,
+        axis,
+        suggestion=(
+            f"Rerun {ids} until {'it trains its' if len(short) == 1 else 'they train their'} "
+            "full budget (no binding `train.max_seconds`): comparisons with "
+            f"{'it' if len(short) == 1 else 'them'} are confounded until then."
+        ),
+    )
 
 
 def axis_pairs(store: Results, configs: list[Config], axis: str) -> Iterator[tuple[Config, Config]]:
@@ -197,13 +226,14 @@ def sweep_axes(store: Results) -> list[str]:
 
 
 def accuracy_findings(store: Results, configs: list[Config]) -> list[Finding]:
-    """Every one-axis pair: a tested difference, or why it cannot be compared."""
+    """Every one-axis pair: a tested difference, a budget confound, or why it cannot be
+    compared."""
     out = []
     examples = len(configs) <= 8
     for axis in sweep_axes(store):
         for a, b in axis_pairs(store, configs, axis):
             if a.scored and b.scored:
-                out.append(accuracy_finding(axis, a, b, examples))
+                out.append(budget_finding(axis, a, b) or accuracy_finding(axis, a, b, examples))
                 continue
             why = "; ".join(
                 f"{fmt.value(c.values[axis])}: {c.status()}" for c in (a, b) if not c.scored
@@ -248,15 +278,16 @@ def confound_findings(store: Results, configs: list[Config]) -> list[Finding]:
                 continue
             a, b = min(itertools.product(side1, side2), key=lambda ab: len(_differing(*ab)))
             others = [k for k in _differing(a, b) if k != axis]
-            cmp = compare(a, b)
+            rate_a, rate_b = wording.rates(compare(a, b))
             missing = fmt.assignment({**a.values, axis: v2})
             text = (
                 f"`{axis}`: {fmt.value(v1)} vs {fmt.value(v2)}: **confounded: also differs in "
                 f"{', '.join(f'`{k}`' for k in others)}**. Best available: {a.label()} "
-                f"({fmt.pct(cmp.k_a / cmp.n_a)}) vs {b.label()} ({fmt.pct(cmp.k_b / cmp.n_b)}), "
-                f"{cmp.test} {fmt.pvalue(cmp.p_value)}; not attributed to `{axis}`."
+                f"({fmt.pct(rate_a)}) vs {b.label()} ({fmt.pct(rate_b)}); "
+                f"not attributed to `{axis}`."
             )
-            out.append(Finding("confounded", text, axis, suggestion=missing))
+            suggestion = f"Run {missing} to compare `{axis}` without a confound."
+            out.append(Finding("confounded", text, axis, suggestion=suggestion))
     return out
 
 
@@ -274,16 +305,22 @@ def multiple_testing_finding(accuracy: list[Finding]) -> list[Finding]:
     return [Finding("multiple_testing", text)]
 
 
-def single_run_finding(accuracy: list[Finding], configs: list[Config]) -> list[Finding]:
-    """When no configuration was repeated, say what the tests above can and cannot show."""
-    if not any(f.kind == "accuracy" for f in accuracy):
+def single_run_finding(accuracy: list[Finding]) -> list[Finding]:
+    """When comparisons rest on one training run per side, say what their tests cannot show."""
+    tested = [f for f in accuracy if f.kind == "accuracy"]
+    single = [f for f in tested if f.runs == 1]
+    if not single:
         return []
-    if any(len(c.scored) >= 2 for c in configs):
-        return []
+    which = (
+        "Each comparison above rests on one training run per configuration"
+        if len(single) == len(tested)
+        else f"{len(single)} of the {len(tested)} comparisons above rest on one training run "
+        "per configuration (the others compare matched seeds)"
+    )
     text = (
-        "Each configuration was trained once (no `repeats`/`seeds`): the tests above compare "
-        "these trained models on the same held-out samples; they do not measure run-to-run "
-        "(seed) variance, so a gap between two configurations may still lie within it. "
+        f"{which} (trained once, no matched `repeats`/`seeds`): their tests compare these "
+        "trained models on the same held-out samples; they do not measure run-to-run (seed) "
+        "variance, so a gap between two configurations may still lie within it. "
         "Add `repeats: 3` to the matrix to measure it."
     )
     return [Finding("single_run", text)]

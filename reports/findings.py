@@ -25,20 +25,40 @@ from reports.comparisons import (
     single_run_finding,
     sweep_axes,
 )
-from reports.results import ERROR_KINDS, Results
+from reports.results import ERROR_KINDS, CellResult, Results
 from reports.tables import error_counts, peak
 
 __all__ = ["KINDS", "Finding", "findings", "recommendations"]
 
 
+def _outcome_kind(cell: CellResult) -> str:
+    """The outcome, with completed cells that trained less than their budget counted apart."""
+    short = cell.shortfall
+    if short is None:
+        return "OOM" if cell.outcome == "oom" else cell.outcome
+    return "completed, time cap" if short.startswith("time cap") else "completed, short of budget"
+
+
 def outcome_findings(store: Results) -> list[Finding]:
-    """How many cells ended how, then one line per cell that did not complete."""
-    counts = Counter(c.outcome for c in store.cells)
-    order = ("completed", "oom", "timeout", "diverged", "failed", "interrupted", "incomplete")
-    parts = [f"{counts[k]} {'OOM' if k == 'oom' else k}" for k in order if counts[k]]
-    out = [Finding("outcomes", f"{len(store.cells)} cells: {', '.join(parts)}.")]
+    """How many cells ended how (cells stopped short of their budget apart), then one line per
+    cell that did not complete or did not train its full budget."""
+    counts = Counter(_outcome_kind(c) for c in store.cells)
+    order = (
+        "completed",
+        "completed, time cap",
+        "completed, short of budget",
+        "OOM",
+        "timeout",
+        "diverged",
+        "failed",
+        "interrupted",
+        "incomplete",
+    )
+    parts = [f"{counts[k]} {k}" for k in order if counts[k]]
+    sep = "; " if any("," in k for k in counts) else ", "
+    out = [Finding("outcomes", f"{len(store.cells)} cells: {sep.join(parts)}.")]
     for c in store.cells:
-        if c.outcome != "completed":
+        if _outcome_kind(c) != "completed":
             where = fmt.assignment(c.axes) if c.axes else ""
             out.append(Finding("outcomes", f"`{c.cell_id}` ({where}): {fmt.outcome(c)}."))
     return out
@@ -196,12 +216,8 @@ def recommendations(found: list[Finding], store: Results | None = None) -> list[
             )
     if not out:
         out.append("None can be made at this n: no one-axis accuracy comparison was significant.")
-    out += [
-        f"Run {f.suggestion} to compare `{f.axis}` without a confound."
-        for f in found
-        if f.kind == "confounded"
-    ]
-    return out
+    suggestions = [f.suggestion for f in found if f.kind == "confounded" and f.suggestion]
+    return out + list(dict.fromkeys(suggestions))
 
 
 def findings(store: Results) -> list[Finding]:
@@ -213,7 +229,7 @@ def findings(store: Results) -> list[Finding]:
         + accuracy
         + confound_findings(store, configs)
         + multiple_testing_finding(accuracy)
-        + single_run_finding(accuracy, configs)
+        + single_run_finding(accuracy)
         + repeat_findings(configs)
         + memory_findings(store, configs)
         + budget_findings(store)

@@ -107,10 +107,14 @@ def _limit(cell: CellResult) -> str:
 
 
 def outcome(cell: CellResult) -> str:
-    """Outcome with the reason: OOM phase and memory, error first line, timeout limit."""
+    """Outcome with the reason: OOM phase and memory, error first line, timeout limit, and
+    for a completed cell that trained less than its budget, how much (``budget_shortfall``)."""
     kind = cell.outcome
     if kind == "completed":
-        return "completed"
+        short = cell.shortfall
+        if short is None:
+            return "completed"
+        return f"**completed, {short}{'' if short.startswith('time cap') else ' of budget'}**"
     if kind == "incomplete":
         return "not run / incomplete" + (f" ({cell_text(cell.problem)})" if cell.problem else "")
     if kind == "oom":
@@ -135,3 +139,16 @@ def outcome(cell: CellResult) -> str:
         limit = _limit(cell)
         detail = "; ".join(x for x in (limit, detail) if x)
     return f"**{kind}**" + (f" ({cell_text(detail, 70)})" if detail else "")
+
+
+def scored_on(cell: CellResult) -> str:
+    """Which split and weights produced a cell's score, when not the held-out test split with
+    the best validation step's weights ("" then, or when the store does not record it)."""
+    m = cell.section("metrics")
+    parts = []
+    if m.get("test_is_val") is True:
+        chose = m.get("scored_weights") != "final"
+        parts.append("validation split that chose the step" if chose else "validation split")
+    if m.get("scored_weights") == "final":
+        parts.append("final weights")
+    return ", ".join(parts)

@@ -80,6 +80,14 @@ def _results(store: Results) -> list[str]:
         "character error rate; peak memory per phase"
         + (f" ({'; '.join(notes)})." if notes else ".")
     )
+    if any(fmt.scored_on(c) for c in store.cells):
+        out += [
+            "",
+            "**Not every score is held out**: `scored on` names the split and weights behind "
+            "each score. A cell without `data.test_path` is scored on its validation split "
+            "(which chose its best step, unless final weights were scored), so that score is "
+            "not held out.",
+        ]
     return [*out, "", tables.results_table(store)]
 
 
@@ -134,7 +142,9 @@ def _findings(store: Results, found: list[Finding]) -> list[str]:
         "## Findings",
         "",
         "Computed from the stored results: configurations are compared only when they differ "
-        "in exactly one axis; a difference is called a win only when its test gives p < 0.05.",
+        "in exactly one axis and both trained their full budget; a difference is called a win "
+        "only when its test gives p < 0.05 and its 95% interval excludes 0 (with repeats: when "
+        "the test over samples and the test over seeds both give p < 0.05).",
     ]
     for kind, title in SECTIONS:
         items = [f for f in found if f.kind == kind]

@@ -1,166 +1,167 @@
 """Plots next to the report: loss curves, accuracy with intervals, peak memory, sweeps.
 
-Uses matplotlib's object API with the Agg canvas (no pyplot, no global backend switch). PNGs are
-written without the ``Software`` metadata key, so the same store gives the same bytes. Large
-stores stay fast: loss curves are one ``LineCollection``, and per-cell bar charts show at most
-``MAX_ROWS`` cells (the caption in the markdown says which).
+Uses matplotlib's object API with the Agg canvas (no pyplot, no global backend switch) and
+constrained layout, so no text is clipped or overlaps; figure sizes follow the number of cells
+and the label lengths. A configuration has one short label and one colour in every plot
+(``reports/plot_style.py``). PNGs are written without the ``Software`` metadata key, so the same
+store gives the same bytes. Large stores stay fast: the curves of a configuration are one
+``LineCollection``, and per-cell charts show at most ``MAX_ROWS`` cells.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import matplotlib
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
-from reports import fmt
+from harness.schema import budget_shortfall
 from reports.comparisons import build_configs, sweep_axes
+from reports.plot_cells import FIGURES, MAX_ROWS, shown_cells
+from reports.plot_style import (
+    RC,
+    facets,
+    fit_title,
+    new_figure,
+    save,
+    setting,
+    styles,
+    text_width,
+    value_texts,
+)
 from reports.results import CellResult, Results, hashable
 from reports.stats import wilson_interval
-from reports.tables import peak
 
-MAX_ROWS = 25
-"""Cells shown in the per-cell accuracy and memory charts."""
-MAX_LEGEND = 10
+__all__ = ["MAX_PANELS", "MAX_ROWS", "MAX_SERIES", "make_plots", "plot_axes", "shown_cells"]
+
+MAX_LINES = 8
+"""Configurations in one loss panel before the loss plot is split by an axis."""
+MAX_LEGEND = 20
+"""Configurations named in a legend; above that, colour only hints."""
 MAX_SERIES = 6
 """Individual series drawn in a sweep plot besides the pooled one."""
 MAX_PANELS = 6
 """Swept axes drawn in the sweeps figure."""
-DPI = 100
-_RC = {"font.size": 8, "axes.titlesize": 9, "svg.hashsalt": "reports", "path.simplify": True}
-_COLORS = matplotlib.colormaps["tab10"].colors
+MAX_PANEL_IN = 6.0
+"""Widest sweep panel, in inches; values that need more stand upright."""
 
 
-def cell_label(store: Results, cell: CellResult, limit: int = 48) -> str:
-    """Short label: the values of the varying axes (and the repeat)."""
-    text = ", ".join(fmt.value(cell.axes.get(k)) for k in store.axes) or cell.cell_id
-    if cell.repeat:
-        text += f" #{cell.repeat}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def samples_per_step(store: Results, cell: CellResult) -> float | None:
+    """Training samples per optimizer step (micro_batch x grad_accum): from the summary's
+    ``samples_seen / steps``, else the cell's config, else its axes and the store's fixed
+    settings; None when unknown."""
+    train = cell.section("train")
+    seen, steps = train.get("samples_seen"), train.get("steps")
+    if isinstance(seen, int) and isinstance(steps, int) and seen > 0 and steps > 0:
+        return seen / steps
+    mb, ga = setting(store, cell, "train.micro_batch"), setting(store, cell, "train.grad_accum")
+    return float(mb * ga) if isinstance(mb, int) and isinstance(ga, int) else None
 
 
-def _rows_figure(rows: int) -> tuple[Figure, Any]:
-    """A figure for a per-cell chart: fixed margins (no tight_layout: it lays text out twice)."""
-    height = 1.0 + 0.2 * rows
-    fig = Figure(figsize=(7.0, height))
-    fig.subplots_adjust(left=0.36, right=0.97, top=1 - 0.3 / height, bottom=0.5 / height)
-    return fig, fig.add_subplot()
+def _stopped_early(store: Results, cell: CellResult) -> bool:
+    """The cell trained fewer steps than planned (a time cap, a crash, a stop)."""
+    if cell.outcome == "completed":
+        planned = setting(store, cell, "train.max_steps")
+        planned = planned if isinstance(planned, int) else None
+        return budget_shortfall(cell.summary or {}, planned) is not None
+    return cell.outcome != "incomplete"
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})
-    return path
+def _loss_panel(ax: Any, store: Results, cells: list[CellResult], x_of: Any, style: Any) -> None:
+    by_config: dict[tuple, list[list[tuple[float, float]]]] = {}
+    ends = []
+    for c in cells:
+        scale = x_of(c)
+        if scale is None:
+            continue
+        seg = [(step * scale, loss) for step, loss, _ in c.curve]
+        by_config.setdefault(style.key(c), []).append(seg)
+        if _stopped_early(store, c):
+            ends.append(seg[-1])
+    first = {style.key(c): c for c in cells}
+    if len(by_config) <= MAX_LEGEND:  # one collection per configuration, named by its gid
+        for key, segs in by_config.items():
+            color, label = style.color(first[key]), style.label(first[key])
+            lines = LineCollection(segs, colors=[color], linewidths=1.2, gid=label)
+            ax.add_collection(lines, autolim=False)
+    else:  # one collection for all: hundreds of artists would each rescale the shared axes
+        segs = [seg for segs in by_config.values() for seg in segs]
+        colors = [style.color(first[k]) for k, segs in by_config.items() for _ in segs]
+        ax.add_collection(LineCollection(segs, colors=colors, linewidths=0.8), autolim=False)
+    points = [p for segs in by_config.values() for seg in segs for p in seg]
+    if points:
+        ax.update_datalim(points)
+    if ends:
+        ax.plot(*zip(*ends, strict=True), marker="x", color="black", linestyle="none")
+    ax.autoscale_view()
+    ax.grid(alpha=0.3)
 
 
-def shown_cells(store: Results, key: str) -> list[CellResult]:
-    """Cells drawn in the per-cell chart ``key`` (accuracy or memory), at most MAX_ROWS."""
-    cells = list(store.cells)
-    if len(cells) <= MAX_ROWS:
-        return cells
-    if key == "accuracy":
-        cells.sort(key=lambda c: -(c.exact()[0] / c.exact()[1]) if c.exact() else 1.0)
-    else:
-        cells.sort(key=lambda c: -(_memory_value(c)[0] or 0))
-    return cells[:MAX_ROWS]
-
-
-def loss_plot(store: Results, path: Path) -> Path | None:
-    """Every cell's training loss on one axes (legend only for small stores)."""
+def loss_figure(store: Results) -> Figure | None:
+    """Training loss against optimizer steps and against samples seen (steps x micro_batch x
+    grad_accum), one colour per configuration; split by an axis when there are many."""
     cells = [c for c in store.cells if len(c.curve) > 1]
     if not cells:
         return None
-    fig = Figure(figsize=(6.4, 3.6))
-    fig.subplots_adjust(left=0.1, right=0.97, top=0.92, bottom=0.13)
-    ax = fig.add_subplot()
-    segments = [[(s, loss) for s, loss, _ in c.curve] for c in cells]
-    colors = [_COLORS[i % len(_COLORS)] for i in range(len(cells))]
-    ax.add_collection(LineCollection(segments, colors=colors, linewidths=1.0, alpha=0.8))
-    ax.autoscale()
-    if len(cells) <= MAX_LEGEND:
-        for color, c in zip(colors, cells, strict=True):
-            ax.plot([], [], color=color, label=cell_label(store, c))
-        ax.legend(loc="upper right", fontsize=7)
-    ax.set(
-        xlabel="optimizer step", ylabel="train loss", title=f"Training loss ({len(cells)} cells)"
-    )
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
-
-
-def accuracy_plot(store: Results, path: Path) -> Path | None:
-    """Exact match per cell with its 95 % Wilson interval; unscored cells marked at 0."""
-    cells = shown_cells(store, "accuracy")
-    if not any(c.exact() for c in cells):
-        return None
-    fig, ax = _rows_figure(len(cells))
-    for y, c in enumerate(cells):
-        if c.exact():
-            k, n = c.exact()
-            lo, hi = wilson_interval(k, n)
-            ax.errorbar(
-                [100 * k / n],
-                [y],
-                xerr=[[100 * (k / n - lo)], [100 * (hi - k / n)]],
-                fmt="o",
-                color="C0",
-                capsize=3,
-                markersize=4,
-            )
-        else:
-            ax.plot([0], [y], marker="x", color="C3", linestyle="none")
-            ax.annotate(
-                "OOM" if c.outcome == "oom" else c.outcome,
-                (0, y),
-                xytext=(6, -3),
-                textcoords="offset points",
-                color="C3",
-                fontsize=7,
-            )
-    ax.set_yticks(range(len(cells)), [cell_label(store, c) for c in cells])
-    ax.invert_yaxis()
-    ax.set(
-        xlim=(-2, 102), xlabel="exact match, % (95% Wilson interval)", title="Exact match per cell"
-    )
-    ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
-
-
-def _memory_value(cell: CellResult) -> tuple[float | None, bool]:
-    """(bytes to draw, is_oom): OOM cells are drawn at their budget (or in-use bytes)."""
-    if cell.outcome == "oom":
-        budget = cell.section("memory").get("budget_bytes") or cell.section("oom").get(
-            "budget_bytes"
+    style = styles(store)
+    configs = list(dict.fromkeys(style.key(c) for c in cells))
+    groups = facets(store, cells) if len(configs) > MAX_LINES else [("", cells)]
+    per_step = {id(c): samples_per_step(store, c) for c in cells}
+    columns = [("optimizer step", lambda c: 1.0)]
+    if any(per_step.values()):
+        columns.append(
+            ("samples seen (step × micro_batch × grad_accum)", lambda c: per_step[id(c)])
         )
-        return (budget or cell.section("oom").get("in_use_bytes"), True)
-    return (peak(cell, "train") or peak(cell, "eval"), False)
-
-
-def memory_plot(store: Results, path: Path) -> Path | None:
-    """Train peak memory per cell, the budget as a line, OOM cells at the budget (hatched)."""
-    cells = shown_cells(store, "memory")
-    values = [_memory_value(c) for c in cells]
-    if not any(v for v, _ in values):
-        return None
-    fig, ax = _rows_figure(len(cells))
-    gib = [(v or 0) / 2**30 for v, _ in values]
-    colors = ["C3" if oom else "C0" for _, oom in values]
-    bars = ax.barh(range(len(cells)), gib, color=colors, height=0.7)
-    for bar, (_, oom) in zip(bars, values, strict=True):
-        if oom:
-            bar.set_hatch("//")
-    budgets = sorted({c.section("memory").get("budget_bytes") for c in cells} - {None})
-    for b in budgets:
-        ax.axvline(b / 2**30, color="C3", linestyle="--", linewidth=1)
-    limits = ", ".join(fmt.nbytes(b) for b in budgets)
-    title = f"Peak memory per cell (dashed: budget {limits})" if budgets else "Peak memory per cell"
-    ax.set_yticks(range(len(cells)), [cell_label(store, c) for c in cells])
-    ax.invert_yaxis()
-    ax.set(xlabel="peak memory, GiB (train; OOM hatched at the budget)", title=title)
-    return _save(fig, path)
+    first: dict[tuple, CellResult] = {}
+    for c in cells:
+        first.setdefault(style.key(c), c)
+    labels = [style.label(first[k]) for k in configs]
+    named = len(configs) <= MAX_LEGEND
+    width = 4.6 * len(columns) + 0.4
+    ncols = max(1, min(len(labels), int((width - 0.4) // (0.6 + text_width(labels)))))
+    legend_rows = (
+        math.ceil((len(labels) + any(_stopped_early(store, c) for c in cells)) / ncols)
+        if named
+        else 1
+    )
+    height = 0.7 + 2.5 * len(groups) + 0.2 * legend_rows
+    fig = new_figure(width, height)
+    axs = fig.subplots(len(groups), len(columns), squeeze=False, sharey=True)
+    for row, (title, group) in enumerate(groups):
+        for col, (xlabel, x_of) in enumerate(columns):
+            ax = axs[row, col]
+            _loss_panel(ax, store, group, x_of, style)
+            ax.set_title(title if col == 0 else "")
+            if row == len(groups) - 1:
+                ax.set_xlabel(xlabel)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+            if col == 0:
+                ax.set_ylabel("train loss")
+    handles: list[Any] = []
+    if named:
+        for key, label in zip(configs, labels, strict=True):
+            handles.append(Line2D([], [], color=style.color(first[key]), label=label, gid=label))
+        if any(_stopped_early(store, c) for c in cells):
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="x",
+                    color="black",
+                    linestyle="none",
+                    label="stopped before its planned steps",
+                )
+            )
+        fig.legend(handles=handles, loc="outside lower center", ncols=ncols, frameon=False)
+    shown = "" if named else f"; {len(configs)} configurations, colour only"
+    fig.suptitle(fit_title(f"Training loss ({len(cells)} cells{shown})", width))
+    return fig
 
 
 def _sweep_panel(store: Results, axis: str, ax: Any) -> bool:
@@ -178,50 +179,63 @@ def _sweep_panel(store: Results, axis: str, ax: Any) -> bool:
             series.setdefault(cfg.label(skip=axis), []).append((x, 100 * k / n))
     if len(pooled) < 2:
         return False
-    for i, (_, pts) in enumerate(sorted(series.items())[:MAX_SERIES]):
+    for _, pts in sorted(series.items())[:MAX_SERIES]:
         by_x: dict[int, list[float]] = {}
         for x, y in pts:  # repeats of one setting: their mean
             by_x.setdefault(x, []).append(y)
         xs = sorted(by_x)
         ys = [sum(by_x[x]) / len(by_x[x]) for x in xs]
-        ax.plot(xs, ys, marker=".", linewidth=0.7, alpha=0.5, color=_COLORS[(i + 1) % 10])
+        ax.plot(xs, ys, marker=".", linewidth=0.8, alpha=0.6, color="0.6")
     xs = sorted(pooled)
     rates = [pooled[x][0] / pooled[x][1] for x in xs]
     ci = [wilson_interval(*pooled[x]) for x in xs]
     err = [
-        [100 * (r - lo) for r, (lo, _) in zip(rates, ci, strict=True)],
-        [100 * (hi - r) for r, (_, hi) in zip(rates, ci, strict=True)],
+        [max(0.0, 100 * (r - lo)) for r, (lo, _) in zip(rates, ci, strict=True)],
+        [max(0.0, 100 * (hi - r)) for r, (_, hi) in zip(rates, ci, strict=True)],
     ]
     ax.errorbar(
         xs, [100 * r for r in rates], yerr=err, color="black", marker="o", capsize=3, linewidth=1.6
     )
-    ax.set_xticks(range(len(values)), [fmt.value(v) for v in values])
-    ax.set(xlabel=axis, ylabel="exact match, %")
+    ticks = sweep_ticks(store, axis)
+    ax.set_xticks(range(len(values)), ticks)
+    if _tick_room(ticks) > MAX_PANEL_IN:  # side by side they would not fit: stand them up
+        ax.tick_params(axis="x", labelrotation=90)
+    ax.set_xlim(-0.5, len(values) - 0.5)
+    ax.set(title=axis, ylabel="exact match, %")
     ax.grid(alpha=0.3)
     return True
 
 
-def sweep_plot(store: Results, axes: list[str], path: Path) -> Path | None:
-    """One panel per swept axis (black: pooled with 95% CI; thin: single settings)."""
+def sweep_ticks(store: Results, axis: str) -> list[str]:
+    """Tick labels of a sweep panel: the axis's values, shortened."""
+    texts = value_texts(store, axis)
+    return [texts[hashable(v)] for v in store.axis_values[axis]]
+
+
+def _tick_room(ticks: list[str]) -> float:
+    """Inches the tick labels need side by side."""
+    return len(ticks) * (text_width(ticks) + 0.25)
+
+
+def sweep_figure(store: Results, axes: list[str]) -> Figure | None:
+    """One panel per swept axis (black: pooled with 95% CI; grey: single settings), each wide
+    enough for its values side by side (or with them standing when there are too many)."""
     axes = axes[:MAX_PANELS]
     if not axes:
         return None
-    cols = min(3, len(axes))
+    rooms = [_tick_room(sweep_ticks(store, a)) for a in axes]
+    panel = max([3.2] + [r for r in rooms if r <= MAX_PANEL_IN])
+    cols = min(3, len(axes), max(1, int(12 // panel)))
     rows = -(-len(axes) // cols)
-    fig = Figure(figsize=(3.2 * cols, 2.8 * rows))
-    fig.subplots_adjust(
-        left=0.08,
-        right=0.98,
-        top=1 - 0.35 / (2.8 * rows),
-        bottom=0.5 / (2.8 * rows),
-        wspace=0.3,
-        hspace=0.5,
+    fig = new_figure(
+        panel * cols + 0.5, 3.0 * rows + 0.5 + (0.9 if max(rooms) > MAX_PANEL_IN else 0)
     )
     drawn = [_sweep_panel(store, a, fig.add_subplot(rows, cols, i + 1)) for i, a in enumerate(axes)]
     if not any(drawn):
         return None
-    fig.suptitle("Exact match vs each swept axis (black: pooled, 95% CI)")
-    return _save(fig, path)
+    title = "Exact match vs each swept axis (black: pooled, 95% CI; grey: single settings)"
+    fig.suptitle(fit_title(title, fig.get_figwidth()))
+    return fig
 
 
 def plot_axes(store: Results) -> list[str]:
@@ -235,23 +249,27 @@ def plot_axes(store: Results) -> list[str]:
     return out
 
 
+def figures(store: Results) -> dict[str, Any]:
+    """Plot name -> a function that draws it (a Figure, or None when there is nothing to show)."""
+    return {
+        "accuracy": FIGURES["accuracy"],
+        "loss": loss_figure,
+        "memory": FIGURES["memory"],
+        "sweeps": lambda s: sweep_figure(s, plot_axes(s)),
+    }
+
+
 def make_plots(store: Results, out_dir: str | Path) -> dict[str, Path]:
     """Write every plot that has data into ``out_dir``; return name -> path (sorted by name)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs: list[tuple[str, Any]] = [
-        ("accuracy", lambda p: accuracy_plot(store, p)),
-        ("loss", lambda p: loss_plot(store, p)),
-        ("memory", lambda p: memory_plot(store, p)),
-    ]
-    jobs.append(("sweeps", lambda p: sweep_plot(store, plot_axes(store), p)))
     made: dict[str, Path] = {}
-    with matplotlib.rc_context(_RC):
-        for name, draw in jobs:
+    with matplotlib.rc_context(RC):
+        for name, draw in figures(store).items():
             path = out_dir / f"{name}.png"
-            result = draw(path)
-            if result is not None:
-                made[name] = result
+            fig = draw(store)
+            if fig is not None:
+                made[name] = save(fig, path)
             elif path.exists():
                 path.unlink()  # stale plot from an earlier render of a different store
     return dict(sorted(made.items()))

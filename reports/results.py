@@ -35,6 +35,7 @@ from harness.schema import (
     PREDICTIONS_FILE,
     SUMMARY_FILE,
     SchemaError,
+    budget_shortfall,
 )
 from harness.store_files import read_metrics, read_predictions, read_summary
 from harness.text_metrics import edit_distance
@@ -78,6 +79,17 @@ class CellResult:
     def config_key(self) -> tuple[tuple[str, Any], ...]:
         """Identity of the configuration: the axes without repeat keys (hashable, sorted)."""
         return tuple(sorted((k, hashable(v)) for k, v in self.axes.items() if k not in REPEAT_KEYS))
+
+    @property
+    def shortfall(self) -> str | None:
+        """Why a completed cell trained less than its budget (``budget_shortfall``: ``"time cap
+        at 241/800 steps"``), judged from the config's ``train.max_steps`` in stores written
+        before ``steps_planned`` existed; None when it trained its budget or did not complete."""
+        if self.outcome != "completed":
+            return None
+        train = (self.config or {}).get("train")
+        planned = train.get("max_steps") if isinstance(train, dict) else None
+        return budget_shortfall(self.summary or {}, planned if isinstance(planned, int) else None)
 
     def section(self, name: str) -> dict[str, Any]:
         """A mapping section of the summary (``{}`` when absent)."""
@@ -309,13 +321,19 @@ def _fixed(cells: list[CellResult], axes: list[str]) -> dict[str, Any]:
     }
 
 
+def _unplanned(cell: CellResult) -> bool:
+    """A summary without ``train.steps_planned`` (an older store): its config holds the budget."""
+    return not cell.section("train").get("steps_planned")
+
+
 def load_results(store_dir: str | Path) -> Results:
     """Read every cell of a run store; raise ResultsError (one line) when it is not one.
 
     ``config.yaml`` is parsed for every cell only when some cell has no recorded axes or the
     cells record different axis keys (values are then read from, or found by diffing, the
-    configs); otherwise for the first cell (fixed settings) and the cells
-    that did not complete (time limits), which keeps 1,000-cell stores fast.
+    configs); otherwise for the first cell (fixed settings), the cells that did not complete
+    (time limits) and those whose summary does not record its planned steps (the budget is
+    ``train.max_steps``), which keeps 1,000-cell stores fast.
     """
     store_dir = Path(store_dir)
     if not store_dir.is_dir():
@@ -331,7 +349,7 @@ def load_results(store_dir: str | Path) -> Results:
     cells = [_load_cell(p) for p in dirs]
     parse_all = any(not c.axes for c in cells) or len({frozenset(c.axes) for c in cells}) > 1
     for i, (c, path) in enumerate(zip(cells, dirs, strict=True)):
-        if parse_all or i == 0 or c.outcome != "completed":
+        if parse_all or i == 0 or c.outcome != "completed" or _unplanned(c):
             config = _read_yaml(path / CONFIG_FILE)
             cells[i] = replace(c, config=config if isinstance(config, dict) else None)
     cells, meta = _merge_paired(cells, meta)

@@ -61,11 +61,13 @@ def results_table(store: Results) -> str:
         return "_No cells._"
     axes = varying(store, cells)
     repeats = any(c.repeat for c in cells)
+    scored = any(fmt.scored_on(c) for c in cells)
     headers = ["cell", *[f"`{k}`" for k in axes]] + (["repeat"] if repeats else [])
     headers += [
         "outcome",
         "exact match",
         "95% CI",
+        *(["scored on"] if scored else []),
         "token acc",
         "CER",
         "peak train",
@@ -81,6 +83,11 @@ def results_table(store: Results) -> str:
         row += [
             fmt.outcome(c),
             *exact_text(c),
+            *(
+                [fmt.scored_on(c) or ("held-out test split" if c.exact() else fmt.DASH)]
+                if scored
+                else []
+            ),
             fmt.pct(m.get("token_accuracy")),
             fmt.num(m.get("cer"), 3),
             fmt.nbytes(peak(c, "train")),

@@ -105,14 +105,14 @@ def test_every_product_module_is_used_by_the_product():
 
 def test_the_runner_imports_no_torch():
     """The parent process of a matrix run stays light: importing the runner, expanding a matrix
-    and planning it against a store loads neither torch nor transformers."""
+    and planning it against a store loads no torch, transformers or wandb."""
     code = (
         "import sys, tempfile\n"
         "import harness.runner as r, harness.runner.cli\n"
         "m = r.load_matrix('experiments/attention.yaml')\n"
         "plan = r.make_plan(m, m.cells, r.Store(tempfile.mkdtemp(), m.name), set())\n"
         "assert plan.count('run') == len(m.cells) > 1\n"
-        "heavy = sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'transformers'))\n"
+        "heavy = sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'transformers', 'wandb'))\n"
         "print(heavy)\n"
     )
     done = subprocess.run(

@@ -20,8 +20,10 @@ from harness.runner.executor import LocalProcessExecutor
 from harness.runner.loop import RunResult, StopRequest, run_plan
 from harness.runner.matrix import Matrix, load_matrix, parse_assignment, select
 from harness.runner.plan import RERUN_CHOICES, Plan, make_plan
-from harness.runner.progress import make_progress, summary_table
+from harness.runner.progress import cell_labels, make_progress, summary_table
 from harness.runner.store import Store, StoreError
+from harness.runner.tracking import MODES
+from harness.runner.wandb_tracker import make_tracker, resolve_tracking
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -79,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="run cells with CMD instead of `python -m harness.cell` (it is called "
         "as CMD CELL.yaml --out DIR --cell-id ID)",
     )
+    p.add_argument(
+        "--wandb",
+        choices=MODES,
+        help="mirror every cell to W&B: offline (default; runs under STORE/wandb/, `wandb "
+        "sync` them later), online (needs `wandb login`), disabled; wins over the matrix's "
+        "`tracking.mode` and $WANDB_MODE",
+    )
+    p.add_argument("--wandb-project", metavar="NAME", help="W&B project (default: vlm-harness)")
+    p.add_argument("--wandb-entity", metavar="NAME", help="W&B entity (team or user)")
     return p
 
 
@@ -120,6 +131,7 @@ def _main(args: argparse.Namespace, err: Console) -> int:
             args.matrix,
         )
     store = Store(args.store, matrix.name)
+    tracking = resolve_tracking(matrix.tracking, args.wandb, args.wandb_project, args.wandb_entity)
     plan = make_plan(matrix, cells, store, set(args.rerun), args.max_cells)
     if args.dry_run:
         _print_plan(plan, args.json)
@@ -131,15 +143,21 @@ def _main(args: argparse.Namespace, err: Console) -> int:
     executor = LocalProcessExecutor(
         command=shlex.split(args.cell_command) if args.cell_command else None
     )
-    progress = make_progress(quiet=args.quiet)
-    with StopRequest().installed() as stop:
-        if matrix.duplicates:
-            progress.message(f"note: {matrix.duplicates} duplicate cell(s) merged")
-        result = run_plan(plan, executor, progress, stop=stop)
+    labels = cell_labels(matrix.cells, matrix.paired)
+    progress = make_progress(quiet=args.quiet, labels=labels)
+    warn = (lambda text: err.print(text, markup=False)) if args.quiet else progress.message
+    tracker = make_tracker(tracking, store.root, store.matrix_dir, warn)
+    try:
+        with StopRequest().installed() as stop:
+            if matrix.duplicates:
+                progress.message(f"note: {matrix.duplicates} duplicate cell(s) merged")
+            result = run_plan(plan, executor, progress, tracker=tracker, stop=stop)
+    finally:
+        tracker.close()
     out = Console(highlight=False)
     if not out.is_terminal:
         out = Console(highlight=False, width=160)  # files and pipes: don't squeeze the axes
-    out.print(summary_table(result.rows))
+    out.print(summary_table(result.rows, labels))
     if args.report is not None:
         _write_report(store, args.report, err)
     return _finish(result, matrix, err)

@@ -12,6 +12,7 @@ The format is documented for users in ``experiments/README.md``. In short::
     exclude: [{attention.mode: causal, attention.impl: eager_dense}]
     include: [{attention.mode: causal, train.lr: 3.0e-3}]
     repeats: 2                            # or seeds: [0, 1]
+    tracking: {mode: offline}             # W&B (harness/runner/tracking.py); not in cell ids
 
 Expansion order: grid (first axis slowest), ``exclude``, ``include`` (GitHub Actions rules: an
 entry whose axis values match grid cells adds its other keys to them, otherwise it is a new
@@ -35,8 +36,19 @@ import yaml
 
 from harness.config import CELL_KEYS, CellConfig, ConfigError, config_hash, to_dict
 from harness.keys import get_dotted
+from harness.runner.tracking import TrackingConfig, parse_tracking
 
-TOP_KEYS = ("name", "description", "base", "matrix", "include", "exclude", "repeats", "seeds")
+TOP_KEYS = (
+    "name",
+    "description",
+    "base",
+    "matrix",
+    "include",
+    "exclude",
+    "repeats",
+    "seeds",
+    "tracking",
+)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -88,6 +100,8 @@ class Matrix:
     """Cells dropped because another cell had the same resolved config."""
     paired: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     """Paired axes: label -> the dotted keys that vary together (one logical axis)."""
+    tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
+    """The ``tracking:`` section (W&B); not part of any cell's config or id."""
 
 
 # --------------------------------------------------------------------------- values
@@ -143,6 +157,7 @@ def build_matrix(
     exclude = _parse_entries(raw.get("exclude"), "exclude", errors)
     include = _parse_entries(raw.get("include"), "include", errors)
     seeds = _parse_repeats(raw.get("repeats"), raw.get("seeds"), errors)
+    tracking = parse_tracking(raw.get("tracking"), errors)
     fixed = {k: CELL_KEYS.check(k, v, "--set ", errors) for k, v in overrides}
     if not axes and not include and not errors:
         errors.append(
@@ -163,7 +178,7 @@ def build_matrix(
     paired = {
         lab: list(axis[0]) for lab, axis in zip(labels, axes, strict=True) if lab not in axis[0]
     }
-    return Matrix(name, desc, source, cells, duplicates, paired)
+    return Matrix(name, desc, source, cells, duplicates, paired, tracking)
 
 
 def _parse_name(name: Any, errors: list[str]) -> str:

@@ -16,11 +16,15 @@ WANDB_DIR_VARS: tuple[str, ...] = (
 Without them wandb writes to ``~/.cache/wandb``, ``~/.local/share/wandb`` and ``~/.config/wandb``."""
 
 
-def wandb_env(root: Path, keep_user_settings: bool = True) -> dict[str, str]:
+def wandb_env(
+    root: Path, keep_user_settings: bool = True, user_config: bool = False
+) -> dict[str, str]:
     """Environment for a wandb process that writes only under ``root``.
 
     A variable the user already set wins when ``keep_user_settings`` (documented in the README),
-    so people can still put the cache or artifacts where they like.
+    so people can still put the cache or artifacts where they like. ``user_config`` leaves
+    ``WANDB_CONFIG_DIR`` to the user (``~/.config/wandb`` unless set), where ``wandb login``
+    keeps the server's address: an online run needs it, an offline one does not.
     """
     root = Path(root)
     wanted = {
@@ -30,6 +34,8 @@ def wandb_env(root: Path, keep_user_settings: bool = True) -> dict[str, str]:
         "WANDB_CONFIG_DIR": root / "config",
         "WANDB_ARTIFACT_DIR": root / "artifacts",
     }
+    if user_config:
+        del wanted["WANDB_CONFIG_DIR"]
     env: dict[str, str] = {}
     for name, path in wanted.items():
         user = os.environ.get(name)

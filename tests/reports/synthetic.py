@@ -110,6 +110,8 @@ def _summary(
     peak_train: int | None,
     budget: int | None,
     seed: int,
+    planned: dict[str, Any],
+    scoring: dict[str, Any] | None,
 ) -> Summary:
     s = Summary(outcome=outcome, cell_id=cell_id, seed=seed, provenance=dict(PROVENANCE))
     s.memory = {
@@ -131,6 +133,7 @@ def _summary(
             "steps_per_s": 10.0,
             "tokens_per_s": 1000.0,
             "samples_seen": steps * 8,
+            **planned,
         }
     if correct is not None:
         k, n = sum(correct), len(correct)
@@ -143,6 +146,7 @@ def _summary(
             "best_step": steps,
             "best_val": k / n,
             "final_loss": 1.3,
+            **(scoring or {}),
         }
     return s
 
@@ -164,15 +168,24 @@ def write_cell(
     finished: bool = True,
     cell_json: bool = True,
     settings: dict[str, Any] | None = None,
+    planned_steps: int | None = None,
+    stop_reason: str | None = "budget",
+    legacy: bool = False,
+    scoring: dict[str, Any] | None = None,
 ) -> Path:
     """One cell directory: config.yaml, cell.json, metrics.jsonl, predictions.jsonl, summary.json.
 
     ``axes`` go into the config and cell.json; ``settings`` (dotted keys) only into the config.
+    ``train.max_steps`` is ``planned_steps`` (default: ``steps``, the full budget); a cell that
+    trained fewer ``steps`` records ``stop_reason``. ``legacy`` leaves out ``steps_planned`` and
+    ``stop_reason`` (stores written before they existed); ``scoring`` adds ``metrics`` keys
+    (``test_is_val``, ``scored_weights``).
     """
     path = Path(store_dir) / cell_id
     path.mkdir(parents=True, exist_ok=True)
     config = to_dict(CellConfig())
-    for key, value in {**(settings or {}), **axes}.items():
+    planned = planned_steps if planned_steps is not None else steps
+    for key, value in {"train.max_steps": planned, **(settings or {}), **axes}.items():
         set_dotted(config, key, value)
     (path / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=True), encoding="utf-8")
     if cell_json:
@@ -197,6 +210,8 @@ def write_cell(
         peak_train if outcome != "oom" else None,
         budget,
         int(config["seed"]),
+        {} if legacy else {"steps_planned": planned, "stop_reason": stop_reason},
+        scoring,
     )
     summary.oom, summary.error = oom, error
     write_json(path / SUMMARY_FILE, summary)

@@ -21,7 +21,7 @@ def test_5_of_20_vs_4_of_20_is_not_a_win(tmp_path):
     (text,) = _texts(store, "accuracy")
     assert "no detectable difference at n = 20" in text
     assert "beats" not in text
-    assert "McNemar" in text
+    assert "McNemar exact p = " in text
     found = findings(load_results(store))
     assert recommendations(found)[0].startswith("None can be made at this n")
     assert "beats" not in render_markdown(load_results(store))
@@ -30,14 +30,16 @@ def test_5_of_20_vs_4_of_20_is_not_a_win(tmp_path):
 def test_5_of_20_vs_4_of_20_unpaired_uses_fisher(tmp_path):
     store = two_cell_store(tmp_path, 5, 4, 20, paired=False)
     (text,) = _texts(store, "accuracy")
-    assert "no detectable difference at n = 20" in text and "Fisher p = 1.000" in text
+    assert "no detectable difference at n = 20" in text and "Fisher exact p = 1.000" in text
+    assert "(Newcombe)" in text
 
 
 def test_180_of_200_vs_120_of_200_is_a_win(tmp_path):
     store = two_cell_store(tmp_path, 120, 180, 200)
     (text,) = _texts(store, "accuracy")
     assert "**prefix_bidirectional beats causal**" in text
-    assert "+30.0 pts" in text and "95% CI [" in text and "McNemar p < 0.001" in text
+    assert "+30.0 pts" in text and "McNemar exact p < 0.001" in text
+    assert "95% CI [" in text and "(exact, conditional on the" in text
     recs = recommendations(findings(load_results(store)))
     assert recs[0].startswith("Prefer `attention.mode=prefix_bidirectional`")
 
@@ -45,7 +47,7 @@ def test_180_of_200_vs_120_of_200_is_a_win(tmp_path):
 def test_180_vs_120_unpaired_is_a_win(tmp_path):
     store = two_cell_store(tmp_path, 180, 120, 200, paired=False)
     (text,) = _texts(store, "accuracy")
-    assert "**causal beats prefix_bidirectional**" in text and "Fisher p < 0.001" in text
+    assert "**causal beats prefix_bidirectional**" in text and "Fisher exact p < 0.001" in text
 
 
 def test_confound_detector_names_the_other_axis(tmp_path):
@@ -121,7 +123,9 @@ def test_repeats_are_mean_and_std_with_values(tmp_path):
         "(mean ± std over 3 repeats: 50.0%, 60.0%, 70.0%)."
     )
     (text,) = _texts(store, "accuracy")
-    assert "n = 60" in text  # repeats pooled, paired by repeat index
+    assert "over 3 seeds (n = 20 per seed" in text and "n = 60" not in text
+    assert "per-seed gaps +0.0, +0.0, +0.0 pts" in text
+    assert _texts(store, "single_run") == []  # every comparison is over seeds
 
 
 def test_memory_ratio_between_modes(tmp_path):

@@ -140,7 +140,7 @@ def test_compare_flags_regression(tmp_path):
     text = compare_stores(before, after)
     assert "2 regressions" in text
     assert "**regression**: now **OOM** (eval" in text
-    assert "-50.0 pts (McNemar p < 0.001)" in text
+    assert "-50.0 pts (McNemar exact p < 0.001)" in text
     check_golden("comparison.md", text)
 
 

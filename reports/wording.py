@@ -1,0 +1,152 @@
+"""The words of an accuracy comparison: every number next to the test or method behind it.
+
+A single-run comparison states its test and the interval that agrees with it (or, for Fisher
+with Newcombe's interval, says when the two disagree); a comparison over seeds states the test
+over samples and the test over seeds and which variance each covers; a sample-size hint comes
+from the power of the test used, or is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from reports import fmt
+from reports.power import paired_samples_needed, unpaired_samples_needed
+from reports.results import CellResult
+from reports.stats import ALPHA, Comparison, SeedComparison, excludes_zero, mean_std
+
+
+def rates(cmp: Comparison | SeedComparison) -> tuple[float, float]:
+    """Exact match of A and of B (means over seeds for a seed comparison)."""
+    if isinstance(cmp, SeedComparison):
+        return (mean_std(cmp.acc_a)[0], mean_std(cmp.acc_b)[0])
+    return (cmp.k_a / cmp.n_a, cmp.k_b / cmp.n_b)
+
+
+def _rates(cmp: Comparison | SeedComparison) -> str:
+    pa, pb = rates(cmp)
+    return f"{fmt.pct(pa)} vs {fmt.pct(pb)}"
+
+
+def _n(cmp: Comparison) -> str:
+    return f"n = {cmp.n_a}" if cmp.n_a == cmp.n_b else f"n = {cmp.n_a} vs {cmp.n_b}"
+
+
+def _interval(cmp: Comparison) -> str:
+    if cmp.paired and cmp.a_only + cmp.b_only == 0:
+        return f"identical on all {cmp.n_a} samples"
+    return f"95% CI {fmt.pts_interval(*cmp.ci)} ({cmp.interval})"
+
+
+def _hint(cmp: Comparison) -> str:
+    """Samples for 80 % power of this test at the observed rates, when more than were used."""
+    if cmp.paired:
+        need = paired_samples_needed(cmp.a_only, cmp.b_only, cmp.n_a)
+        unit, at = "paired samples", "this gap and disagreement rate"
+    else:
+        need = unpaired_samples_needed(*rates(cmp))
+        unit, at = "samples per side", "this gap"
+    if need is None or need[0] <= max(cmp.n_a, cmp.n_b):
+        return ""
+    test = cmp.test.split()[0]
+    return f" (at {at}, 80% power would need about {need[0]:,} {unit}: {test}, {need[1]})"
+
+
+def _run_text(axis: str, va: str, vb: str, at: str, cmp: Comparison) -> str:
+    test = f"{cmp.test} {fmt.pvalue(cmp.p_value)}"
+    numbers = f"{_rates(cmp)}, {fmt.pts(cmp.diff)}"
+    if cmp.significant:
+        return f"`{axis}`: **{va} beats {vb}**{at}: {numbers}, {_interval(cmp)}, {test}, {_n(cmp)}."
+    if cmp.agrees:
+        return (
+            f"`{axis}`: {va} vs {vb}{at}: no detectable difference at {_n(cmp)} "
+            f"({numbers}, {_interval(cmp)}, {test}){_hint(cmp)}."
+        )
+    side = "excludes" if excludes_zero(cmp.ci) else "includes"
+    below = "below" if cmp.p_value < ALPHA else "not below"
+    return (
+        f"`{axis}`: {va} vs {vb}{at}: inconclusive at {_n(cmp)} ({numbers}): the "
+        f"{_interval(cmp)} {side} 0 but {test} is {below} {ALPHA}; the two methods disagree "
+        f"near the threshold, so this is not called a difference{_hint(cmp)}."
+    )
+
+
+def _seeds_text(axis: str, va: str, vb: str, at: str, cmp: SeedComparison) -> str:
+    seeds = len(cmp.per_seed)
+    gaps = ", ".join(f"{100 * d:+.1f}" for d in cmp.per_seed)
+    ns = sorted(set(cmp.n))
+    per_seed_n = f"n = {ns[0]}" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]}"
+    head = (
+        f"over {seeds} seeds ({per_seed_n} per seed; {_rates(cmp)} mean, {fmt.pts(cmp.diff)}, "
+        f"per-seed gaps {gaps} pts)"
+    )
+    if cmp.sample_p is None:
+        samples = "across samples: not tested (the runs share no per-sample predictions)"
+    else:
+        samples = (
+            f"across samples (sample variance; each of the {cmp.samples} samples counted once, "
+            f"its wins summed over the seeds): sign-flip test {fmt.pvalue(cmp.sample_p)}"
+        )
+    if mean_std(cmp.per_seed)[1] == 0:
+        spread = f"across seeds: the same gap in all {seeds} seeds (no seed variance observed)"
+    else:
+        spread = (
+            f"across seeds (seed variance, on these samples): 95% CI "
+            f"{fmt.pts_interval(*cmp.seed_ci)}, t-test {fmt.pvalue(cmp.seed_p)}"
+        )
+    if cmp.significant:
+        return f"`{axis}`: **{va} beats {vb}**{at} {head}; {samples}; {spread}."
+    return (
+        f"`{axis}`: {va} vs {vb}{at}: no detectable difference {head}; {samples}; {spread}; "
+        f"a win needs both tests below {ALPHA}, in the same direction."
+    )
+
+
+def _at(where: str) -> str:
+    return f" at {where}" if where != "all cells" else ""
+
+
+def accuracy_text(axis: str, va: Any, vb: Any, cmp: Comparison | SeedComparison, where: str) -> str:
+    """The sentence of a one-axis comparison (A is ``va``; ``where``: the other settings)."""
+    a, b = fmt.value(va), fmt.value(vb)
+    if isinstance(cmp, SeedComparison):
+        return _seeds_text(axis, a, b, _at(where), cmp)
+    return _run_text(axis, a, b, _at(where), cmp)
+
+
+def budget_text(
+    axis: str, va: Any, vb: Any, where: str, cells: str, cmp: Comparison | SeedComparison
+) -> str:
+    """A one-axis pair where ``cells`` (ids with their shortfall) did not train their budget."""
+    if isinstance(cmp, SeedComparison):
+        seen = f"{_rates(cmp)} (means over {len(cmp.per_seed)} seeds)"
+    else:
+        seen = f"{_rates(cmp)} ({cmp.test} {fmt.pvalue(cmp.p_value)})"
+    return (
+        f"`{axis}`: {fmt.value(va)} vs {fmt.value(vb)}{_at(where)}: **confounded by the "
+        f"training budget**: not every run trained its planned steps ({cells}); {seen} is "
+        f"not attributed to `{axis}` and is never called a win."
+    )
+
+
+def _share(count: int, total: int) -> str:
+    return f"All {total} runs compared here" if count == total else f"{count} of the {total} runs"
+
+
+def scoring_note(cells: Sequence[CellResult]) -> str:
+    """Sentences for runs whose score is not held out, or not from the best step's weights."""
+    val = sum(cell.section("metrics").get("test_is_val") is True for cell in cells)
+    final = sum(cell.section("metrics").get("scored_weights") == "final" for cell in cells)
+    out = ""
+    if val:
+        out += (
+            f" {_share(val, len(cells))} are scored on the validation split that selected "
+            "the checkpoint (no `data.test_path`), not on held-out samples."
+        )
+    if final:
+        out += (
+            f" {_share(final, len(cells))} are scored with their final weights, not the best "
+            "validation step's."
+        )
+    return out
