@@ -133,7 +133,6 @@ def test_no_base_known_runs_the_trained_model_alone(tmp_path, base_dir, data_dir
 
 
 def test_score_subcommand_is_wired(tmp_path, data_dir):
-    pytest.importorskip("harness.benchmark.score")
     from tests.benchmark.builders import code_pairs
 
     samples = tmp_path / "samples.jsonl"

@@ -96,7 +96,6 @@ def test_sampling_is_seeded_per_item(trained_dir):
 
 
 def test_humaneval_layout_scored_by_running_the_tests(tmp_path, trained_dir, base_dir, data_dir):
-    pytest.importorskip("harness.benchmark.code_eval")
     res, report = _bench(
         tmp_path,
         "--trained_model",
@@ -119,7 +118,6 @@ def test_humaneval_layout_scored_by_running_the_tests(tmp_path, trained_dir, bas
 
 
 def test_humaneval_pass_at_k_with_sampling(tmp_path, trained_dir, base_dir, data_dir):
-    pytest.importorskip("harness.benchmark.code_eval")
     res, _ = _bench(
         tmp_path,
         "--trained_model",
