@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(p, "quiet", action="store_true", help="no progress or table")
     g = p.add_argument_group("models")
     _flag(g, "tokenizer", metavar="P", help="tokenizer folder when the checkpoint has none")
+    _flag(g, "attention", metavar="MODE[:IMPL]", help="harness models: e.g. prefix_bidirectional")
     _flag(g, "lora_alpha", type=float, help="alpha for LoRA files that do not record it")
     _flag(g, "allow_remote_code", action="store_true", help="run a model repo's own code")
     _flag(g, "device", default="auto", help="auto, cpu, cuda, cuda:N")

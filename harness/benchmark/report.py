@@ -259,7 +259,11 @@ def _setup(r: dict[str, Any]) -> list[str]:
             f"- Scoring: each program (prompt + completion + tests) in the sandbox, "
             f"{r['options']['code_timeout_s']:g} s wall-clock limit; isolation: {layers}"
         )
-    opts = {k: v for k, v in r["options"].items() if v is not None}
+    att = r["options"].get("attention")
+    if att:
+        how = "applied to both models" if att["applied"] else "not applicable (not a harness model)"
+        lines.append(f"- Attention: {att['mode']} ({att['impl']}) from {att['origin']}; {how}")
+    opts = {k: v for k, v in r["options"].items() if v is not None and k != "attention"}
     lines.append(f"- Device: {r['device']}, weights {r['dtype']}; options: {fmt.assignment(opts)}")
     lines.append(
         f"- Tokenizers: trained {r['trained']['tokenizer']}; base {r['base']['tokenizer'] or fmt.DASH}"

@@ -4,13 +4,14 @@ base, evaluated) -> proof -> comparison -> results. Timed phase by phase."""
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from harness.benchmark import models
+from harness.benchmark.attention_mode import Attention, attention_for
 from harness.benchmark.compare import compare_sides
 from harness.benchmark.results import BenchmarkResults, proof
 from harness.benchmark.settings import (
@@ -24,6 +25,7 @@ from harness.benchmark.sides import EvalModel, SideResult
 from harness.benchmark.source import TrainedSource, resolve_source
 from harness.benchmark.tasks import infer_task, load_samples, select
 from harness.benchmark.terminal import Terminal
+from harness.models.prefix_lm import PrefixLM
 from harness.provenance import collect_provenance
 from loaders import inspect_checkpoint
 
@@ -78,8 +80,25 @@ def _data(cfg: BenchmarkConfig, max_new_set: bool) -> tuple[BenchmarkConfig, dic
     return cfg, data, samples
 
 
+def _apply_attention(model: EvalModel, attention: Attention | None) -> bool:
+    """Set the recorded attention mode on a harness PrefixLM (other models have their own)."""
+    if attention is None or not isinstance(model.module, PrefixLM):
+        return False
+    try:
+        model.module.set_attention(attention.mode, attention.impl)
+    except ValueError as e:
+        raise BenchmarkInputError(f"attention {attention.mode}:{attention.impl}: {e}") from None
+    return True
+
+
 def _base_side(
-    cfg: BenchmarkConfig, spec: str, info: dict, device: torch.device, samples: list, ui: Terminal
+    cfg: BenchmarkConfig,
+    spec: str,
+    info: dict,
+    device: torch.device,
+    samples: list,
+    ui: Terminal,
+    attention: Attention | None,
 ) -> tuple[EvalModel, SideResult, str, float]:
     """Build the base, evaluate it: (model, result, QA path, load seconds)."""
     t = time.perf_counter()
@@ -90,6 +109,7 @@ def _base_side(
     base = models.eval_model(
         "base", module, device, _candidates(cfg, None, spec), cfg.allow_remote_code
     )
+    _apply_attention(base, attention)
     load_s = time.perf_counter() - t
     path = _qa_path(str(cfg.task), base)
     return base, _evaluate(str(cfg.task), base, samples, cfg, path, ui), path, load_s
@@ -132,19 +152,21 @@ def run_benchmark(
     if source.fetch_s:
         ui.say(f"trained model: {source.reference} -> {source.path} ({source.origin})")
     info = inspect_checkpoint(source.path)
+    attention = attention_for(cfg.attention, source.metadata, Path(info["path"]))
     base = models.choose_base(cfg.base_model, info, source.metadata)
     timings: dict[str, float] = {"fetch_s": source.fetch_s, "load_base_s": 0.0}
     base_side, path, target, base_tokenizer = None, "", base.spec, None
     if cfg.compare and base.spec is not None:
         ui.say(f"base model: {base.spec} ({base.origin})")
         base_model, base_side, path, timings["load_base_s"] = _base_side(
-            cfg, base.spec, info, device, samples, ui
+            cfg, base.spec, info, device, samples, ui, attention
         )
         target, base_tokenizer = base_model.module, base_model.tokenizer_source
         del base_model  # the loader gets the module; nothing else keeps it (hf-full replaces it)
     t = time.perf_counter()
     trained, loaded = _trained_model(cfg, source, info, target, base.spec, device, ui)
     del target
+    applied = _apply_attention(trained, attention)
     timings["load_trained_s"] = time.perf_counter() - t
     if base_side is not None and _qa_path(task, trained) != path:
         raise BenchmarkInputError(
@@ -189,6 +211,7 @@ def run_benchmark(
             "lora_alpha": cfg.lora_alpha,
             "max_length": cfg.max_length if task == "perplexity" else None,
             "code_timeout_s": cfg.code_timeout if task == "humaneval" else None,
+            "attention": {**asdict(attention), "applied": applied} if attention else None,
         },
         timings=timings,
         provenance=collect_provenance(),

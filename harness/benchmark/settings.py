@@ -111,6 +111,9 @@ class BenchmarkConfig:
     """Perplexity: tokens scored per sample at most (the first ``max_length``)."""
     batch_size: int = 16
     """QA on harness vision models: samples per forward pass."""
+    attention: str | None = None
+    """Harness vision models: ``MODE[:IMPL]`` (e.g. ``prefix_bidirectional``); default: the
+    artifact metadata, else the cell's config.yaml, else causal."""
     tokenizer: str | None = None
     """Tokenizer path / id when neither the checkpoint nor the base folder has one."""
     lora_alpha: float | None = None

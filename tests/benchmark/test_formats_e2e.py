@@ -121,7 +121,8 @@ def test_harness_tiny_vlm_checkpoints_vision_qa(tmp_path, captcha, method):
     from harness.models import build_model
     from harness.trainable import setup_trainable
 
-    cfg = parse_cell_config(tiny_cell(tmp_path / "cap", train__method=method))
+    # two layers: with one, text positions cannot see how the prefix attended (mode-independent)
+    cfg = parse_cell_config(tiny_cell(tmp_path / "cap", train__method=method, model__num_layers=2))
     torch.manual_seed(cfg.seed)
     model, _ = build_model(cfg.model)
     setup_trainable(model, cfg)
@@ -129,13 +130,25 @@ def test_harness_tiny_vlm_checkpoints_vision_qa(tmp_path, captcha, method):
         for p in model.parameters():
             if p.requires_grad:
                 p.add_(torch.randn_like(p) * 0.05)
-    f = save_checkpoint(model, cfg, tmp_path / "best.safetensors", step=1, metric=0.0)
+    cell = tmp_path / "runs" / "m" / "cell"  # a run store's layout: the cell's config beside ckpt/
+    f = save_checkpoint(model, cfg, cell / "ckpt" / "best.safetensors", step=1, metric=0.0)
+    (cell / "config.yaml").write_text("attention: {mode: prefix_bidirectional, impl: sdpa}\n")
     rc, res, report = _run(tmp_path, "--trained_model", str(f), "--data", str(captcha))
     assert rc == 0
     _checks(res, report, "state-dict" if method == "full" else "lora-file")
     assert res["base"]["spec"] == "harness:tiny-vlm"
     assert res["metrics"]["trained"]["path"].startswith("harness.evaluate")
     assert res["trained"]["tokenizer"] == "the model's own"
+    att = res["options"]["attention"]
+    assert (att["mode"], att["applied"]) == ("prefix_bidirectional", True)
+    assert att["origin"] == f"the cell's {cell / 'config.yaml'}"
+    assert "Attention: prefix_bidirectional (sdpa)" in report
+    rc, causal, _ = _run(
+        tmp_path, "--trained_model", str(f), "--data", str(captcha), "--attention", "causal"
+    )
+    assert causal["options"]["attention"]["origin"] == "--attention"
+    diff = res["proof"]["data_probe"]["max_abs_diff"]
+    assert causal["proof"]["data_probe"]["max_abs_diff"] != pytest.approx(diff)  # the mode is used
 
 
 def _zero_init_adapter(base_dir, out):
