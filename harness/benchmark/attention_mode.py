@@ -1,0 +1,71 @@
+"""The attention mode a harness checkpoint was trained with, which its file does not record.
+
+A ``prefix_bidirectional`` cell's model scored with causal attention (the loaded PrefixLM's
+default) is not the model that was trained. The mode comes from, in order: ``--attention``, the
+W&B artifact's metadata (``attention``, written by the harness's mirror), or the cell's
+``config.yaml`` in the run store (``<cell>/ckpt/best.safetensors`` -> ``<cell>/config.yaml``).
+Applied to both base and trained, so they are scored alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.attention import ATTENTION_IMPLS
+from harness.benchmark.settings import BenchmarkInputError
+
+CELL_CONFIG = "config.yaml"
+
+
+@dataclass(frozen=True)
+class Attention:
+    mode: str
+    impl: str
+    origin: str
+
+
+def parse_flag(text: str) -> tuple[str, str]:
+    """``MODE[:IMPL]`` (impl defaults to sdpa), checked against harness.attention."""
+    mode, _, impl = text.partition(":")
+    impl = impl or "sdpa"
+    if (mode, impl) not in ATTENTION_IMPLS:
+        valid = ", ".join(f"{m}:{i}" for m, i in ATTENTION_IMPLS)
+        raise BenchmarkInputError(f"--attention {text!r}: not one of {valid}")
+    return mode, impl
+
+
+def _from_mapping(value: Any) -> tuple[str, str] | None:
+    if isinstance(value, dict) and isinstance(value.get("mode"), str):
+        impl = value.get("impl") if isinstance(value.get("impl"), str) else "sdpa"
+        if (value["mode"], impl) in ATTENTION_IMPLS:
+            return value["mode"], impl
+    return None
+
+
+def _cell_config(checkpoint: Path) -> tuple[tuple[str, str], Path] | None:
+    cfg_path = checkpoint.parent.parent / CELL_CONFIG
+    if checkpoint.parent.name != "ckpt" or not cfg_path.is_file():
+        return None
+    try:
+        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    found = _from_mapping(cfg.get("attention")) if isinstance(cfg, dict) else None
+    return (found, cfg_path) if found else None
+
+
+def attention_for(flag: str | None, metadata: dict[str, Any], checkpoint: Path) -> Attention | None:
+    """The mode to apply, and where it came from; None leaves the model's default (causal)."""
+    if flag:
+        return Attention(*parse_flag(flag), "--attention")
+    found = _from_mapping(metadata.get("attention"))
+    if found:
+        return Attention(*found, "W&B artifact metadata")
+    cell = _cell_config(checkpoint)
+    if cell:
+        return Attention(*cell[0], f"the cell's {cell[1]}")
+    return None

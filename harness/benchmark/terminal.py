@@ -1,0 +1,123 @@
+"""What ``benchmark`` shows while it runs (stderr) and the side-by-side table at the end (stdout).
+
+Progress bars only on a terminal; elsewhere (logs, CI, a pipe) one plain line per phase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from harness.benchmark.report import UNCHANGED_TITLE
+from harness.benchmark.sides import Tick, no_tick
+from reports import fmt
+
+
+class Terminal:
+    """Phase lines and progress bars on stderr; ``quiet`` shows nothing but errors."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.err = Console(stderr=True, highlight=False)
+        self.out = Console(highlight=False)
+        if quiet or not self.err.is_terminal:  # no weight-loading bars in logs and pipes
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+
+    def say(self, text: str) -> None:
+        """One line about what is happening."""
+        if not self.quiet:
+            self.err.print(text, markup=False, soft_wrap=True)
+
+    @contextmanager
+    def spinner(self, label: str) -> Iterator[None]:
+        """A spinner while something of unknown length runs (a download, a load)."""
+        if self.quiet or not self.err.is_terminal:
+            self.say(f"{label} ...")
+            yield
+            return
+        with self.err.status(label):
+            yield
+
+    @contextmanager
+    def progress(self, label: str, total: int) -> Iterator[Tick]:
+        """A progress bar (a terminal) or a start line (anything else); yields ``tick(n)``."""
+        if self.quiet or not self.err.is_terminal:
+            self.say(f"{label} ...")
+            yield no_tick
+            return
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=self.err) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda n: bar.advance(task, n)
+
+    def table(self, results: dict[str, Any], report: str, json_path: str) -> None:
+        """Base and trained side by side, the unchanged warning, and where the files went."""
+        if self.quiet:
+            return
+        if results["proof"]["unchanged"]:
+            self.out.print(f"[bold red]{UNCHANGED_TITLE}: the checkpoint changed nothing.[/]")
+        metrics, cmp = results["metrics"], results["comparison"]
+        unit = "problems" if results["task"] == "humaneval" else "samples"
+        table = Table(title=f"benchmark: {results['task']} on {results['data']['n']} {unit}")
+        for col in ("metric", "base", "trained", "Δ (95% CI), test"):
+            table.add_column(col)
+        for label, base, trained, delta in _rows(results["task"], metrics, cmp):
+            table.add_row(label, base, trained, delta)
+        self.out.print(table)
+        self.out.print(f"report: {report}\nresults: {json_path}", markup=False, soft_wrap=True)
+
+
+def _rows(task: str, metrics: dict, cmp: dict | None) -> list[tuple[str, str, str, str]]:
+    b, t = metrics["base"] or {}, metrics["trained"]
+    delta = fmt.DASH
+    if cmp is not None:
+        lo, hi = cmp["ci95"]
+        if cmp["score"] == "mean_nll":
+            delta = f"{cmp['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+        else:
+            delta = f"{fmt.pts(cmp['diff'])} {fmt.pts_interval(lo, hi)}"
+        delta += f", {cmp['test'].split(' ')[0]} {fmt.pvalue(cmp['p_value'])}"
+    if task == "qa":
+        return [
+            ("exact match", _em(b), _em(t), delta),
+            ("CER", fmt.num(b.get("cer"), 3), fmt.num(t["cer"], 3), ""),
+        ]
+    if task == "perplexity":
+        return [
+            ("perplexity", fmt.num(b.get("perplexity"), 3), fmt.num(t["perplexity"], 3), ""),
+            (
+                "mean NLL/token",
+                fmt.num(b.get("mean_sample_nll"), 4),
+                fmt.num(t["mean_sample_nll"], 4),
+                delta,
+            ),
+        ]
+    rows = [("pass@1", fmt.pct(b.get("pass@1")), fmt.pct(t.get("pass@1")), delta)]
+    extra = sorted(k for k in t if k.startswith("pass@") and k[5:].isdigit() and k != "pass@1")
+    return rows + [(k, fmt.pct(b.get(k)), fmt.pct(t[k]), "") for k in extra]
+
+
+def _em(m: dict) -> str:
+    if not m:
+        return fmt.DASH
+    return f"{fmt.pct(m['exact_match'])} ({m['exact_match_k']}/{m['n']})"
