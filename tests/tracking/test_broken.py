@@ -20,11 +20,11 @@ from .conftest import run_cli, warnings
 
 
 def summaries(store: Path) -> dict[str, dict]:
-    """Every cell's summary.json, less what differs between any two runs (clock times)."""
+    """Every cell's summary.json, less what differs between any two runs (clock times, pids)."""
     out = {}
     for path in sorted(store.glob("fake/*/summary.json")):
         summary = json.loads(path.read_text())
-        for key in ("started_at", "finished_at"):
+        for key in ("started_at", "finished_at", "pid"):
             summary["provenance"].pop(key, None)
         summary["timings"].pop("wall_s", None)
         out[path.parent.name] = summary
