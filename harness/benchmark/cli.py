@@ -22,8 +22,6 @@ from pathlib import Path
 
 from harness.benchmark.settings import (
     EXIT_BAD_INPUT,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_UNCHANGED,
     TASKS,
@@ -185,34 +183,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _guarded(cfg: BenchmarkConfig, argv: list[str], max_new_set: bool) -> int:
+    """The run behind the shared error boundary (``harness.errors.run_command``): a known
+    error is one line (exit 2 bad input, 1 a failed run; a fetch error carries its own code)."""
     import torch
 
     from harness.data.jsonl import DataError
+    from harness.errors import run_command
     from harness.models.hf import ModelLoadError
     from harness.wandb_access.fetch import FetchError
     from loaders import CheckpointError
 
-    try:
-        return _run(cfg, argv, max_new_set)
-    except FetchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except (BenchmarkInputError, DataError, CheckpointError, ModelLoadError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except RunFailure as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    except (MemoryError, torch.OutOfMemoryError):
-        print(
-            "error: out of memory; try --dtype bfloat16, a smaller --batch_size, or a machine "
-            "with more memory",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    def body() -> int:
+        try:
+            return _run(cfg, argv, max_new_set)
+        except (MemoryError, torch.OutOfMemoryError) as exc:
+            raise RunFailure(
+                "out of memory; try --dtype bfloat16, a smaller --batch_size, or a machine "
+                "with more memory"
+            ) from exc
+
+    known = (FetchError, BenchmarkInputError, DataError, CheckpointError, ModelLoadError)
+    return run_command(body, *known, RunFailure, on_interrupt="interrupted")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ class BenchmarkInputError(ValueError):
 class RunFailure(RuntimeError):
     """The run could not finish (e.g. its output could not be written): exit 1."""
 
+    exit_code = 1
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
