@@ -134,19 +134,25 @@ def budget_shortfall(summary: dict[str, Any], planned_steps: int | None = None) 
     ``"time cap at 241/800 steps"`` for a cell stopped by ``train.max_seconds``; ``"241/800
     steps"`` for any other shortfall. ``planned_steps`` (the config's ``train.max_steps``) is the
     fallback for stores written before ``steps_planned``/``stop_reason`` existed, so those are
-    flagged too. A cell that did not finish (``outcome != "completed"``) is judged by its
-    outcome, not here.
+    flagged too. A cell that did not finish (``outcome`` other than ``completed``) is judged by
+    its outcome: None here.
     """
+    if summary.get("outcome", "completed") != "completed":
+        return None
     train = summary.get("train") or {}
     done, planned = train.get("steps"), train.get("steps_planned") or planned_steps
     reason = train.get("stop_reason")
-    if not isinstance(done, int) or not isinstance(planned, int) or planned <= 0:
+    if not _count(done) or not _count(planned):
         return "time cap" if reason == "time_cap" else None
-    if reason == "time_cap":
-        return f"time cap at {done}/{planned} steps"
-    if done < planned and reason in (None, "budget"):
-        return f"{done}/{planned} steps"
-    return None
+    if done >= planned:
+        return None
+    return (
+        f"time cap at {done}/{planned} steps" if reason == "time_cap" else f"{done}/{planned} steps"
+    )
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 # --------------------------------------------------------------------------- summary.json
