@@ -176,11 +176,14 @@ class Metrics:
     final_loss: float | None
     """Training loss of the last step."""
     test_is_val: bool | None = None
-    """True when no ``data.test_path`` was given and the reported split is the validation split
-    that chose ``best_step`` (the score is then not held out). None in stores before schema 2.1."""
+    """True when the reported split is the validation split (a JSONL run without
+    ``data.test_path``, or without ``data.val_path``, or with the same file for both): with
+    ``scored_weights: best`` that split chose ``best_step``, so the score is not held out.
+    None in stores before schema 2.1."""
     scored_weights: str | None = None
     """Which weights were scored: ``best`` (the step with the best validation metric) or
-    ``final`` (the last step, e.g. with ``checkpoint.save: final|none``)."""
+    ``final`` (the last step, with ``checkpoint.save: final|none``; ``best_val`` is then that
+    step's validation score)."""
 
 
 @dataclass
