@@ -27,12 +27,25 @@ ATTENTION_IMPLS: dict[tuple[str, str], str] = {
     ("causal", "eager_dense"): "eager",
     ("prefix_bidirectional", "sdpa"): "sdpa",
     ("prefix_bidirectional", "eager_dense"): "eager",
+    ("causal", "flash_attention_2"): "flash_attention_2",
 }
-"""(mode, impl) -> the transformers ``attn_implementation`` to set on the decoder."""
+"""(mode, impl) -> the transformers ``attn_implementation`` to set on the decoder.
+``flash_attention_2`` is causal only: transformers' ``flash_attention_mask`` keeps the padding
+mask and drops every mask function (``block_sequence_ids`` included), so a prefix cell would
+train causally; ``harness.config`` refuses that pair before a cell starts."""
+
+CPU_IMPLS: list[tuple[str, str]] = [
+    key for key, name in ATTENTION_IMPLS.items() if name != "flash_attention_2"
+]
+"""The (mode, impl) pairs that run on any machine (flash_attention_2 needs CUDA + flash-attn)."""
 
 
 class MaskCheckError(RuntimeError):
     """The attention mask lets a position leak, or blocks one it should not."""
+
+
+class AttentionUnavailable(RuntimeError):
+    """The chosen attention implementation cannot run here (e.g. flash-attn not installed)."""
 
 
 @dataclass
@@ -55,6 +68,19 @@ def attn_implementation(mode: str, impl: str) -> str:
         valid = ", ".join(f"{m}/{i}" for m, i in ATTENTION_IMPLS)
         raise ValueError(f"unknown attention mode/impl {mode!r}/{impl!r}; valid: {valid}")
     return ATTENTION_IMPLS[(mode, impl)]
+
+
+def use_attention(model: torch.nn.Module, mode: str, impl: str) -> None:
+    """``model.set_attn_implementation`` for ``(mode, impl)``, with one clear error when the
+    implementation cannot run on this machine."""
+    name = attn_implementation(mode, impl)
+    try:
+        model.set_attn_implementation(name)
+    except ImportError as exc:
+        raise AttentionUnavailable(
+            f"attention.impl: {impl} cannot run here ({exc}); use attention.impl: sdpa, or "
+            "install its package on a CUDA machine"
+        ) from None
 
 
 def prefix_ids_from_mask(attention_mask: torch.Tensor, prefix_len: int) -> torch.Tensor:

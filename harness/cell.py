@@ -33,6 +33,7 @@ from harness.config import (
     to_dict,
 )
 from harness.errors import DISK_FULL_ERRNOS, Parser, run_command, writable_dir
+from harness.threads import prepare_environment, resolve_threads
 
 
 class Interrupted(Exception):
@@ -74,6 +75,10 @@ class CellRun:
         self.cfg, self.out, self.cell_id = cfg, out, cell_id
         self.phase = "setup"
         self.summary = schema.Summary(outcome="failed", cell_id=cell_id, seed=cfg.seed)
+        tc = cfg.train
+        self.summary.train.steps_planned = tc.max_steps
+        self.summary.train.samples_planned = tc.max_steps * tc.micro_batch * tc.grad_accum
+        self.test_is_val = False
         self.started_at = _now()
         self.t0 = time.perf_counter()
         self.meter = None
@@ -92,8 +97,9 @@ class CellRun:
         from harness.trainable import setup_trainable
 
         cfg = self.cfg
-        if cfg.runtime.threads:
-            torch.set_num_threads(cfg.runtime.threads)
+        threads = resolve_threads(cfg.runtime.threads)
+        if threads is not None:
+            torch.set_num_threads(threads)
         device = _device(cfg.runtime.device)
         self.meter = PeakMeter(device)
         gb = cfg.runtime.memory_budget_gb
@@ -104,6 +110,7 @@ class CellRun:
         memory.baseline_bytes = self.meter.in_use()
         torch.manual_seed(cfg.seed)
         splits = load_splits(cfg.data, cfg.seed)
+        self.test_is_val = splits.test_is_val
         model, _ = build_model(cfg.model)
         model.set_attention(cfg.attention.mode, cfg.attention.impl)
         if cfg.attention.self_check:
@@ -160,15 +167,17 @@ class CellRun:
             self.summary.checkpoints["peft"] = f"{schema.CKPT_DIR}/peft"
 
     def _final_eval(self, model, test_set, device, sink, best_path: Path, autocast) -> None:
-        """Score the best checkpoint (reloaded from its file when one was written) on the test split."""
+        """Score the best checkpoint (reloaded from its file when this run wrote one) on the
+        test split; without one (``checkpoint.save: final|none``) the final weights."""
         from harness.checkpoints import restore_checkpoint
         from harness.evaluate import evaluate
 
         res, ec = self.result, self.cfg.eval
-        if best_path.exists():
+        best = "best" in self.summary.checkpoints  # written by this run, not an earlier one
+        if best:
             restore_checkpoint(model, self.cfg, best_path, str(device))
         ev = evaluate(model, test_set, device, ec.batch_size, ec.max_new_tokens, autocast)
-        step = res.best_step if best_path.exists() else res.steps
+        step, val = (res.best_step, res.best) if best else (res.steps, res.last)
         sink.write(ev.record("test", step, res.train_s))
         lines = "".join(store_files.jsonl_line(p) for p in ev.predictions)
         store_files.atomic_write_text(self.out / schema.PREDICTIONS_FILE, lines)
@@ -180,8 +189,10 @@ class CellRun:
             cer=ev.cer,
             loss=ev.loss,
             best_step=step,
-            best_val=res.best.metric(ec.best_metric) if res.best else None,
+            best_val=getattr(val, ec.best_metric) if val is not None else None,
             final_loss=res.history[-1].loss if res.history else None,
+            test_is_val=self.test_is_val,
+            scored_weights="best" if best else "final",
         )
         self.summary.timings.eval_s = res.eval_s + ev.elapsed_s
 
@@ -193,7 +204,7 @@ class CellRun:
             lift_budget()
         if exc is not None:
             self._record_failure(exc, is_oom(exc), evidence)
-        self._fill_train_stats()
+        self._fill_train_stats(exc)
         self.summary.timings.wall_s = time.perf_counter() - self.t0
         self.summary.provenance = _provenance() | {
             "started_at": self.started_at,
@@ -226,12 +237,13 @@ class CellRun:
         kind = "timeout" if isinstance(exc, TimedOut) else type(exc).__name__
         s.error = schema.ErrorInfo(kind, message, self.phase, evidence or message)
 
-    def _fill_train_stats(self) -> None:
+    def _fill_train_stats(self, exc: BaseException | None) -> None:
         res = self.result
+        stats = self.summary.train
+        stats.stop_reason = _stop_reason(res, exc, self.summary.outcome)
         if res is None or not res.history:
             return
         first, last = res.history[0], res.history[-1]
-        stats = self.summary.train
         stats.steps, stats.samples_seen = res.steps, res.samples
         stats.first_loss, stats.last_loss = first.loss, last.loss
         stats.first_token_accuracy = first.token_accuracy
@@ -239,6 +251,21 @@ class CellRun:
         stats.steps_per_s = res.steps / res.train_s if res.train_s else None
         stats.tokens_per_s = res.tokens / res.train_s if res.train_s else None
         self.summary.timings.train_s = res.train_s
+
+
+_STOP_BY_OUTCOME = {"oom": "oom", "diverged": "diverged", "timeout": "timeout"}
+
+
+def _stop_reason(res, exc: BaseException | None, outcome: str) -> str:
+    """Why training stopped (``schema.STOP_REASONS``): the loop's own ending (``budget``,
+    ``time_cap``) when it ended by itself, even if a later phase failed; else the exception's."""
+    if res is not None and res.stop_reason is not None:
+        return res.stop_reason
+    if exc is None:  # pragma: no cover - run() returns only after train() has ended itself
+        return "error"
+    if isinstance(exc, Interrupted | KeyboardInterrupt):
+        return "interrupted"
+    return _STOP_BY_OUTCOME.get(outcome, "error")
 
 
 def _device(name: str):
@@ -267,20 +294,31 @@ def _precision(cfg: CellConfig, device):
 
 
 def _provenance() -> dict:
+    """collect_provenance() plus the CPU threads training ran with (harness/threads.py)."""
+    import torch
+
     from harness.provenance import collect_provenance
 
-    return collect_provenance()
+    threads = {"torch_threads": torch.get_num_threads()}
+    return collect_provenance() | threads | {"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Expected endings reported as one line, without a traceback (input errors, divergence)."""
-    from harness.attention import MaskCheckError
+    from harness.attention import AttentionUnavailable, MaskCheckError
     from harness.data.jsonl import DataError
     from harness.models import ModelLoadError
     from harness.train import Diverged
     from harness.trainable import TrainableError
 
-    return (DataError, ModelLoadError, TrainableError, MaskCheckError, Diverged)
+    return (
+        DataError,
+        ModelLoadError,
+        TrainableError,
+        MaskCheckError,
+        AttentionUnavailable,
+        Diverged,
+    )
 
 
 def run_cell(
@@ -296,6 +334,7 @@ def run_cell(
         text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
         store_files.atomic_write_text(out / schema.CONFIG_FILE, text)
     run = CellRun(cfg, out, cell_id or config_hash(cfg))
+    prepare_environment(cfg.runtime.threads)  # before torch's first import, where there is one
     from harness.memory import is_oom
 
     handlers = {signal.SIGINT: _on_signal, signal.SIGTERM: _on_signal, signal.SIGALRM: _on_alarm}
@@ -322,7 +361,9 @@ def run_cell(
     if s.metrics is not None and s.outcome == "completed":
         m = s.metrics
         score = f"{m.exact_match_k}/{m.n} ({100 * m.exact_match:.1f}%)"
-        print(f"cell {run.cell_id}: completed, exact match {score}", file=sys.stderr)
+        short = schema.budget_shortfall(store_files.to_json(s))
+        done = f"completed ({short})" if short else "completed"
+        print(f"cell {run.cell_id}: {done}, exact match {score}", file=sys.stderr)
     else:
         detail = (s.oom or s.error).message if (s.oom or s.error) else ""
         print(f"cell {run.cell_id}: {s.outcome}: {detail}", file=sys.stderr)

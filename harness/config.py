@@ -98,12 +98,17 @@ class ModelConfig:
     """Weights dtype at load time (autocast is set by train.precision)."""
 
 
+MASKLESS_IMPLS: tuple[str, ...] = ("flash_attention_2",)
+"""``attention.impl`` values whose transformers mask path ignores custom masks (causal only)."""
+
+
 @dataclass
 class AttentionConfig:
     mode: Literal["causal", "prefix_bidirectional"] = "causal"
     """`prefix_bidirectional`: BOS + image tokens attend both ways, text causally."""
-    impl: Literal["sdpa", "eager_dense"] = "sdpa"
-    """`sdpa`: memory-efficient bool mask; `eager_dense`: the seed's eager attention + dense additive mask."""
+    impl: Literal["sdpa", "eager_dense", "flash_attention_2"] = "sdpa"
+    """`sdpa`: memory-efficient bool mask; `eager_dense`: the seed's eager attention + dense
+    additive mask; `flash_attention_2`: causal only (CUDA + the flash-attn package)."""
     self_check: bool = True
     """Verify the mask by perturbation before training (fails the cell if the mask is wrong)."""
 
@@ -183,8 +188,10 @@ class CheckpointConfig:
 class RuntimeConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """`auto` = cuda when available."""
-    threads: int | None = None
-    """torch CPU threads (default: torch's choice)."""
+    threads: int | Literal["auto"] | None = "auto"
+    """torch CPU threads: `auto` = the cores this process may run on, with idle threads sleeping
+    instead of spinning (robust beside other work; harness/threads.py); an integer pins the
+    count; null leaves torch's own defaults."""
     memory_budget_gb: float | None = None
     """Hard memory budget for the cell's process (enforced by the cell: RLIMIT_DATA on CPU, memory fraction on CUDA)."""
     timeout_s: float | None = None
@@ -258,6 +265,16 @@ def cross_field_errors(cfg: CellConfig) -> list[str]:
         errors.append(
             "`attention.mode: prefix_bidirectional` needs an image prefix; hf-causal-lm is text-only"
         )
+    if cfg.attention.mode == "prefix_bidirectional" and cfg.attention.impl in MASKLESS_IMPLS:
+        errors.append(
+            f"`attention.impl: {cfg.attention.impl}` cannot run `attention.mode: "
+            "prefix_bidirectional`: transformers' flash_attention_2 path keeps only padding and "
+            "causality and ignores any other mask, so the cell would train causally; use "
+            "`attention.impl: sdpa` (or `eager_dense`) for prefix_bidirectional"
+        )
+    threads = cfg.runtime.threads
+    if isinstance(threads, int) and threads <= 0:
+        errors.append(f"`runtime.threads` must be > 0, `auto` or null, got {threads}")
     if d.kind == "jsonl" and not d.train_path:
         errors.append("`data.train_path` is required when data.kind=jsonl")
     if d.kind == "jsonl" and not (d.val_path or d.test_path):

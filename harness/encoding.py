@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -16,6 +17,9 @@ class Splits:
     train: list[Record]
     val: list[Record]
     test: list[Record]
+    test_is_val: bool = False
+    """The reported split is the validation split (one JSONL file given for both, or the same
+    file twice): its score is not held out from checkpoint selection."""
 
 
 def load_splits(cfg: DataConfig, seed: int) -> Splits:
@@ -44,9 +48,10 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
             split("test", cfg.test_count),
         )
     train = read_records(cfg.train_path)
-    val = read_records(cfg.val_path) if cfg.val_path else read_records(cfg.test_path)
-    test = read_records(cfg.test_path) if cfg.test_path else val
-    return Splits(train, val, test)
+    val_path, test_path = cfg.val_path or cfg.test_path, cfg.test_path or cfg.val_path
+    same = Path(val_path).resolve() == Path(test_path).resolve()
+    val = read_records(val_path)
+    return Splits(train, val, val if same else read_records(test_path), test_is_val=same)
 
 
 class EncodedSet:

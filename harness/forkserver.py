@@ -72,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m harness.forkserver SOCKET", file=sys.stderr)
         return 2
+    # the OpenMP wait policy must be in the environment before torch loads its runtime: warm
+    # cells inherit the server's (threads.py explains why PASSIVE is the robust default)
+    from harness.threads import prepare_environment
+
+    prepare_environment("auto")
     for name in PRELOAD:
         importlib.import_module(name)
     import torch

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from harness.attention import (
-    ATTENTION_IMPLS,
+    CPU_IMPLS,
     attn_implementation,
     build_attention_mask,
     prefix_ids_from_mask,
@@ -82,7 +82,7 @@ def measure_memory(
     # A fixed mmap threshold returns freed tensors to the OS at once and one thread keeps glibc to
     # one arena: without them the same run varies by +-60 MB; with them, by < 1 MB.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "OMP_NUM_THREADS": "1"}
-    for mode, impl in ATTENTION_IMPLS:  # causal/sdpa first: the baseline
+    for mode, impl in CPU_IMPLS:  # causal/sdpa first: the baseline
         args = [str(v) for v in (layers, hidden, heads, prefix, text)]
         cmd = [sys.executable, "-m", "harness.memory_probe", "--measure-one", mode, impl, *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=root, env=env)

@@ -134,19 +134,25 @@ def budget_shortfall(summary: dict[str, Any], planned_steps: int | None = None) 
     ``"time cap at 241/800 steps"`` for a cell stopped by ``train.max_seconds``; ``"241/800
     steps"`` for any other shortfall. ``planned_steps`` (the config's ``train.max_steps``) is the
     fallback for stores written before ``steps_planned``/``stop_reason`` existed, so those are
-    flagged too. A cell that did not finish (``outcome != "completed"``) is judged by its
-    outcome, not here.
+    flagged too. A cell that did not finish (``outcome`` other than ``completed``) is judged by
+    its outcome: None here.
     """
+    if summary.get("outcome", "completed") != "completed":
+        return None
     train = summary.get("train") or {}
     done, planned = train.get("steps"), train.get("steps_planned") or planned_steps
     reason = train.get("stop_reason")
-    if not isinstance(done, int) or not isinstance(planned, int) or planned <= 0:
+    if not _count(done) or not _count(planned):
         return "time cap" if reason == "time_cap" else None
-    if reason == "time_cap":
-        return f"time cap at {done}/{planned} steps"
-    if done < planned and reason in (None, "budget"):
-        return f"{done}/{planned} steps"
-    return None
+    if done >= planned:
+        return None
+    return (
+        f"time cap at {done}/{planned} steps" if reason == "time_cap" else f"{done}/{planned} steps"
+    )
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 # --------------------------------------------------------------------------- summary.json
@@ -170,11 +176,14 @@ class Metrics:
     final_loss: float | None
     """Training loss of the last step."""
     test_is_val: bool | None = None
-    """True when no ``data.test_path`` was given and the reported split is the validation split
-    that chose ``best_step`` (the score is then not held out). None in stores before schema 2.1."""
+    """True when the reported split is the validation split (a JSONL run without
+    ``data.test_path``, or without ``data.val_path``, or with the same file for both): with
+    ``scored_weights: best`` that split chose ``best_step``, so the score is not held out.
+    None in stores before schema 2.1."""
     scored_weights: str | None = None
     """Which weights were scored: ``best`` (the step with the best validation metric) or
-    ``final`` (the last step, e.g. with ``checkpoint.save: final|none``)."""
+    ``final`` (the last step, with ``checkpoint.save: final|none``; ``best_val`` is then that
+    step's validation score)."""
 
 
 @dataclass

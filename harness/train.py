@@ -46,7 +46,8 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     then cosine decay to ``lr * min_lr_ratio`` at ``max_steps``.
 
     The schedule depends on the step alone, never on wall-clock time, so a run is reproducible on
-    a busy machine; ``max_seconds`` only stops training early (size ``max_steps`` to fit it).
+    a busy machine; ``max_seconds`` only stops training early, and the summary then records
+    ``stop_reason: time_cap`` with the steps done of those planned.
     """
     if step <= cfg.warmup_steps:
         return cfg.lr * step / cfg.warmup_steps
@@ -122,6 +123,9 @@ class TrainResult:
     best: EvalResult | None = None
     best_step: int = 0
     last: EvalResult | None = None
+    stop_reason: str | None = None
+    """``budget`` (every planned step ran) or ``time_cap`` (``train.max_seconds`` stopped it
+    first); None while training runs or when an exception stopped it."""
 
 
 def _micro_batches(
@@ -142,7 +146,9 @@ def train(
     scaler: torch.amp.GradScaler | None = None,
     res: TrainResult | None = None,
 ) -> TrainResult:
-    """Train for ``train.max_steps`` (or ``train.max_seconds``), validating every ``eval_every``.
+    """Train for ``train.max_steps`` (the budget), validating every ``eval_every`` and at the
+    last step; ``train.max_seconds``, a safety cap, may stop it earlier (``res.stop_reason``
+    says which: ``budget`` or ``time_cap``).
 
     Progress accumulates in ``res`` (pass one in to keep what was trained when training is
     stopped by an exception: a time limit, a signal, an OOM)."""
@@ -161,7 +167,7 @@ def train(
         dt = time.perf_counter() - t0
         res.train_s += dt
         res.steps, res.tokens = step, res.tokens + stats.tokens
-        res.samples += tc.micro_batch * tc.grad_accum
+        res.samples += sum(int(b.input_ids.shape[0]) for b in batches)
         if not math.isfinite(stats.loss):
             raise Diverged(f"loss became {stats.loss} at step {step}")
         record = TrainRecord(
@@ -175,11 +181,14 @@ def train(
         res.history.append(record)
         if step % tc.log_every == 0 or step == 1:
             sink.write(record)
-        out_of_time = tc.max_seconds is not None and res.train_s >= tc.max_seconds
+        capped = tc.max_seconds is not None and res.train_s >= tc.max_seconds
+        out_of_time = capped and step < tc.max_steps  # at the last step the budget is done
         if step % tc.eval_every == 0 or step == tc.max_steps or out_of_time:
             _validate(model, val_set, cfg, device, sink, step, res, on_best, autocast)
         if out_of_time:
-            break
+            res.stop_reason = "time_cap"
+            return res
+    res.stop_reason = "budget"
     return res
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM, PhiConfig, PhiForCausalLM
+from transformers.masking_utils import create_causal_mask
 
 from harness.attention import (
-    ATTENTION_IMPLS,
+    CPU_IMPLS,
+    AttentionUnavailable,
     MaskCheckError,
     attn_implementation,
     build_attention_mask,
@@ -15,13 +19,15 @@ from harness.attention import (
     position_ids_from_mask,
     prefix_ids_from_mask,
     self_check,
+    use_attention,
 )
+from harness.config import ConfigError, parse_cell_config
 from harness.memory_probe import measure_one
 
 PREFIX = 6
 HIDDEN = 32
 VOCAB = 64
-COMBOS = sorted(ATTENTION_IMPLS)
+COMBOS = sorted(CPU_IMPLS)
 
 
 def tiny_llama(attn: str = "sdpa") -> LlamaForCausalLM:
@@ -249,3 +255,46 @@ def test_measure_one_runs_tiny() -> None:
     """The memory probe behind ``--measure-memory`` runs (tiny shape, in-process)."""
     row = measure_one("prefix_bidirectional", "eager_dense", 1, 32, 4, prefix=6, text=4)
     assert row["extra_mb"] >= 0 and row["source"] in {"VmHWM", "ru_maxrss"}
+
+
+def test_flash_attention_2_drops_the_prefix_mask_in_transformers() -> None:
+    """Why flash_attention_2 is causal only: transformers builds no mask for it from the prefix
+    ids (None here, without padding), so a prefix cell would train exactly like a causal one."""
+    model = tiny_llama()
+    embeds, mask_2d = right_padded([PREFIX + 4])
+    ids = prefix_ids_from_mask(mask_2d, PREFIX)
+    model.config._attn_implementation = "flash_attention_2"  # mask building needs no flash-attn
+    mask = create_causal_mask(
+        config=model.config,
+        inputs_embeds=embeds,
+        attention_mask=mask_2d,
+        past_key_values=None,
+        block_sequence_ids=ids,
+    )
+    assert mask is None
+    model.config._attn_implementation = "sdpa"
+    assert build_attention_mask(model, embeds, mask_2d, ids, "prefix_bidirectional", "sdpa")[
+        0, 0, 0, PREFIX - 1
+    ]  # sdpa: the first prefix token sees the last one
+
+
+def test_flash_attention_2_with_a_prefix_is_refused_at_config_time() -> None:
+    attention = {"mode": "prefix_bidirectional", "impl": "flash_attention_2"}
+    with pytest.raises(ConfigError) as err:
+        parse_cell_config({"attention": attention})
+    message = str(err.value)
+    assert "attention.impl: flash_attention_2" in message and "prefix_bidirectional" in message
+    assert "use `attention.impl: sdpa`" in message
+    assert parse_cell_config({"attention": {"impl": "flash_attention_2"}})  # causal is fine
+    with pytest.raises(ValueError, match="unknown attention mode/impl"):
+        attn_implementation("prefix_bidirectional", "flash_attention_2")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("flash_attn") is not None, reason="flash-attn is installed"
+)
+def test_flash_attention_2_without_its_package_is_one_clear_error() -> None:
+    with pytest.raises(
+        AttentionUnavailable, match=r"attention\.impl: flash_attention_2 cannot run"
+    ):
+        use_attention(tiny_llama(), "causal", "flash_attention_2")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -19,11 +20,15 @@ from harness.cell import run_cell
 from harness.checkpoints import save_checkpoint
 from harness.config import parse_cell_config
 from harness.encoding import EncodedSet, load_splits
+from harness.evaluate import evaluate
 from harness.models import build_model
 from harness.models.prefix_lm import IGNORE_INDEX, answer_loss
+from harness.schema import budget_shortfall
 from harness.store_files import read_metrics, read_predictions, read_summary
+from harness.threads import available_cores
 from harness.train import train_step
 from harness.trainable import setup_trainable
+from loaders import load_checkpoint
 from tests.cell_helpers import run_cell_cli, tiny_cell, tiny_config, write_text_jsonl, write_yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,7 +106,9 @@ def test_legacy_unscaled_accum_multiplies_the_update(cache):
 
 
 def test_cell_cli_writes_the_run_store_and_loss_falls(cache, tmp_path):
-    cfg = tiny_cell(cache, train__max_steps=30, train__eval_every=15, train__lr=3e-3)
+    cfg = tiny_cell(
+        cache, train__max_steps=30, train__eval_every=15, train__lr=3e-3, runtime__threads="auto"
+    )
     out = tmp_path / "cell"
     proc = run_cell_cli(write_yaml(tmp_path / "c.yaml", cfg), out, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -111,10 +118,25 @@ def test_cell_cli_writes_the_run_store_and_loss_falls(cache, tmp_path):
     summary = read_summary(out / "summary.json")
     assert summary["outcome"] == "completed"
     assert summary["metrics"]["n"] == 8
-    assert summary["train"]["last_loss"] < summary["train"]["first_loss"] * 0.8
+    train = summary["train"]
+    assert train["last_loss"] < train["first_loss"] * 0.8
+    # the whole budget ran: 30 steps of 8 samples, as planned
+    assert train["stop_reason"] == "budget" and train["steps"] == train["steps_planned"] == 30
+    assert train["samples_seen"] == train["samples_planned"] == 240
+    assert budget_shortfall(summary) is None
+    # threads: auto = the cores this process may use, idle OpenMP threads sleeping (set before
+    # torch loaded in the cell process, unless the environment already said otherwise)
+    assert summary["provenance"]["torch_threads"] == available_cores()
+    assert summary["provenance"]["omp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
     assert summary["memory"]["train"]["peak_bytes"] > 0
     records = read_metrics(out / "metrics.jsonl")
     assert [r["split"] for r in records if r["kind"] == "eval"] == ["val", "val", "test"]
+    # the best checkpoint is scored on captchas generated apart from the validation split
+    m = summary["metrics"]
+    assert m["scored_weights"] == "best" and m["test_is_val"] is False
+    val = {r["step"]: r for r in records if r.get("split") == "val"}
+    assert m["best_val"] == val[m["best_step"]]["exact_match"]
+    assert m["best_val"] == max(r["exact_match"] for r in val.values())
     preds = read_predictions(out / "predictions.jsonl")
     assert len(preds) == 8 and {"id", "answer", "prediction", "correct"} <= set(preds[0])
     with safe_open(str(out / "ckpt" / "best.safetensors"), "pt") as fh:
@@ -158,12 +180,36 @@ def test_lora_trains_adapters_and_extra_modules_only(cache, tmp_path):
     assert meta["format"] == "harness-lora" and meta["lora_rank"] == "4"
 
 
-def test_lora_cell_round_trips_its_best_checkpoint(cache, tmp_path):
-    cfg = parse_cell_config(tiny_cell(cache, train__method="lora", checkpoint__peft_dir=True))
+def test_lora_cell_round_trips_its_best_checkpoint(cache, tmp_path, monkeypatch):
+    """The weights the cell scored (its in-process model at the held-out evaluation) and
+    ``ckpt/best.safetensors`` read back by ``loaders.load_checkpoint`` give the same logits."""
+    seen: list[tuple[object, torch.Tensor]] = []
+
+    def spy(model, data, *args, **kwargs):
+        batch = data.batch([0, 1, 2])
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            seen.append((batch, model(batch).logits.float()))
+        model.train(was_training)
+        return evaluate(model, data, *args, **kwargs)
+
+    monkeypatch.setattr("harness.evaluate.evaluate", spy)
+    cfg = parse_cell_config(
+        tiny_cell(cache, train__method="lora", train__lr=1e-2, checkpoint__peft_dir=True)
+    )
     assert run_cell(cfg, tmp_path / "cell") == 0
     summary = read_summary(tmp_path / "cell" / "summary.json")
     assert summary["outcome"] == "completed", summary
+    assert summary["metrics"]["scored_weights"] == "best"
     assert (tmp_path / "cell" / "ckpt" / "peft" / "adapter_config.json").exists()
+    loaded = load_checkpoint(tmp_path / "cell" / "ckpt" / "best.safetensors")
+    assert loaded.format == "lora-file" and loaded.report.probe.changed
+    assert loaded.report.hyperparameters["step"] == str(summary["metrics"]["best_step"])
+    batch, scored = seen[-1]  # the last evaluation is the held-out one, on the restored best
+    with torch.no_grad():
+        reloaded = loaded.model.eval()(batch).logits.float()
+    torch.testing.assert_close(reloaded, scored, atol=1e-5, rtol=0)
 
 
 def test_oom_under_a_real_budget_is_an_outcome(cache, tmp_path):
@@ -181,7 +227,7 @@ def test_oom_under_a_real_budget_is_an_outcome(cache, tmp_path):
     summary = read_summary(out / "summary.json")
     assert proc.returncode == 0, proc.stderr
     assert summary["outcome"] == "oom", summary
-    assert summary["oom"]["phase"] == "train"
+    assert summary["oom"]["phase"] == "train" and summary["train"]["stop_reason"] == "oom"
     assert summary["oom"]["budget_bytes"] == int(0.6 * 1024**3)
     assert "allocate" in summary["oom"]["message"]
 
@@ -196,6 +242,7 @@ def test_divergence_is_an_outcome(cache, tmp_path):
     summary = read_summary(tmp_path / "cell" / "summary.json")
     assert summary["outcome"] == "diverged"
     assert "loss became" in summary["error"]["message"]
+    assert summary["train"]["stop_reason"] == "diverged" and summary["train"]["steps_planned"] == 10
 
 
 def test_sigterm_marks_the_cell_interrupted(cache, tmp_path):
@@ -221,7 +268,10 @@ def test_sigterm_marks_the_cell_interrupted(cache, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "Traceback" not in err
-    assert read_summary(out / "summary.json")["outcome"] == "interrupted"
+    summary = read_summary(out / "summary.json")
+    assert summary["outcome"] == "interrupted"
+    assert summary["train"]["stop_reason"] == "interrupted"
+    assert summary["train"]["steps"] < summary["train"]["steps_planned"] == 100000
 
 
 def test_bad_jsonl_is_one_clear_failure(tmp_path):
@@ -237,6 +287,7 @@ def test_bad_jsonl_is_one_clear_failure(tmp_path):
     assert "train.jsonl:2" in proc.stderr
     summary = read_summary(tmp_path / "cell" / "summary.json")
     assert summary["outcome"] == "failed" and "train.jsonl:2" in summary["error"]["message"]
+    assert summary["train"]["stop_reason"] == "error" and summary["train"]["steps"] is None
 
 
 def test_bad_image_is_one_clear_failure(tmp_path):
@@ -287,6 +338,8 @@ def test_hf_causal_lm_from_a_local_directory(tmp_path):
     assert run_cell(parse_cell_config(cfg), tmp_path / "cell") == 0
     summary = read_summary(tmp_path / "cell" / "summary.json")
     assert summary["outcome"] == "completed" and summary["metrics"]["n"] == 20
+    # no data.test_path: the reported split is the validation split that chose the best step
+    assert summary["metrics"]["test_is_val"] is True
 
 
 def test_missing_hf_model_is_a_clear_failure(tmp_path):
@@ -331,15 +384,53 @@ def test_the_cell_stops_itself_at_its_time_limit(cache, tmp_path):
     """runtime.timeout_s counts from the process start; the cell records `timeout` itself, with
     what it trained, and exits 0 (a result); the runner only kills a cell that cannot."""
     cfg = tiny_cell(
-        cache, train__max_steps=100000, train__eval_every=100000, runtime__timeout_s=12.0
+        cache, train__max_steps=100000, train__eval_every=100000, runtime__timeout_s=20.0
     )
     out = tmp_path / "cell"
     started = time.monotonic()
-    proc = run_cell_cli(write_yaml(tmp_path / "c.yaml", cfg), out, timeout=120)
+    proc = run_cell_cli(write_yaml(tmp_path / "c.yaml", cfg), out, timeout=240)
     took = time.monotonic() - started
     summary = read_summary(out / "summary.json")
     assert proc.returncode == 0, proc.stderr
     assert summary["outcome"] == "timeout" and summary["written_by"] == "cell"
-    assert summary["error"]["type"] == "timeout" and "12.0s" in summary["error"]["message"]
+    assert summary["error"]["type"] == "timeout" and "20.0s" in summary["error"]["message"]
     assert summary["train"]["steps"] > 0 and summary["error"]["phase"] == "train"
-    assert took < 60  # stopped by its own timer, not by the test's
+    assert summary["train"]["stop_reason"] == "timeout"
+    assert took < 120  # stopped by its own timer (setup alone can take 15 s when loaded)
+
+
+def test_a_time_cap_is_recorded_with_the_steps_done(cache, tmp_path):
+    """``train.max_seconds`` is a safety cap: a cell it stops stays `completed`, flagged
+    `time_cap` with the steps done of those planned, and the final weights are what is scored
+    (checkpoint.save: none). A cap of 1 microsecond binds after the first step on any machine."""
+    cfg = tiny_cell(cache, train__max_seconds=1e-6, checkpoint__save="none")
+    assert run_cell(parse_cell_config(cfg), tmp_path / "cell") == 0
+    summary = read_summary(tmp_path / "cell" / "summary.json")
+    train, m = summary["train"], summary["metrics"]
+    assert summary["outcome"] == "completed" and train["stop_reason"] == "time_cap"
+    assert train["steps"] < train["steps_planned"] == 6
+    assert budget_shortfall(summary) == f"time cap at {train['steps']}/6 steps"
+    assert m["scored_weights"] == "final" and m["best_step"] == train["steps"]
+    val = [r for r in read_metrics(tmp_path / "cell" / "metrics.jsonl") if r.get("split") == "val"]
+    assert val[-1]["step"] == train["steps"] and m["best_val"] == val[-1]["exact_match"]
+
+
+@pytest.mark.parametrize(
+    ("val", "test", "test_is_val"),
+    [("v", None, True), (None, "t", True), ("v", "t", False), ("v", "v", True)],
+)
+def test_test_is_val_says_whether_the_reported_split_is_held_out(tmp_path, val, test, test_is_val):
+    files = {name: write_text_jsonl(tmp_path / f"{name}.jsonl", [(name, "1")]) for name in "tvx"}
+    cfg = parse_cell_config(
+        {
+            "data": {
+                "kind": "jsonl",
+                "train_path": str(files["x"]),
+                "val_path": val and str(files[val]),
+                "test_path": test and str(files[test]),
+            }
+        }
+    )
+    splits = load_splits(cfg.data, cfg.seed)
+    assert splits.test_is_val is test_is_val
+    assert [r.question for r in splits.test] == [test or val]

@@ -105,7 +105,7 @@ class HFVisionLM(PrefixLM):
 
     def set_attention(self, mode: str, impl: str) -> None:
         """``causal`` only (the VLM builds its own masks); sdpa or eager on the whole VLM."""
-        from harness.attention import attn_implementation
+        from harness.attention import use_attention
 
         if mode != "causal":
             raise ModelLoadError(
@@ -114,7 +114,7 @@ class HFVisionLM(PrefixLM):
                 "prefix_bidirectional"
             )
         self.attention_mode, self.attention_impl = mode, impl
-        self.base_vlm().set_attn_implementation(attn_implementation(mode, impl))
+        use_attention(self.base_vlm(), mode, impl)
 
     # ------------------------------------------------------------------ encoding
     def preprocess(self, image: Image.Image) -> torch.Tensor:

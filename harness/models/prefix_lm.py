@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.attention import attn_implementation, build_attention_mask, prefix_ids_from_mask
+from harness.attention import build_attention_mask, prefix_ids_from_mask, use_attention
 
 PROMPT_TEMPLATE = "\n\nQuestion: {question}\n\nAnswer:"
 IGNORE_INDEX = -100
@@ -66,7 +66,7 @@ class PrefixLM(nn.Module):
     def set_attention(self, mode: str, impl: str) -> None:
         """Select the attention mode and implementation (see harness.attention)."""
         self.attention_mode, self.attention_impl = mode, impl
-        self.base_decoder().set_attn_implementation(attn_implementation(mode, impl))
+        use_attention(self.base_decoder(), mode, impl)
 
     def base_decoder(self) -> nn.Module:
         """The transformers model under any PEFT wrapper."""

@@ -62,6 +62,7 @@ def finalize(
         summary.error = _error(cell_dir, "timeout", message)
     else:
         _outcome_without_summary(summary, cell, cell_dir, status, interrupted)
+    _budget(summary.train, cell.config["train"], summary.outcome)
     summary.provenance = {
         **collect_provenance(import_torch=False),
         "started_at": started_at,
@@ -98,6 +99,17 @@ def _outcome_without_summary(
         kind, message = _exception_from_log(cell_dir)
         message = message or f"the cell exited with code {status.returncode}"
         summary.error = _error(cell_dir, kind, message)
+
+
+_STOP_BY_OUTCOME = {"timeout": "timeout", "interrupted": "interrupted", "oom": "oom"}
+
+
+def _budget(stats: TrainStats, train: dict[str, Any], outcome: str) -> None:
+    """The planned budget, from the config, and why training stopped, from how the cell ended
+    (a crash or an unknown signal is ``error``)."""
+    stats.steps_planned = train["max_steps"]
+    stats.samples_planned = train["max_steps"] * train["micro_batch"] * train["grad_accum"]
+    stats.stop_reason = _STOP_BY_OUTCOME.get(outcome, "error")
 
 
 def _error(cell_dir: Path, kind: str, message: str) -> ErrorInfo:

@@ -3,8 +3,9 @@
 - Training-step throughput of the harness (``train_step`` through PrefixLM) vs a bare hand-written
   PyTorch loop on the same model and batch: ``make bench`` prints both; the ratio is in
   ``extra_info``.
-- tiny-vlm on synthetic captchas: exact match on 500 held-out images after <= 150 s of training
-  (slow: about four minutes including evaluation).
+- tiny-vlm on synthetic captchas: exact match on 500 held-out images after a fixed budget of
+  1,500 steps (the default ``train.max_steps``), asserted >= 85%; the training time is reported,
+  never asserted (slow: about four minutes including data generation and evaluation).
 """
 
 from __future__ import annotations
@@ -85,13 +86,18 @@ def test_train_step_throughput(benchmark, setup, impl):
         )
 
 
+LEARNING_STEPS = 1500
+"""The budget of the learning benchmark (steps, never seconds: the score must not depend on the
+machine's speed or load)."""
+
+
 @pytest.mark.slow
-def test_tiny_vlm_learns_captchas_in_150s(benchmark, tmp_path):
-    """The embedded default's headline figure, through the real cell CLI."""
+def test_tiny_vlm_learns_captchas(benchmark, tmp_path):
+    """The embedded default's headline figure, through the real cell CLI: >= 85% exact match on
+    500 held-out captchas after 1,500 steps of 16 samples."""
     cfg = {
         "data": {"cache_dir": str(REPO / "data" / "captcha"), "test_count": 500},
-        "train": {"max_seconds": 150.0},
-        "runtime": {"threads": 2},
+        "train": {"max_steps": LEARNING_STEPS},
         "checkpoint": {"save": "best"},
     }
     path = write_yaml(tmp_path / "cell.yaml", cfg)
@@ -117,3 +123,7 @@ def test_tiny_vlm_learns_captchas_in_150s(benchmark, tmp_path):
         f"after {summary['timings']['train_s']:.0f} s / {summary['train']['steps']} steps"
     )
     assert summary["outcome"] == "completed"
+    assert summary["train"]["stop_reason"] == "budget"
+    assert summary["train"]["steps"] == LEARNING_STEPS
+    assert m["n"] == 500 and m["test_is_val"] is False
+    assert m["exact_match"] >= 0.85, f"{m['exact_match_k']}/{m['n']} after {LEARNING_STEPS} steps"

@@ -20,7 +20,8 @@ from loaders import (
 )
 from loaders.token_space import load_token_space, token_space_hash, validate
 
-REAL = Path(__file__).parents[3] / "shared" / "reference" / "real"
+REAL = Path(__file__).parent / "fixtures" / "real_token_space"
+"""A copy of the real token_space.json and its published token_space.sha256 (seed 003's run)."""
 TOTAL = 96
 
 
@@ -70,8 +71,6 @@ def write_run(root: Path, space: dict, saved: dict, sha: str | None = None) -> P
 
 
 def test_real_token_space_and_published_hash():
-    if not (REAL / "token_space.json").is_file():
-        pytest.skip("shared/reference/real/token_space.json not present")
     space, facts = load_token_space(REAL / "token_space.json")
     assert facts["hash_checked"] is True
     assert facts["token_space_sha256"] == (REAL / "token_space.sha256").read_text().split()[0]

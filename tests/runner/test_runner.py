@@ -44,6 +44,11 @@ def test_every_cell_ends_with_one_typed_outcome(tmp_path, fake_command, monkeypa
         and "SIGKILL" in by["selfkill"]["error"]["message"]
     )
     assert by["hang_ignore_term"]["train"]["steps"] == 3  # what the cell recorded is kept
+    # summaries the runner wrote: the budget from the config, why training stopped where known
+    for b, reason in {"raise": "error", "selfkill": "error", "hang_ignore_term": "timeout"}.items():
+        train = by[b]["train"]
+        assert by[b]["written_by"] == "runner" and train["stop_reason"] == reason
+        assert train["steps_planned"] == 3 and train["samples_planned"] == 3 * 16
     for b, s in by.items():
         info = json.loads((tmp_path / "runs" / "fake" / s["cell_id"] / "cell.json").read_text())
         assert info["axes"] == {"data.question": b} and info["matrix"] == "fake"
