@@ -1,11 +1,14 @@
 """Cell figures, measured side by side (no thresholds on time: machines are noisy).
 
-- Training-step throughput of the harness (``train_step`` through PrefixLM) vs a bare hand-written
-  PyTorch loop on the same model and batch: ``make bench`` prints both; the ratio is in
-  ``extra_info``.
-- tiny-vlm on synthetic captchas: exact match on 500 held-out images after a fixed budget of
-  1,500 steps (the default ``train.max_steps``), asserted >= 85%; the training time is reported,
-  never asserted (slow: about four minutes including data generation and evaluation).
+- Training-step throughput of the harness (``train_step`` through PrefixLM, ``make_optimizer``)
+  vs a bare hand-written PyTorch loop on the same model and batch, for the demo's model
+  (``experiments/attention.yaml``); and, beside it, the step the demo trained before it was
+  made fast (the max-pool stem at 48 image tokens, the per-parameter AdamW loop), so that
+  ``make bench`` prints before and after in one run. Ratios and samples/s are in ``extra_info``.
+- tiny-vlm learns captchas: the demo's causal grad_accum-4 cell, read from
+  ``experiments/attention.yaml`` (so the recipe and its test cannot drift apart), through the
+  real cell CLI: >= 85% exact match on the 500 held-out captchas after its fixed step budget.
+  The training time is reported, never asserted.
 """
 
 from __future__ import annotations
@@ -19,29 +22,65 @@ import torch
 import torch.nn.functional as F
 
 from harness.config import parse_cell_config
-from harness.encoding import EncodedSet, load_splits
+from harness.encoding import load_splits
 from harness.models import build_model
+from harness.runner.matrix import load_matrix
 from harness.store_files import read_summary
 from harness.train import make_optimizer, train_step
 from tests.cell_helpers import write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "experiments" / "attention.yaml"
 RESULTS: dict[str, float] = {}
+BEFORE_MODEL = {"image_tokens": 48, "image_rows": None, "num_heads": 4, "num_layers": 2}
+"""tiny-vlm as the demo trained it before issue 14 (plus a contiguous-format stem and the
+per-parameter AdamW loop, below)."""
+
+
+def demo_cell(mode: str = "causal", impl: str = "sdpa", grad_accum: int = 4) -> dict:
+    """The resolved config of one cell of the demo matrix."""
+    cells = load_matrix(DEMO).cells
+    for cell in cells:
+        c = cell.config
+        if (c["attention"]["mode"], c["attention"]["impl"], c["train"]["grad_accum"]) == (
+            mode,
+            impl,
+            grad_accum,
+        ):
+            return c
+    raise LookupError(f"{DEMO} has no {mode}/{impl} cell at grad_accum {grad_accum}")
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    torch.set_num_threads(2)
+def setups(tmp_path_factory):
+    torch.set_num_threads(1)  # a per-thread figure: comparable across runs and machines' loads
     cache = tmp_path_factory.mktemp("captcha")
-    cfg = parse_cell_config(
-        {"data": {"cache_dir": str(cache), "train_count": 256, "val_count": 8, "test_count": 8}}
-    )
-    torch.manual_seed(0)
-    model, _ = build_model(cfg.model)
-    model.set_attention("causal", "sdpa")
-    data = EncodedSet(load_splits(cfg.data, 0).train, model)
-    batch = data.batch(list(range(cfg.train.micro_batch)))
-    return cfg, model, batch
+    demo = demo_cell()
+    out = {}
+    for name, model_cfg in (
+        ("after", demo["model"]),
+        ("before", {**demo["model"], **BEFORE_MODEL}),
+    ):
+        cfg = parse_cell_config(
+            {
+                "data": {
+                    "cache_dir": str(cache),
+                    "train_count": 64,
+                    "val_count": 8,
+                    "test_count": 8,
+                },
+                "model": model_cfg,
+                "train": {"micro_batch": demo["train"]["micro_batch"]},
+            }
+        )
+        torch.manual_seed(0)
+        model, _ = build_model(cfg.model)
+        model.set_attention("causal", "sdpa")
+        if name == "before":
+            model.vision.stem.to(memory_format=torch.contiguous_format)
+        train_set = load_splits(cfg.data, 0).encode(model)[0]
+        out[name] = (cfg, model, train_set.batch(list(range(cfg.train.micro_batch))))
+    return out
 
 
 def _bare_step(model, opt, batch) -> None:
@@ -63,43 +102,55 @@ def _bare_step(model, opt, batch) -> None:
     opt.zero_grad(set_to_none=True)
 
 
-@pytest.mark.parametrize("impl", ["bare", "harness"])
-def test_train_step_throughput(benchmark, setup, impl):
-    cfg, model, batch = setup
-    opt = make_optimizer(model, cfg.train)
-    if impl == "bare":
+def _loop_adamw(model, cfg) -> torch.optim.Optimizer:
+    """The optimizer the harness used before: AdamW's per-parameter loop (torch's CPU default)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.train.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.train.lr, betas=(0.9, 0.95), foreach=False)
+
+
+@pytest.mark.parametrize("impl", ["before", "after-bare", "after-harness"])
+def test_train_step_throughput(benchmark, setups, impl):
+    cfg, model, batch = setups["before" if impl == "before" else "after"]
+    if impl == "after-bare":
+        opt = make_optimizer(model, cfg.train)
         step = lambda: _bare_step(model, opt, batch)  # noqa: E731
     else:
+        opt = _loop_adamw(model, cfg) if impl == "before" else make_optimizer(model, cfg.train)
         step = lambda: train_step(model, opt, [batch], cfg.train)  # noqa: E731
     for _ in range(3):
         step()
-    benchmark.pedantic(step, rounds=15, iterations=1)
-    RESULTS[impl] = benchmark.stats.stats.median
-    tokens = batch.num_tokens
-    benchmark.extra_info["tokens_per_s"] = tokens / benchmark.stats.stats.median
-    if "bare" in RESULTS and "harness" in RESULTS:
-        ratio = RESULTS["bare"] / RESULTS["harness"]
+    benchmark.pedantic(step, rounds=20, iterations=1)
+    median = benchmark.stats.stats.median
+    RESULTS[impl] = median
+    benchmark.extra_info["samples_per_s"] = batch.input_ids.shape[0] / median
+    benchmark.extra_info["tokens_per_s"] = batch.num_tokens / median
+    if {"after-bare", "after-harness"} <= RESULTS.keys():
+        ratio = RESULTS["after-bare"] / RESULTS["after-harness"]
         benchmark.extra_info["throughput_vs_bare"] = ratio
         print(
             f"\nharness throughput / bare loop throughput = {ratio:.3f}x (median step "
-            f"{RESULTS['harness'] * 1e3:.1f} ms vs {RESULTS['bare'] * 1e3:.1f} ms)"
+            f"{RESULTS['after-harness'] * 1e3:.1f} ms vs {RESULTS['after-bare'] * 1e3:.1f} ms)"
         )
-
-
-LEARNING_STEPS = 1500
-"""The budget of the learning benchmark (steps, never seconds: the score must not depend on the
-machine's speed or load)."""
+    if {"before", "after-harness"} <= RESULTS.keys():
+        speedup = RESULTS["before"] / RESULTS["after-harness"]
+        benchmark.extra_info["speedup_vs_before"] = speedup
+        print(
+            f"\ndemo step, 1 thread: {RESULTS['after-harness'] * 1e3:.1f} ms now vs "
+            f"{RESULTS['before'] * 1e3:.1f} ms before ({speedup:.2f}x)"
+        )
 
 
 @pytest.mark.slow
 def test_tiny_vlm_learns_captchas(benchmark, tmp_path):
-    """The embedded default's headline figure, through the real cell CLI: >= 85% exact match on
-    500 held-out captchas after 1,500 steps of 16 samples."""
-    cfg = {
-        "data": {"cache_dir": str(REPO / "data" / "captcha"), "test_count": 500},
-        "train": {"max_steps": LEARNING_STEPS},
-        "checkpoint": {"save": "best"},
-    }
+    """The demo's best cell (causal, grad_accum 4) through the real cell CLI: >= 85% exact
+    match on 500 held-out captchas after its step budget (aim: >= 88% on the machine the recipe
+    was calibrated on, so that another CPU's float kernels still clear 85%)."""
+    cfg = demo_cell()
+    cfg["data"]["cache_dir"] = str(REPO / "data" / "captcha")  # the demo's cache
     path = write_yaml(tmp_path / "cell.yaml", cfg)
 
     def run() -> dict:
@@ -111,7 +162,7 @@ def test_tiny_vlm_learns_captchas(benchmark, tmp_path):
         return read_summary(tmp_path / "out" / "summary.json")
 
     summary = benchmark.pedantic(run, rounds=1, iterations=1)
-    m = summary["metrics"]
+    m, steps = summary["metrics"], cfg["train"]["max_steps"]
     benchmark.extra_info |= {
         "exact_match": m["exact_match"],
         "n": m["n"],
@@ -119,11 +170,11 @@ def test_tiny_vlm_learns_captchas(benchmark, tmp_path):
         "steps": summary["train"]["steps"],
     }
     print(
-        f"\ntiny-vlm: {m['exact_match_k']}/{m['n']} = {100 * m['exact_match']:.1f}% exact match "
-        f"after {summary['timings']['train_s']:.0f} s / {summary['train']['steps']} steps"
+        f"\ntiny-vlm (demo recipe): {m['exact_match_k']}/{m['n']} = {100 * m['exact_match']:.1f}% "
+        f"exact match after {summary['train']['steps']} steps / {summary['timings']['train_s']:.0f} s"
     )
     assert summary["outcome"] == "completed"
     assert summary["train"]["stop_reason"] == "budget"
-    assert summary["train"]["steps"] == LEARNING_STEPS
+    assert summary["train"]["steps"] == steps
     assert m["n"] == 500 and m["test_is_val"] is False
-    assert m["exact_match"] >= 0.85, f"{m['exact_match_k']}/{m['n']} after {LEARNING_STEPS} steps"
+    assert m["exact_match"] >= 0.85, f"{m['exact_match_k']}/{m['n']} after {steps} steps"
