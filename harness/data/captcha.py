@@ -168,13 +168,19 @@ def pixels_path(jsonl: str | Path) -> Path:
     return jsonl.with_name(jsonl.stem + PIXELS_SUFFIX)
 
 
-def _write_pixels(path: Path, images: np.ndarray) -> None:
-    """Atomic: concurrent writers each write their own temporary file and rename it into place."""
+def _write_pixels(path: Path, images: np.ndarray) -> bool:
+    """Atomic: concurrent writers each write their own temporary file and rename it into place.
+
+    Only a cache: where it cannot be written (a full disk, a read-only data folder) nothing is
+    left behind, False is returned and readers decode the PNGs instead."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         with open(tmp, "xb") as fh:
             np.save(fh, images, allow_pickle=False)
         os.replace(tmp, path)
+        return True
+    except OSError:
+        return False
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -187,7 +193,8 @@ def split_pixels(
 
     Read from ``{split}.pixels.npy``; a split without one (written by ``generate_split`` without
     ``pixels``, or by an older version) has its PNGs decoded once and the file written atomically,
-    so concurrent callers are safe and later ones only read.
+    so concurrent callers are safe and later ones only read (where it cannot be written, the
+    images are still returned: the next caller decodes them again).
     """
     path, shape = pixels_path(jsonl), (len(records), height, width)
     try:

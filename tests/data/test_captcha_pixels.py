@@ -67,6 +67,22 @@ def test_truncated_array_is_rebuilt(tmp_path: Path) -> None:
     assert np.array_equal(split_pixels(jsonl, read_records(jsonl), 96, 32), _decoded(jsonl))
 
 
+def test_a_cache_that_cannot_be_written_is_skipped_not_fatal(tmp_path: Path, monkeypatch) -> None:
+    """A full disk while the array is written (a short write, as numpy reports it): the split and
+    its images are still there, the PNGs are decoded, no temporary file is left."""
+
+    def full_disk(fh, *args, **kwargs):
+        fh.write(b"\x93NUMPY")
+        raise OSError("196608 requested and 32640 written")
+
+    monkeypatch.setattr(np, "save", full_disk)
+    jsonl = ensure_captcha_split(tmp_path, "val", 4)
+    assert not pixels_path(jsonl).exists()
+    assert np.array_equal(split_pixels(jsonl, read_records(jsonl), 96, 32), _decoded(jsonl))
+    assert not pixels_path(jsonl).exists()
+    assert not [p for p in jsonl.parent.iterdir() if p.name.startswith(".")]
+
+
 @pytest.mark.parametrize("input_size", [(32, 96), (16, 48)], ids=["same-size", "resized"])
 def test_encoding_from_the_array_equals_decoding_every_png(tmp_path: Path, input_size) -> None:
     h, w = input_size
