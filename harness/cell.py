@@ -90,7 +90,7 @@ class CellRun:
         import torch
 
         from harness.attention import self_check
-        from harness.encoding import EncodedSet, load_splits
+        from harness.encoding import load_splits
         from harness.memory import PeakMeter, apply_budget
         from harness.models import build_model
         from harness.train import MetricsSink, TrainResult, train
@@ -119,8 +119,7 @@ class CellRun:
         self.summary.train.params = setup_trainable(model, cfg)
         model.to(device)
         autocast, scaler = _precision(cfg, device)
-        train_set = EncodedSet(splits.train, model)
-        val_set, test_set = EncodedSet(splits.val, model), EncodedSet(splits.test, model)
+        train_set, val_set, test_set = splits.encode(model)
         self.summary.timings.setup_s = time.perf_counter() - self.t0
 
         self.phase = "train"

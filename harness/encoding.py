@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from harness.config import DataConfig
@@ -20,12 +21,27 @@ class Splits:
     test_is_val: bool = False
     """The reported split is the validation split (one JSONL file given for both, or the same
     file twice): its score is not held out from checkpoint selection."""
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    """Decoded images by split name (row i = record i; captcha: cached beside the split); a split
+    without an entry has each record's image file read when it is encoded."""
+
+    def encode(self, model: PrefixLM) -> tuple[EncodedSet, EncodedSet, EncodedSet]:
+        """The train, val and test sets encoded for ``model`` (test is val's set when it is the
+        validation split)."""
+        train = EncodedSet(self.train, model, self.images.get("train"))
+        val = EncodedSet(self.val, model, self.images.get("val"))
+        test = (
+            val if self.test is self.val else EncodedSet(self.test, model, self.images.get("test"))
+        )
+        return train, val, test
 
 
 def load_splits(cfg: DataConfig, seed: int) -> Splits:
     """Read (and for kind=captcha, generate once and cache) the train/val/test records."""
     if cfg.kind == "captcha":
-        from harness.data.captcha import ensure_captcha_split
+        from harness.data.captcha import ensure_captcha_split, split_pixels
+
+        images: dict[str, np.ndarray] = {}
 
         def split(name: str, count: int) -> list[Record]:
             path = ensure_captcha_split(
@@ -38,7 +54,9 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
                 height=cfg.image_height,
                 question=cfg.question,
             )
-            return read_records(path)
+            records = read_records(path)
+            images[name] = split_pixels(path, records, cfg.image_width, cfg.image_height)
+            return records
 
         # The data seed is fixed (0) so that every cell of a matrix, whatever its training
         # seed, is scored on the same held-out samples (paired comparisons in reports).
@@ -46,6 +64,7 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
             split("train", cfg.train_count),
             split("val", cfg.val_count),
             split("test", cfg.test_count),
+            images=images,
         )
     train = read_records(cfg.train_path)
     val_path, test_path = cfg.val_path or cfg.test_path, cfg.test_path or cfg.val_path
@@ -55,14 +74,26 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
 
 
 class EncodedSet:
-    """Token ids and preprocessed pixels of a list of records, computed once."""
+    """Token ids and preprocessed pixels of a list of records, computed once.
 
-    def __init__(self, records: list[Record], model: PrefixLM) -> None:
+    ``images`` (optional): the records' images already decoded, uint8 ``[N, H, W]`` grayscale,
+    row i = record i; without it each record's image file is read.
+    """
+
+    def __init__(
+        self, records: list[Record], model: PrefixLM, images: np.ndarray | None = None
+    ) -> None:
         if not records:
             raise DataError("no records to encode")
+        if images is not None and len(images) != len(records):
+            raise DataError(f"{len(images)} decoded images for {len(records)} records")
         self.records = records
         self.model = model
-        self.prompts = [model.prompt_ids(r.question) for r in records]
+        prompts: dict[str, list[int]] = {}  # most datasets ask few distinct questions
+        for r in records:
+            if r.question not in prompts:
+                prompts[r.question] = model.prompt_ids(r.question)
+        self.prompts = [prompts[r.question] for r in records]
         self.answers = [model.answer_ids(r.answer) for r in records]
         self.pixels: torch.Tensor | None = None
         if model.image_tokens:
@@ -72,9 +103,12 @@ class EncodedSet:
                     f"{missing[0].source or missing[0].id}: record has no image, but model "
                     f"{type(model).__name__} needs one (use a text model for text-only data)"
                 )
-            self.pixels = torch.stack(
-                [model.preprocess(load_image(r.image_path, r.source or r.id)) for r in records]
-            )
+            if images is not None:
+                self.pixels = model.preprocess_arrays(images)
+            else:
+                self.pixels = torch.stack(
+                    [model.preprocess(load_image(r.image_path, r.source or r.id)) for r in records]
+                )
 
     def __len__(self) -> int:
         return len(self.records)

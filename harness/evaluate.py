@@ -74,12 +74,16 @@ def evaluate(
     for lo in range(0, len(data), batch_size):
         idx = list(range(lo, min(lo + batch_size, len(data))))
         batch = data.batch(idx).to(device)
+        prompt_lens = {len(data.prompts[i]) for i in idx}
         with autocast() if autocast else nullcontext():
-            out = model(batch)
+            if len(prompt_lens) == 1 and model.reuses_prompt_cache:  # one pass (same prompts)
+                out, generated = model.score_and_generate(batch, prompt_lens.pop(), max_new_tokens)
+            else:
+                out = model(batch)
+                generated = model.generate_greedy(
+                    data.batch(idx, with_answers=False, left_pad=True).to(device), max_new_tokens
+                )
             s, t, c = answer_loss(out.logits, batch.labels)
-            generated = model.generate_greedy(
-                data.batch(idx, with_answers=False, left_pad=True).to(device), max_new_tokens
-            )
         loss_sum, tokens, correct = loss_sum + float(s), tokens + t, correct + c
         for i, ids in zip(idx, generated, strict=True):
             rec = data.records[i]

@@ -3,7 +3,9 @@
 Each split is written as PNGs under ``images/`` plus ``{split}.jsonl`` in the seed's format
 (``{"image": "images/captcha_train_00000.png", "question": ..., "answer": "907565"}``, image
 paths relative to the JSONL file). Image ``i`` of a split depends only on (seed, split, i) and
-the rendering parameters, so a smaller count yields a prefix of a larger one.
+the rendering parameters, so a smaller count yields a prefix of a larger one. A cached split
+(``ensure_captcha_split``) also keeps its images decoded once, as one uint8 array
+(``{split}.pixels.npy``), so that the cells of a matrix do not each decode thousands of PNGs.
 
     python -m harness.data.captcha --output-dir data/captcha --split train --count 6000
 """
@@ -20,12 +22,14 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from harness.data.jsonl import DataError, Record, load_image
 from harness.errors import (
     DISK_FULL_ERRNOS,
     InputError,
@@ -37,6 +41,8 @@ from harness.errors import (
 
 DEFAULT_QUESTION = "What is the text in this captcha image?"
 IMAGES_DIR = "images"
+PIXELS_SUFFIX = ".pixels.npy"
+"""Beside ``{split}.jsonl``: the split's images as uint8 ``[count, height, width]``, row i = line i."""
 # Bump when rendering changes so that cached splits from an older generator are not reused.
 GENERATOR_VERSION = 1
 # The seed's splits: 6,000 train / 2,000 val / 2,000 test.
@@ -125,8 +131,10 @@ def generate_split(
     height: int = 32,
     question: str = DEFAULT_QUESTION,
     subset: int | None = None,
+    pixels: bool = False,
 ) -> Path:
-    """Write ``count`` captchas and ``{split}.jsonl`` (plus ``{split}_subset_{N}.jsonl``)."""
+    """Write ``count`` captchas and ``{split}.jsonl`` (plus ``{split}_subset_{N}.jsonl``, and with
+    ``pixels`` the decoded images as ``{split}.pixels.npy``)."""
     _validate(split, count, digits, width, height)
     if subset is not None and not 0 < subset <= count:
         raise ValueError(f"subset must be between 1 and count ({count}), got {subset}")
@@ -135,17 +143,77 @@ def generate_split(
     key = split_rng_key(seed, split)
     index_width = max(5, len(str(count - 1)))
     rows = []
+    images = np.empty((count, height, width), dtype=np.uint8) if pixels else None
     for i in range(count):
         rng = np.random.default_rng([key, i])
         answer = "".join(str(d) for d in rng.integers(0, 10, size=digits))
         rel = f"{IMAGES_DIR}/captcha_{split}_{i:0{index_width}d}.png"
-        render_captcha(answer, rng, width, height).save(out / rel, format="PNG")
+        image = render_captcha(answer, rng, width, height)
+        image.save(out / rel, format="PNG")
+        if images is not None:
+            images[i] = np.asarray(image)
         rows.append({"image": rel, "question": question, "answer": answer})
     jsonl = out / f"{split}.jsonl"
+    if images is not None:
+        _write_pixels(pixels_path(jsonl), images)
     _write_jsonl(jsonl, rows)
     if subset is not None:
         _write_jsonl(out / f"{split}_subset_{subset}.jsonl", rows[:subset])
     return jsonl
+
+
+def pixels_path(jsonl: str | Path) -> Path:
+    """Where a split's decoded images live: ``{split}.pixels.npy`` beside ``{split}.jsonl``."""
+    jsonl = Path(jsonl)
+    return jsonl.with_name(jsonl.stem + PIXELS_SUFFIX)
+
+
+def _write_pixels(path: Path, images: np.ndarray) -> bool:
+    """Atomic: concurrent writers each write their own temporary file and rename it into place.
+
+    Only a cache: where it cannot be written (a full disk, a read-only data folder) nothing is
+    left behind, False is returned and readers decode the PNGs instead."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "xb") as fh:
+            np.save(fh, images, allow_pickle=False)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def split_pixels(
+    jsonl: str | Path, records: Sequence[Record], width: int, height: int
+) -> np.ndarray:
+    """The images of a generated split (its JSONL's ``records``) as uint8 ``[count, height,
+    width]``, row i = record i.
+
+    Read from ``{split}.pixels.npy``; a split without one (written by ``generate_split`` without
+    ``pixels``, or by an older version) has its PNGs decoded once and the file written atomically,
+    so concurrent callers are safe and later ones only read (where it cannot be written, the
+    images are still returned: the next caller decodes them again).
+    """
+    path, shape = pixels_path(jsonl), (len(records), height, width)
+    try:
+        images = np.load(path, allow_pickle=False)
+        if images.dtype == np.uint8 and images.shape == shape:
+            return images
+    except (OSError, ValueError):
+        pass  # absent or unreadable: rebuilt from the PNGs below
+    images = np.empty(shape, dtype=np.uint8)
+    for i, rec in enumerate(records):
+        image = load_image(rec.image_path, rec.source or rec.id).convert("L")
+        if image.size != (width, height):
+            raise DataError(
+                f"{rec.source or rec.id}: image is {image.size[0]}x{image.size[1]}, expected "
+                f"{width}x{height}; delete {Path(jsonl).parent} to generate the split again"
+            )
+        images[i] = np.asarray(image)
+    _write_pixels(path, images)
+    return images
 
 
 def cache_dir_name(
@@ -177,7 +245,8 @@ def ensure_captcha_split(
     height: int = 32,
     question: str = DEFAULT_QUESTION,
 ) -> Path:
-    """Return the JSONL of a cached split, generating it first if absent.
+    """Return the JSONL of a cached split, generating it first if absent (with its decoded
+    images, ``split_pixels``).
 
     Generation goes to a temporary directory that is renamed into place, so concurrent callers
     never see a half-written split; a caller that loses the rename race uses the winner's files.
@@ -200,6 +269,7 @@ def ensure_captcha_split(
             width=width,
             height=height,
             question=question,
+            pixels=True,
         )
         try:
             os.rename(tmp, final)

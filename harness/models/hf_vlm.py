@@ -164,6 +164,8 @@ class HFVisionLM(PrefixLM):
             use_cache=use_cache,
         )
 
+    reuses_prompt_cache = False  # generate_greedy is the VLM's own generate
+
     @torch.no_grad()
     def generate_greedy(self, batch: EncodedBatch, max_new_tokens: int) -> list[list[int]]:
         """Greedy ``generate`` on left-padded prompts; new tokens up to (without) EOS."""

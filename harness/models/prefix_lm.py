@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from harness.attention import build_attention_mask, prefix_ids_from_mask, use_attention
@@ -142,6 +144,11 @@ class PrefixLM(nn.Module):
         ids = self.tokenizer.encode(answer, add_special_tokens=False)
         return [*ids, self.tokenizer.eos_token_id]
 
+    def preprocess_arrays(self, images: np.ndarray) -> torch.Tensor:
+        """Pixels of already decoded uint8 grayscale images ``[N, H, W]``: the same values as
+        ``preprocess`` of each image (models may do it faster for a whole batch)."""
+        return torch.stack([self.preprocess(Image.fromarray(a)) for a in images])
+
     def prefix_len(self) -> int:
         return (1 if self.tokenizer.bos_token_id is not None else 0) + self.image_tokens
 
@@ -172,18 +179,41 @@ class PrefixLM(nn.Module):
         return EncodedBatch(input_ids, attention, prefix, labels, pixel_values)
 
     # ------------------------------------------------------------------ generation
+    reuses_prompt_cache = True
+    """``score_and_generate`` may decode from the teacher-forced forward's KV cache (a model whose
+    ``generate_greedy`` decodes its own way sets this False)."""
+
     @torch.no_grad()
     def generate_greedy(self, batch: EncodedBatch, max_new_tokens: int) -> list[list[int]]:
         """Greedy decoding with the KV cache; the custom mask is used for the prefill only
         (decode steps see every earlier position, which is right for both attention modes)."""
-        eos = self.tokenizer.eos_token_id
+        out = self(batch, use_cache=True)
+        return self._decode(
+            out.logits[:, -1], out.past_key_values, batch.attention_mask, max_new_tokens
+        )
+
+    @torch.no_grad()
+    def score_and_generate(self, batch: EncodedBatch, prompt_len: int, max_new_tokens: int):
+        """Teacher-forced outputs of ``batch`` (prompts + answers, right-padded; every prompt
+        exactly ``prompt_len`` tokens) and the greedy answers, from one forward pass: its cache,
+        cut back to the prompt, is the prefill ``generate_greedy`` would compute (no prompt
+        position sees an answer token in either attention mode), so prompts are encoded once."""
         out = self(batch, use_cache=True)
         past = out.past_key_values
-        attention = batch.attention_mask
+        past.crop(prompt_len - past.get_seq_length())  # transformers 5: crop(-n) drops n tokens
+        first = out.logits[:, prompt_len - 1]
+        generated = self._decode(first, past, batch.attention_mask[:, :prompt_len], max_new_tokens)
+        return out, generated
+
+    def _decode(
+        self, logits, past, attention: torch.Tensor, max_new_tokens: int
+    ) -> list[list[int]]:
+        """Greedy steps after a prefill whose last logits are ``logits`` (``[B, V]``)."""
+        eos = self.tokenizer.eos_token_id
         positions = attention.long().sum(-1, keepdim=True) - 1
         done = torch.zeros(attention.shape[0], dtype=torch.bool, device=attention.device)
         generated: list[torch.Tensor] = []
-        next_tok = out.logits[:, -1].argmax(-1)
+        next_tok = logits.argmax(-1)
         for _ in range(max_new_tokens):
             next_tok = torch.where(done, torch.full_like(next_tok, eos), next_tok)
             generated.append(next_tok)

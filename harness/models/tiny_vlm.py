@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -26,7 +27,14 @@ def image_grid(tokens: int, aspect: float) -> tuple[int, int]:
 
 
 class ConvVision(nn.Module):
-    """Three conv + pool stages, then an adaptive pool to exactly ``tokens`` positions."""
+    """Three conv + max-pool stages, then a max-pool to exactly ``tokens`` positions, plus a
+    learned embedding per position.
+
+    Max-pooling all the way keeps each token's strongest local responses; averaging the stage
+    outputs down to fewer tokens (this stem's first version) blurs them, and a 24-token grid
+    then learns about as slowly as 12. The stem's weights are channels-last, so the
+    convolutions take oneDNN's NHWC kernels: the same arithmetic in about half the CPU time.
+    """
 
     def __init__(
         self, channels: int, tokens: int, height: int, width: int, rows: int | None = None
@@ -43,9 +51,9 @@ class ConvVision(nn.Module):
             nn.Conv2d(c2, channels, 3, padding=1),
             nn.GELU(),
             nn.MaxPool2d(2),
-        )
+        ).to(memory_format=torch.channels_last)
         grid = (rows, tokens // rows) if rows else image_grid(tokens, height / width)
-        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.pool = nn.AdaptiveMaxPool2d(grid)
         self.positions = nn.Parameter(torch.randn(tokens, channels) * 0.02)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -75,7 +83,11 @@ class TinyVLM(PrefixLM):
             )
         )
         vision = ConvVision(
-            cfg.vision_channels, cfg.image_tokens, cfg.input_height, cfg.input_width, cfg.image_rows
+            cfg.vision_channels,
+            cfg.image_tokens,
+            cfg.input_height,
+            cfg.input_width,
+            cfg.image_rows,
         )
         projector = nn.Sequential(
             nn.Linear(cfg.vision_channels, cfg.hidden_size),
@@ -91,6 +103,13 @@ class TinyVLM(PrefixLM):
         img = image.convert("L").resize((w, h), Image.Resampling.BILINEAR)
         data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).float()
         return (data.view(1, h, w) / 127.5) - 1.0
+
+    def preprocess_arrays(self, images: np.ndarray) -> torch.Tensor:
+        """``[N, 1, H, W]``; images already at the input size skip PIL (same values, bit for bit)."""
+        if images.ndim != 3 or images.shape[1:] != self.input_size:
+            return super().preprocess_arrays(images)
+        data = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).float()
+        return (data.unsqueeze(1) / 127.5) - 1.0
 
 
 def build_tiny_vlm(cfg: ModelConfig) -> TinyVLM:

@@ -19,12 +19,13 @@ from harness.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Parser, run_c
 from harness.runner import preflight
 from harness.runner.executor import Executor, LocalProcessExecutor
 from harness.runner.loop import RunResult, StopRequest, run_plan
-from harness.runner.matrix import Matrix, load_matrix, parse_assignment, select
+from harness.runner.matrix import Cell, Matrix, load_matrix, parse_assignment, select
 from harness.runner.plan import RERUN_CHOICES, Plan, make_plan
 from harness.runner.progress import cell_labels, make_progress, summary_table
 from harness.runner.store import Store
 from harness.runner.tracking import MODES
 from harness.runner.wandb_tracker import make_tracker, resolve_tracking
+from harness.runner.workers import auto_workers, describe
 
 
 def _count(text: str) -> int:
@@ -94,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         metavar="N",
-        help="run up to N cells at once (default: 1 locally; with --executor ray, every "
-        "pending cell is handed to Ray at once and Ray schedules them)",
+        help="run up to N cells at once (default: the matrix's `workers:`, else 1; `auto` "
+        "there is one per GPU, or per `runtime.threads` cores on CPU; with --executor ray, "
+        "every pending cell is handed to Ray at once and Ray schedules them)",
     )
     p.add_argument(
         "--executor",
@@ -165,15 +167,15 @@ def _main(args: argparse.Namespace, err: Console) -> int:
         return EXIT_OK
     to_run = [p.cell for p in plan.cells if p.action == "run"]
     preflight.devices(to_run, command is not None, matrix.source)
+    workers = _workers(args, matrix, to_run)
     # first: a Ray cluster that cannot be reached writes nothing; and before our signal
     # handlers, since ray.init installs its own SIGTERM handler
-    executor = _make_executor(args, command)
+    executor = _make_executor(args, command, workers)
     try:
         store.ensure_writable()
         store.write_matrix_meta(
             matrix.name, matrix.description, matrix.source, matrix.cells, matrix.paired
         )
-        workers = args.workers or (max(1, plan.count("run")) if args.executor == "ray" else 1)
         labels = cell_labels(matrix.cells, matrix.paired)
         progress = make_progress(quiet=args.quiet, labels=labels)
         warn = (lambda text: err.print(text, markup=False)) if args.quiet else progress.message
@@ -182,6 +184,8 @@ def _main(args: argparse.Namespace, err: Console) -> int:
             with StopRequest().installed() as stop:
                 if matrix.duplicates:
                     progress.message(f"note: {matrix.duplicates} duplicate cell(s) merged")
+                if isinstance(executor, LocalProcessExecutor) and workers > 1:
+                    progress.message(f"{describe(executor.slots)}; --workers N to change")
                 result = run_plan(
                     plan, executor, progress, tracker=tracker, stop=stop, workers=workers
                 )
@@ -219,14 +223,24 @@ def _finish(result: RunResult, matrix: Matrix, err: Console) -> int:
     return EXIT_OK
 
 
-def _make_executor(args: argparse.Namespace, command: list[str] | None) -> Executor:
+def _workers(args: argparse.Namespace, matrix: Matrix, to_run: list[Cell]) -> int:
+    """Cells at once: ``--workers``; with Ray every pending cell (Ray schedules them); else the
+    matrix's ``workers:`` (``auto``: ``harness.runner.workers.auto_workers``)."""
+    if args.workers:
+        return args.workers
+    if args.executor == "ray":
+        return max(1, len(to_run))
+    if matrix.workers == "auto":
+        return auto_workers([c.config for c in to_run])
+    return int(matrix.workers)
+
+
+def _make_executor(args: argparse.Namespace, command: list[str] | None, workers: int) -> Executor:
     if args.executor == "ray":
         from harness.runner.ray_executor import RayExecutor
 
         return RayExecutor(address=args.address, command=command)
-    return LocalProcessExecutor(
-        command=command, workers=args.workers or 1, warm=not args.cold_start
-    )
+    return LocalProcessExecutor(command=command, workers=workers, warm=not args.cold_start)
 
 
 def _resume_command() -> str:

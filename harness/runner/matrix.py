@@ -13,6 +13,7 @@ The format is documented for users in ``experiments/README.md``. In short::
     include: [{attention.mode: causal, train.lr: 3.0e-3}]
     repeats: 2                            # or seeds: [0, 1]
     tracking: {mode: offline}             # W&B (harness/runner/tracking.py); not in cell ids
+    workers: auto                         # cells at once locally (--workers wins); not in ids
 
 Expansion order: grid (first axis slowest), ``exclude``, ``include`` (GitHub Actions rules: an
 entry whose axis values match grid cells adds its other keys to them, otherwise it is a new
@@ -46,6 +47,7 @@ TOP_KEYS = (
     "repeats",
     "seeds",
     "tracking",
+    "workers",
 )
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -84,6 +86,9 @@ class Matrix:
     """Paired axes: label -> the dotted keys that vary together (one logical axis)."""
     tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
     """The ``tracking:`` section (W&B); not part of any cell's config or id."""
+    workers: int | str = 1
+    """The ``workers:`` key: cells run at once by the local executor unless ``--workers`` says
+    otherwise; ``auto`` is resolved at run time (``harness.runner.workers.auto_workers``)."""
 
 
 # --------------------------------------------------------------------------- values
@@ -132,6 +137,7 @@ def build_matrix(
     include = _parse_entries(raw.get("include"), "include", errors)
     seeds = _parse_repeats(raw.get("repeats"), raw.get("seeds"), errors)
     tracking = parse_tracking(raw.get("tracking"), errors)
+    workers = _parse_workers(raw.get("workers", 1), errors)
     fixed = {k: CELL_KEYS.check(k, v, "--set ", errors) for k, v in overrides}
     if not axes and not include and not errors:
         errors.append(
@@ -152,7 +158,7 @@ def build_matrix(
     paired = {
         lab: list(axis[0]) for lab, axis in zip(labels, axes, strict=True) if lab not in axis[0]
     }
-    return Matrix(name, desc, source, cells, duplicates, paired, tracking)
+    return Matrix(name, desc, source, cells, duplicates, paired, tracking, workers)
 
 
 def _parse_name(name: Any, errors: list[str]) -> str:
@@ -160,6 +166,13 @@ def _parse_name(name: Any, errors: list[str]) -> str:
         errors.append(f"`name`: {name!r} is not a valid folder name (letters, digits, `-_.`)")
         return "invalid"
     return name
+
+
+def _parse_workers(workers: Any, errors: list[str]) -> int | str:
+    if workers == "auto" or (type(workers) is int and 1 <= workers <= 1024):
+        return workers
+    errors.append(f"`workers`: expected `auto` or an integer from 1 to 1024, got {workers!r}")
+    return 1
 
 
 def _parse_base(base: Any, errors: list[str]) -> dict[str, Any]:

@@ -86,3 +86,24 @@ def describe(slots: list[dict[str, str]]) -> str:
     if any(g is not None for g in gpus):
         parts.append("GPU " + ", ".join(f"{g}" for g in gpus))
     return f"{len(slots)} workers" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def auto_workers(
+    configs: list[dict], cores: int | None = None, gpus: list[str] | None = None
+) -> int:
+    """``workers: auto`` for the cells about to run (resolved configs): one worker per visible
+    GPU when the cells use CUDA (``runtime.device: cuda``, or ``auto`` with a GPU visible); on
+    CPU, as many as the cores hold cells of ``runtime.threads`` threads when every cell pins an
+    integer (``threads: 1`` on 2 cores: 2 workers), else 1 (``auto``/null threads already use
+    every core); never more than the cells."""
+    if not configs:
+        return 1
+    gpus = visible_gpus() if gpus is None else gpus
+    devices = {c["runtime"]["device"] for c in configs}
+    if "cuda" in devices or ("auto" in devices and gpus):
+        return max(1, min(len(gpus), len(configs)))
+    threads = [c["runtime"]["threads"] for c in configs]
+    if not all(type(t) is int and t > 0 for t in threads):
+        return 1
+    cores = usable_cores() if cores is None else cores
+    return max(1, min(cores // max(threads), len(configs)))

@@ -8,14 +8,16 @@ import os
 import signal
 import time
 
+import pytest
 import yaml
 
+from harness.config import ConfigError
 from harness.runner import make_plan, run_plan
 from harness.runner.executor import LocalProcessExecutor
 from harness.runner.matrix import build_matrix, load_matrix
 from harness.runner.progress import QuietProgress
 from harness.runner.store import Store
-from harness.runner.workers import slot_envs
+from harness.runner.workers import auto_workers, slot_envs
 
 from .conftest import REPO, write_matrix
 from .test_cli import cell_dirs, fake_cli, outcomes, starts, wait_for
@@ -204,3 +206,55 @@ def test_a_cell_command_that_cannot_start_fails_each_cell_and_the_run_goes_on(tm
     for _, summary, _ in result.rows:
         assert summary["written_by"] == "runner" and summary["error"]["type"] == "executor"
         assert "could not be started" in summary["error"]["message"]
+
+
+def cfg(device: str = "cpu", threads: object = 1) -> dict:
+    return {"runtime": {"device": device, "threads": threads}}
+
+
+def test_auto_workers_fill_the_cores_or_the_gpus_never_more_than_the_cells():
+    six = [cfg()] * 6
+    assert auto_workers(six, cores=2, gpus=[]) == 2  # threads: 1 on 2 cores
+    assert auto_workers(six, cores=16, gpus=[]) == 6  # never more than the cells
+    assert auto_workers([cfg(threads=4)] * 6, cores=16, gpus=[]) == 4
+    assert auto_workers([cfg(threads=4), cfg(threads=8)], cores=16, gpus=[]) == 2
+    assert auto_workers([cfg(threads=4)], cores=2, gpus=[]) == 1  # more threads than cores
+    assert auto_workers([cfg(threads="auto")] * 6, cores=16, gpus=[]) == 1  # uses every core
+    assert auto_workers([cfg(threads=None)] * 6, cores=16, gpus=[]) == 1
+    assert auto_workers([cfg("auto")] * 6, cores=16, gpus=["0", "1", "2"]) == 3  # one per GPU
+    assert auto_workers([cfg("cuda")] * 6, cores=16, gpus=["0"]) == 1
+    assert auto_workers([cfg("auto")] * 6, cores=2, gpus=[]) == 2  # auto without a GPU: CPU
+    assert auto_workers([], cores=2, gpus=[]) == 1
+
+
+def test_the_matrix_workers_key_is_validated():
+    base = {"name": "w", "matrix": {"seed": [0, 1]}}
+    assert build_matrix(base, "w.yaml", []).workers == 1
+    assert build_matrix({**base, "workers": "auto"}, "w.yaml", []).workers == "auto"
+    assert build_matrix({**base, "workers": 3}, "w.yaml", []).workers == 3
+    for bad in (0, -1, "two", 2.5, True, 10**6):
+        with pytest.raises(ConfigError, match="`workers`: expected `auto` or an integer"):
+            build_matrix({**base, "workers": bad}, "w.yaml", [])
+    ids = {c.cell_id for c in build_matrix(base, "w.yaml", []).cells}
+    assert ids == {c.cell_id for c in build_matrix({**base, "workers": 2}, "w.yaml", []).cells}
+
+
+def test_the_matrix_workers_key_runs_cells_at_once_and_the_flag_wins(tmp_path):
+    path = write_matrix(tmp_path / "m.yaml", list("abcd"), steps=5, step_ms=100)
+    raw = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**raw, "workers": 2}))
+    store = tmp_path / "runs"
+    proc = fake_cli(path, store)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert "2 workers" in out + err and outcomes(store) == ["completed"] * 4
+    proc = fake_cli(path, tmp_path / "runs1", "--workers", "1")
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert "workers" not in out + err and outcomes(tmp_path / "runs1") == ["completed"] * 4
+
+
+def test_shipped_demo_matrix_runs_one_cell_per_core():
+    demo = load_matrix(REPO / "experiments" / "attention.yaml")
+    assert demo.workers == "auto"
+    assert auto_workers([c.config for c in demo.cells], cores=2, gpus=[]) == 2
