@@ -313,7 +313,10 @@ def _axis_values(
     return out
 
 
-def _fixed(cells: list[CellResult], axes: list[str]) -> dict[str, Any]:
+def _fixed(cells: list[CellResult], varied: set[str]) -> dict[str, Any]:
+    """Settings every cell shares: the parsed configs' keys that no axis varies (``varied``: the
+    dotted keys the cells record as axes, paired ones included, and the axis labels) and that
+    agree wherever more than one config was parsed."""
     flats = [flatten(c.config) for c in cells if c.config is not None]
     if not flats:
         return {}
@@ -321,7 +324,7 @@ def _fixed(cells: list[CellResult], axes: list[str]) -> dict[str, Any]:
     return {
         k: first[k]
         for k in sorted(first)
-        if k not in axes and all(hashable(f.get(k)) == hashable(first[k]) for f in flats[1:])
+        if k not in varied and all(hashable(f.get(k)) == hashable(first[k]) for f in flats[1:])
     }
 
 
@@ -362,8 +365,13 @@ def load_results(store_dir: str | Path) -> Results:
         if parse_all or i == 0 or c.outcome != "completed" or _unplanned(c):
             config = _read_yaml(path / CONFIG_FILE)
             cells[i] = replace(c, config=config if isinstance(config, dict) else None)
+    varied = set().union(*(c.axes for c in cells))  # dotted keys, before pairs are folded
     cells, meta = _merge_paired(cells, meta)
     cells, axes = _fill_axes(cells, meta)
+    paired = meta.get("paired") if isinstance(meta.get("paired"), dict) else {}
+    varied |= set(axes) | {
+        str(k) for keys in paired.values() if isinstance(keys, list) for k in keys
+    }
     values = _axis_values(cells, axes, meta)
     rank = {k: {hashable(v): i for i, v in enumerate(vs)} for k, vs in values.items()}
     cells.sort(
@@ -377,6 +385,6 @@ def load_results(store_dir: str | Path) -> Results:
         cells=tuple(cells),
         axes=tuple(axes),
         axis_values=values,
-        fixed=_fixed(cells, axes),
+        fixed=_fixed(cells, varied),
         meta=meta,
     )

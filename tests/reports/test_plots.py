@@ -18,6 +18,7 @@ from matplotlib.patches import Patch
 from matplotlib.text import Text
 
 from reports import load_results, make_plots
+from reports.markdown import render_markdown
 from reports.plot_cells import MAX_ROWS, interval
 from reports.plot_style import RC, styles
 from reports.plots import figures, samples_per_step
@@ -186,3 +187,16 @@ def test_large_stores_cap_rows_and_colour_without_a_legend(tmp_path):
     assert rows == MAX_ROWS
     assert not figs["loss"].legends
     assert "30 configurations, colour only" in figs["loss"]._suptitle.get_text()
+
+
+def test_settings_shared_by_every_cell_never_list_what_an_axis_varies(tmp_path):
+    """The demo's store: only the first cell's config is parsed (every cell completed), so the
+    keys of the paired axes must be known from the cells' axes, not from comparing configs."""
+    store = load_results(demo_store(tmp_path))
+    varied = {"attention.mode", "attention.impl", "train.grad_accum", "train.max_steps"}
+    assert not varied & set(store.fixed), sorted(varied & set(store.fixed))
+    assert store.fixed["train.micro_batch"] == 4 and store.fixed["seed"] == 0
+    text = render_markdown(store)
+    shared = text.split("Settings shared by every cell:")[1].split("## Results")[0]
+    assert "`train.micro_batch`: `4`" in shared
+    assert not any(f"`{k}`" in shared for k in varied), shared
