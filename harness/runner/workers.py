@@ -81,7 +81,8 @@ def describe(slots: list[dict[str, str]]) -> str:
     parts = []
     threads = {s.get(THREADS_ENV) for s in slots}
     if threads != {None}:
-        parts.append(f"{threads.pop()} thread(s) each")
+        n = threads.pop()
+        parts.append(f"{n} thread{'' if n == '1' else 's'} each")
     gpus = [s.get(GPUS_ENV) for s in slots]
     if any(g is not None for g in gpus):
         parts.append("GPU " + ", ".join(f"{g}" for g in gpus))

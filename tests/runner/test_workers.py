@@ -17,7 +17,7 @@ from harness.runner.executor import LocalProcessExecutor
 from harness.runner.matrix import build_matrix, load_matrix
 from harness.runner.progress import QuietProgress
 from harness.runner.store import Store
-from harness.runner.workers import auto_workers, slot_envs
+from harness.runner.workers import auto_workers, describe, slot_envs
 
 from .conftest import REPO, write_matrix
 from .test_cli import cell_dirs, fake_cli, outcomes, starts, wait_for
@@ -258,3 +258,11 @@ def test_shipped_demo_matrix_runs_one_cell_per_core():
     demo = load_matrix(REPO / "experiments" / "attention.yaml")
     assert demo.workers == "auto"
     assert auto_workers([c.config for c in demo.cells], cores=2, gpus=[]) == 2
+
+
+def test_the_workers_line_says_what_each_slot_gets():
+    assert describe(slot_envs(1, {}, cores=2)) == "1 worker"
+    assert describe(slot_envs(2, {}, cores=2)) == "2 workers (1 thread each)"
+    two_gpus = slot_envs(2, {"CUDA_VISIBLE_DEVICES": "0,1"}, cores=8)
+    assert describe(two_gpus) == "2 workers (4 threads each; GPU 0, 1)"
+    assert describe(slot_envs(2, {"OMP_NUM_THREADS": "3"}, cores=8)) == "2 workers"
