@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.runner.procs import die_with_parent, signal_group
+from harness.runner.procs import signal_group, start_cell_process
 from harness.runner.task import CellHandle, CellTask, Executor, ExecutorError, ExitStatus
 from harness.runner.warm import WarmServer, warm_unavailable
 from harness.runner.workers import slot_envs
@@ -102,17 +102,7 @@ class LocalProcessExecutor:
                 self.warm = None
             if handle is not None:
                 return handle
-        with open(task.log_path, "ab") as log:
-            proc = subprocess.Popen(
-                self.argv(task),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                preexec_fn=die_with_parent(os.getpid()),
-            )
-        return LocalProcessHandle(proc)
+        return LocalProcessHandle(start_cell_process(self.argv(task), env, task.log_path))
 
     def wait_any(
         self, handles: Sequence[CellHandle], timeout: float

@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -37,3 +38,18 @@ def signal_group(pgid: int, sig: int) -> None:
     """Signal a cell's process group; a group that is already gone is not an error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def start_cell_process(argv: list[str], env: dict[str, str], log_path: str) -> subprocess.Popen:
+    """A cell command in its own session and process group (killable as a group), stdout and
+    stderr appended to ``log_path``, no stdin, dying with this process (``die_with_parent``)."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent(os.getpid()),
+        )

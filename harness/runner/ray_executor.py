@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from harness.runner.procs import die_with_parent, signal_group
+from harness.runner.procs import signal_group, start_cell_process
 from harness.runner.task import CellHandle, CellTask, ExecutorError, ExitStatus
 
 INSTALL_HINT = (
@@ -116,16 +116,7 @@ def run_cell_task(spec: dict[str, Any], control: Any) -> dict[str, Any]:
     }  # with Ray's CUDA_VISIBLE_DEVICES, OMP_NUM_THREADS
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + path if path else "")
-    with open(spec["log_path"], "ab") as log:
-        proc = subprocess.Popen(
-            [*command, *spec["argv"]],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            preexec_fn=die_with_parent(os.getpid()),
-        )
+    proc = start_cell_process([*command, *spec["argv"]], env, spec["log_path"])
     kill_at = time.monotonic() + spec["kill_after_s"] if spec["kill_after_s"] else None
     timed_out = interrupted = False
     while True:
