@@ -20,8 +20,8 @@ from loaders.errors import (
     VocabSizeError,
 )
 from loaders.formats import FORMATS
+from loaders.load_report import LoadReport
 from loaders.moe import DyLoRAMoEModel
-from loaders.report import LoadReport
 
 FORMAT_NAMES = (
     "hf-full",

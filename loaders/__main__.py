@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from harness.errors import Parser, run_command
+from harness.contracts.errors import Parser, run_command
 from loaders.api import inspect_checkpoint, load_checkpoint
 from loaders.errors import CheckpointError
 
@@ -29,7 +29,7 @@ def _parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: a checkpoint error is one clear line and exit 2 (``harness.errors``)."""
+    """CLI entry point: a checkpoint error is one clear line and exit 2 (``harness.contracts.errors``)."""
     args = _parser().parse_args(argv)
     return run_command(lambda: _main(args), CheckpointError)
 

@@ -15,7 +15,7 @@ from loaders.context import ROUTING_MODES, LoadContext
 from loaders.errors import AmbiguousCheckpointError, InvalidOptionError, NothingLoadableError
 from loaders.formats import FORMATS
 from loaders.io import TENSOR_SUFFIXES
-from loaders.report import LoadReport
+from loaders.load_report import LoadReport
 
 WANDB_MODEL_DIR = "best_model"
 MOE_FORMAT = "dylora-moe"

@@ -9,8 +9,8 @@ from torch import nn
 
 from loaders.context import LoadContext
 from loaders.errors import MissingKeysError, ShapeMismatchError
+from loaders.load_report import KeyReport
 from loaders.lora import candidate_names
-from loaders.report import KeyReport
 
 
 def _target(key: str, names: set[str]) -> str | None:

@@ -11,7 +11,7 @@ from torch import nn
 
 from loaders import probe
 from loaders.errors import InvalidOptionError
-from loaders.report import LoadReport
+from loaders.load_report import LoadReport
 
 ROUTING_MODES = ("top1", "dense")
 

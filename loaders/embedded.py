@@ -26,7 +26,7 @@ def build_embedded(
     disturbing the caller's global RNG state.
     """
     try:
-        from harness.config import ModelConfig
+        from harness.contracts.config import ModelConfig
         from harness.models import build_model
     except ImportError as e:
         raise MissingBaseModelError(

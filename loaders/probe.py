@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from loaders.report import ProbeResult
+from loaders.load_report import ProbeResult
 
 PROBE_LENGTH = 4
 PROBE_SEED = 1234

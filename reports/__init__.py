@@ -7,8 +7,8 @@
 from reports.before_after import compare_stores, write_comparison
 from reports.markdown import render_markdown
 from reports.plots import make_plots
-from reports.report import write_report
 from reports.results import CellResult, Results, ResultsError, load_results
+from reports.writer import write_report
 
 __all__ = [
     "CellResult",

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from harness.errors import Parser, run_command, writable_file
+from harness.contracts.errors import Parser, run_command, writable_file
 from reports.before_after import compare_stores, write_comparison
-from reports.report import write_report
+from reports.writer import write_report
 
 
 def _report_parser() -> Parser:
@@ -39,7 +39,7 @@ def _compare_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (bad input: one line, exit 2; ``harness.errors``)."""
+    """Entry point; returns the exit status (bad input: one line, exit 2; ``harness.contracts.errors``)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     return run_command(lambda: _main(args_list))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.store_files import atomic_write_text
+from harness.contracts.store_files import atomic_write_text
 from reports import fmt
 from reports.comparisons import Config, compare
 from reports.results import CellResult, Results, hashable, load_results

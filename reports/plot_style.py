@@ -1,7 +1,7 @@
 """What every plot shares: one short label and one colour per configuration, the panel layout.
 
 A configuration is a set of cells that differ only by repeat (``reports.tables.configurations``).
-Its label is built by ``harness/labels.py`` from the axes that vary (a paired axis, stored as
+Its label is built by ``harness/contracts/labels.py`` from the axes that vary (a paired axis, stored as
 ``"mode=causal, impl=sdpa"``, is split back into its parts), e.g. ``causal·sdpa | ga4``; its
 colour is fixed by its position in the store, so a configuration looks the same in every plot.
 Artists drawn for a configuration carry its label as their ``gid`` (tests check the colours).
@@ -19,7 +19,7 @@ import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from harness.labels import MAX_VALUE, Group, axis_texts, elide, short_labels
+from harness.contracts.labels import MAX_VALUE, Group, axis_texts, elide, short_labels
 from reports import fmt
 from reports.comparisons import sweep_axes
 from reports.results import CellResult, Results, hashable

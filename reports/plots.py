@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
-from harness.schema import budget_shortfall
+from harness.contracts.schema import budget_shortfall
 from reports.comparisons import build_configs, sweep_axes
 from reports.plot_cells import FIGURES, MAX_ROWS, shown_cells
 from reports.plot_style import (

@@ -1,6 +1,6 @@
 """Read a run store into read-only dataclasses (the only module here that touches the disk).
 
-What is read, per cell directory ``STORE/<cell-id>/`` (formats in ``harness/schema.py``):
+What is read, per cell directory ``STORE/<cell-id>/`` (formats in ``harness/contracts/schema.py``):
 
 - ``cell.json``: ``axes`` (dotted key -> value) and ``repeat`` (written by the runner); when a
   cell has no recorded axes, the varying keys are found by diffing the resolved ``config.yaml``
@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
-from harness.errors import UserError
-from harness.keys import StoreYamlLoader, flatten
-from harness.schema import (
+from harness.contracts.errors import UserError
+from harness.contracts.keys import StoreYamlLoader, flatten
+from harness.contracts.schema import (
     CELL_FILE,
     CONFIG_FILE,
     METRICS_FILE,
@@ -38,8 +38,8 @@ from harness.schema import (
     SchemaError,
     budget_shortfall,
 )
-from harness.store_files import read_metrics, read_predictions, read_summary
-from harness.text_metrics import edit_distance
+from harness.contracts.store_files import read_metrics, read_predictions, read_summary
+from harness.contracts.text_metrics import edit_distance
 
 MATRIX_FILE = "matrix.json"
 REPEAT_KEYS = ("seed",)
@@ -213,7 +213,7 @@ def _curve(records: list[dict[str, Any]]) -> tuple[tuple[int, float, float | Non
 def _load_cell(path: Path) -> CellResult:
     """Read one cell directory except its config (axes may be empty until ``load_results``).
 
-    Every file is validated against ``harness/schema.py``; a cell with a file that does not fit
+    Every file is validated against ``harness/contracts/schema.py``; a cell with a file that does not fit
     (a torn or hand-edited summary, a metrics line of the wrong type) is a damaged cell: no
     summary, and ``problem`` says which file and key.
     """

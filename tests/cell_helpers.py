@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from harness.config import CellConfig, parse_cell_config
-from harness.keys import set_dotted
+from harness.contracts.config import CellConfig, parse_cell_config
+from harness.contracts.keys import set_dotted
 
 TINY_MODEL = {
     "hidden_size": 32,

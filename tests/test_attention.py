@@ -9,7 +9,7 @@ import torch
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM, PhiConfig, PhiForCausalLM
 from transformers.masking_utils import create_causal_mask
 
-from harness.attention import (
+from harness.cell.attention import (
     CPU_IMPLS,
     AttentionUnavailable,
     MaskCheckError,
@@ -21,8 +21,8 @@ from harness.attention import (
     self_check,
     use_attention,
 )
-from harness.config import ConfigError, parse_cell_config
-from harness.memory_probe import measure_one
+from harness.contracts.config import ConfigError, parse_cell_config
+from harness.tools.memory_probe import measure_one
 
 PREFIX = 6
 HIDDEN = 32

@@ -15,19 +15,19 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from harness.attention import self_check
-from harness.cell import run_cell
-from harness.checkpoints import save_checkpoint
-from harness.config import parse_cell_config
-from harness.encoding import EncodedSet, load_splits
-from harness.evaluate import evaluate
+from harness.cell.attention import self_check
+from harness.cell.checkpoints import save_checkpoint
+from harness.cell.encoding import EncodedSet, load_splits
+from harness.cell.evaluate import evaluate
+from harness.cell.run import run_cell
+from harness.cell.threads import available_cores
+from harness.cell.train import train_step
+from harness.cell.trainable import setup_trainable
+from harness.contracts.config import parse_cell_config
+from harness.contracts.schema import budget_shortfall
+from harness.contracts.store_files import read_metrics, read_predictions, read_summary
 from harness.models import build_model
 from harness.models.prefix_lm import IGNORE_INDEX, answer_loss
-from harness.schema import budget_shortfall
-from harness.store_files import read_metrics, read_predictions, read_summary
-from harness.threads import available_cores
-from harness.train import train_step
-from harness.trainable import setup_trainable
 from loaders import load_checkpoint
 from tests.cell_helpers import run_cell_cli, tiny_cell, tiny_config, write_text_jsonl, write_yaml
 
@@ -194,7 +194,7 @@ def test_lora_cell_round_trips_its_best_checkpoint(cache, tmp_path, monkeypatch)
         model.train(was_training)
         return evaluate(model, data, *args, **kwargs)
 
-    monkeypatch.setattr("harness.evaluate.evaluate", spy)
+    monkeypatch.setattr("harness.cell.evaluate.evaluate", spy)
     cfg = parse_cell_config(
         tiny_cell(cache, train__method="lora", train__lr=1e-2, checkpoint__peft_dir=True)
     )

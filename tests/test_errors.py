@@ -1,4 +1,4 @@
-"""The error boundary (harness/errors.py): user errors are one line and their exit status, a
+"""The error boundary (harness/contracts/errors.py): user errors are one line and their exit status, a
 full disk is exit 1, anything else keeps its traceback."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.errors import InputError, Parser, UserError, read_text, run_command
+from harness.contracts.errors import InputError, Parser, UserError, read_text, run_command
 
 
 class Known(Exception):

@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from harness.encoding import EncodedSet, load_splits
-from harness.evaluate import evaluate
+from harness.cell.encoding import EncodedSet, load_splits
+from harness.cell.evaluate import evaluate
 from harness.models import build_model
 from tests.cell_helpers import tiny_config
 

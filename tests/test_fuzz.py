@@ -226,7 +226,7 @@ def _main(entry: str) -> Callable[[list[str]], int]:
     if entry == "run":
         from harness.runner.cli import main
     elif entry == "cell":
-        from harness.cell import main
+        from harness.cell.run import main
     elif entry == "reports":
         from reports.__main__ import main
     elif entry == "loaders":
@@ -312,7 +312,7 @@ def test_the_same_as_a_real_process(inputs, tmp_path, case_id, entry, args, frag
 
 def test_the_alias_bomb_is_refused_without_being_expanded(monkeypatch):
     """Refused from the composed node graph: the constructor never runs, nothing is expanded."""
-    from harness.keys import YamlLoader, parse_yaml
+    from harness.contracts.keys import YamlLoader, parse_yaml
 
     def construct(*args, **kwargs):
         raise AssertionError("the document was constructed")

@@ -9,12 +9,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.attention import self_check
-from harness.cell import run_cell
-from harness.config import parse_cell_config
-from harness.memory import PeakMeter, apply_budget, is_oom
+from harness.cell.attention import self_check
+from harness.cell.memory import PeakMeter, apply_budget, is_oom
+from harness.cell.run import run_cell
+from harness.contracts.config import parse_cell_config
+from harness.contracts.store_files import read_summary
 from harness.models import build_model
-from harness.store_files import read_summary
 from tests.cell_helpers import tiny_cell
 
 pytestmark = [

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.cell import run_cell
-from harness.config import ModelConfig, parse_cell_config
+from harness.cell.run import run_cell
+from harness.contracts.config import ModelConfig, parse_cell_config
 from harness.models import ModelLoadError, build_model
 from harness.models.hf_vlm import HFVisionLM, build_hf_vlm
 from harness.models.prefix_lm import IGNORE_INDEX, PROMPT_TEMPLATE
@@ -212,7 +212,7 @@ def test_cell_refuses_prefix_bidirectional_cleanly(tmp_path, llava_dir):
 
 
 def test_freeze_vision_freezes_the_vision_tower(llava_dir):
-    from harness.trainable import setup_trainable
+    from harness.cell.trainable import setup_trainable
 
     cfg = parse_cell_config(
         {"model": {"name": "hf-vlm", "path": str(llava_dir), "freeze_vision": True}}

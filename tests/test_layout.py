@@ -119,3 +119,77 @@ def test_the_runner_imports_no_torch():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+# --- the boundary between the three parts, checked statically -------------------------------
+# contracts: torch-free, no other part of harness; the runner: never the cell, never torch;
+# reports: only the contracts of harness. Third-party imports are read from the same ast walk.
+
+HEAVY = ("torch", "transformers", "peft", "safetensors", "wandb")
+RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    # (importer prefix, forbidden project prefixes, forbidden third-party roots)
+    ("harness.contracts", ("harness.", "loaders", "reports"), HEAVY),
+    ("harness.runner", ("harness.cell", "harness.models", "harness.benchmark", "loaders"), HEAVY),
+    ("reports", ("harness.", "loaders"), HEAVY),
+)
+ALLOWED = {"harness.contracts": ("harness.contracts",), "reports": ("harness.contracts",)}
+"""Exceptions to the forbidden prefixes above: what each part may import of harness."""
+
+
+def _third_party(path: Path) -> set[str]:
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def boundary_violations(modules: dict[str, Path]) -> list[str]:
+    """Every import that crosses a boundary in ``RULES``, as ``importer -> imported`` lines."""
+    known = set(modules)
+    bad: list[str] = []
+    for name, path in sorted(modules.items()):
+        for prefix, forbidden, heavy in RULES:
+            if name != prefix and not name.startswith(prefix + "."):
+                continue
+            allowed = ALLOWED.get(prefix, ())
+            for target in sorted(_imports(path, name, known)):
+                if target.startswith(allowed) or not target.startswith(forbidden):
+                    continue
+                if target == prefix or target.startswith(prefix + "."):
+                    continue  # a part may import itself
+                bad.append(f"{name} -> {target}")
+            bad += [f"{name} -> {root}" for root in sorted(_third_party(path) & set(heavy))]
+    return bad
+
+
+def test_the_three_parts_keep_their_boundaries():
+    assert boundary_violations(_modules()) == []
+
+
+def test_each_boundary_check_fails_on_an_injected_violation(tmp_path):
+    """Inject one forbidden import per rule into a copy of the module table: each is reported."""
+    cases = {
+        "harness.contracts.schema": ("import torch\n", "harness.contracts.schema -> torch"),
+        "harness.contracts.config": (
+            "from harness.runner import matrix\n",
+            "harness.contracts.config -> harness.runner",
+        ),
+        "harness.runner.loop": (
+            "from harness.cell import train\n",
+            "harness.runner.loop -> harness.cell.train",
+        ),
+        "harness.runner.plan": ("import transformers\n", "harness.runner.plan -> transformers"),
+        "reports.tables": (
+            "from harness.runner.store import Store\n",
+            "reports.tables -> harness.runner.store",
+        ),
+    }
+    for module, (line, expected) in cases.items():
+        modules = _modules()
+        injected = tmp_path / f"{module}.py"
+        injected.write_text(line + modules[module].read_text(encoding="utf-8"), encoding="utf-8")
+        modules[module] = injected
+        assert expected in boundary_violations(modules), module

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.text_metrics import edit_distance
+from harness.contracts.text_metrics import edit_distance
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from harness.config import ConfigError, RuntimeConfig, parse_cell_config
-from harness.threads import available_cores, prepare_environment, resolve_threads
+from harness.cell.threads import available_cores, prepare_environment, resolve_threads
+from harness.contracts.config import ConfigError, RuntimeConfig, parse_cell_config
 
 
 def test_auto_is_the_default_and_means_the_cores_this_process_may_use():

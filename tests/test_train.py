@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import TrainConfig
+from harness.cell.train import lr_at
+from harness.contracts.config import TrainConfig
+from harness.contracts.schema import budget_shortfall
 from harness.runner.matrix import load_matrix
-from harness.schema import budget_shortfall
-from harness.train import lr_at
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 

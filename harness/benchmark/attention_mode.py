@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from harness.attention import ATTENTION_IMPLS
 from harness.benchmark.settings import BenchmarkInputError
+from harness.cell.attention import ATTENTION_IMPLS
 
 CELL_CONFIG = "config.yaml"
 
@@ -29,7 +29,7 @@ class Attention:
 
 
 def parse_flag(text: str) -> tuple[str, str]:
-    """``MODE[:IMPL]`` (impl defaults to sdpa), checked against harness.attention."""
+    """``MODE[:IMPL]`` (impl defaults to sdpa), checked against harness.cell.attention."""
     mode, _, impl = text.partition(":")
     impl = impl or "sdpa"
     if (mode, impl) not in ATTENTION_IMPLS:

@@ -118,9 +118,9 @@ def _writable(folder: Path) -> bool:
 
 def write_outputs(cfg: BenchmarkConfig, results) -> int:
     """Report + JSON; returns the exit status (3 when unchanged and not allowed)."""
-    from harness.benchmark.report import render
-    from harness.benchmark.results import write_json
-    from harness.store_files import atomic_write_text
+    from harness.benchmark.render import render
+    from harness.benchmark.result_schema import write_json
+    from harness.contracts.store_files import atomic_write_text
 
     status = EXIT_UNCHANGED if results.unchanged and not cfg.allow_unchanged else EXIT_OK
     results.exit_status = status
@@ -183,12 +183,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _guarded(cfg: BenchmarkConfig, argv: list[str], max_new_set: bool) -> int:
-    """The run behind the shared error boundary (``harness.errors.run_command``): a known
+    """The run behind the shared error boundary (``harness.contracts.errors.run_command``): a known
     error is one line (exit 2 bad input, 1 a failed run; a fetch error carries its own code)."""
     import torch
 
+    from harness.contracts.errors import run_command
     from harness.data.jsonl import DataError
-    from harness.errors import run_command
     from harness.models.hf import ModelLoadError
     from harness.wandb_access.fetch import FetchError
     from loaders import CheckpointError

@@ -1,6 +1,6 @@
 """Exact-match QA on the seed's JSONL: harness vision models and plain text LMs.
 
-Harness PrefixLMs (``tiny-vlm``, ``hf-vlm``) are scored by ``harness.evaluate.evaluate``, the same
+Harness PrefixLMs (``tiny-vlm``, ``hf-vlm``) are scored by ``harness.cell.evaluate.evaluate``, the same
 function training-time validation uses (batched greedy decoding, exact match after strip,
 teacher-forced token accuracy, CER). Every other model (transformers, PEFT, DyLoRA-MoE, trainable
 rows) is scored one sample at a time through ``TextLM`` with the same prompt layout
@@ -17,13 +17,13 @@ import torch
 from harness.benchmark.compare import side_interval
 from harness.benchmark.settings import BenchmarkInputError, GenerationSettings
 from harness.benchmark.sides import EvalModel, SideResult, Tick
+from harness.cell.encoding import EncodedSet
+from harness.cell.evaluate import evaluate
+from harness.contracts.text_metrics import edit_distance
 from harness.data.jsonl import Record
-from harness.encoding import EncodedSet
-from harness.evaluate import evaluate
 from harness.models.prefix_lm import PROMPT_TEMPLATE, PrefixLM
-from harness.text_metrics import edit_distance
 
-PREFIX_PATH = "harness.evaluate (batched greedy decoding, as training-time validation)"
+PREFIX_PATH = "harness.cell.evaluate (batched greedy decoding, as training-time validation)"
 TEXT_PATH = "text generation, one sample at a time"
 
 

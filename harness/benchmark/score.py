@@ -31,8 +31,8 @@ from harness.benchmark.code_eval import (
 )
 from harness.benchmark.code_report import Sources, render_code_report
 from harness.benchmark.sandbox import SandboxLimits, available_cores
-from harness.provenance import git_state
-from harness.store_files import atomic_write_text, write_json
+from harness.contracts.provenance import git_state
+from harness.contracts.store_files import atomic_write_text, write_json
 
 TASKS: tuple[str, ...] = ("humaneval",)
 """Tasks ``benchmark score`` scores (code generation, HumanEval's layout)."""

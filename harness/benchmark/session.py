@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
-from harness.benchmark import models
+from harness.benchmark import eval_models
 from harness.benchmark.attention_mode import Attention, attention_for
 from harness.benchmark.compare import compare_sides
-from harness.benchmark.results import BenchmarkResults, proof
+from harness.benchmark.result_schema import BenchmarkResults, proof
 from harness.benchmark.settings import (
     CODE_STOP,
     DEFAULT_MAX_NEW_TOKENS,
@@ -25,8 +25,9 @@ from harness.benchmark.sides import EvalModel, SideResult
 from harness.benchmark.source import TrainedSource, resolve_source
 from harness.benchmark.tasks import infer_task, load_samples, select
 from harness.benchmark.terminal import Terminal
+from harness.cell.device import torch_info
+from harness.contracts.provenance import collect_provenance
 from harness.models.prefix_lm import PrefixLM
-from harness.provenance import collect_provenance
 from loaders import inspect_checkpoint
 
 
@@ -103,10 +104,10 @@ def _base_side(
     """Build the base, evaluate it: (model, result, QA path, load seconds)."""
     t = time.perf_counter()
     with ui.spinner(f"loading the base model {spec}"):
-        module = models.build_base(
+        module = eval_models.build_base(
             spec, Path(info["path"]), device, cfg.dtype, cfg.allow_remote_code
         )
-    base = models.eval_model(
+    base = eval_models.eval_model(
         "base", module, device, _candidates(cfg, None, spec), cfg.allow_remote_code
     )
     _apply_attention(base, attention)
@@ -131,9 +132,9 @@ def _trained_model(
         "allow_remote_code": cfg.allow_remote_code,
     }
     with ui.spinner(f"loading {source.path} ({info['format']}: {info['reason']})"):
-        loaded = models.load_trained(source.path, target, device, options)
+        loaded = eval_models.load_trained(source.path, target, device, options)
     candidates = _candidates(cfg, source, base_spec)
-    return models.eval_model(
+    return eval_models.eval_model(
         "trained", loaded.model, device, candidates, cfg.allow_remote_code
     ), loaded
 
@@ -146,14 +147,14 @@ def run_benchmark(
     cfg, data, samples = _data(cfg, max_new_set)
     task = str(cfg.task)
     ui.say(f"task {task} ({data['task_reason']}); {data['selection']}")
-    device = models.pick_device(cfg.device)
+    device = eval_models.pick_device(cfg.device)
     with ui.spinner("getting the trained model"):
         source = resolve_source(cfg)
     if source.fetch_s:
         ui.say(f"trained model: {source.reference} -> {source.path} ({source.origin})")
     info = inspect_checkpoint(source.path)
     attention = attention_for(cfg.attention, source.metadata, Path(info["path"]))
-    base = models.choose_base(cfg.base_model, info, source.metadata)
+    base = eval_models.choose_base(cfg.base_model, info, source.metadata)
     timings: dict[str, float] = {"fetch_s": source.fetch_s, "load_base_s": 0.0}
     base_side, path, target, base_tokenizer = None, "", base.spec, None
     if cfg.compare and base.spec is not None:
@@ -214,7 +215,7 @@ def run_benchmark(
             "attention": {**asdict(attention), "applied": applied} if attention else None,
         },
         timings=timings,
-        provenance=collect_provenance(),
+        provenance=collect_provenance() | torch_info(),
         warnings=[*loaded.report.warnings, *_metadata_disagrees(source, loaded.format)],
     )
 
@@ -223,7 +224,7 @@ def _candidates(cfg: BenchmarkConfig, source: TrainedSource | None, base: str | 
     """Tokenizer folders to try: --tokenizer, then the trained model's folders, then the base's."""
     first = [cfg.tokenizer] if cfg.tokenizer else []
     trained = [source.path] if source is not None else []
-    return first + models.tokenizer_candidates(*trained, base)
+    return first + eval_models.tokenizer_candidates(*trained, base)
 
 
 def _metadata_disagrees(source: TrainedSource, detected: str) -> list[str]:

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from harness.benchmark.report import UNCHANGED_TITLE
+from harness.benchmark.render import UNCHANGED_TITLE
 from harness.benchmark.sides import Tick, no_tick
 from reports import fmt
 

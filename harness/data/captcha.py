@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from harness.data.jsonl import DataError, Record, load_image
-from harness.errors import (
+from harness.contracts.errors import (
     DISK_FULL_ERRNOS,
     InputError,
     Parser,
@@ -38,6 +37,7 @@ from harness.errors import (
     run_command,
     writable_dir,
 )
+from harness.data.jsonl import DataError, Record, load_image
 
 DEFAULT_QUESTION = "What is the text in this captcha image?"
 IMAGES_DIR = "images"
@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m harness.data.captcha`` / ``captcha-data``: bad arguments and an
-    unwritable ``--output-dir`` are one line and exit 2 (``harness.errors``)."""
+    unwritable ``--output-dir`` are one line and exit 2 (``harness.contracts.errors``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     count = args.count if args.count is not None else DEFAULT_COUNTS.get(args.split, 2000)

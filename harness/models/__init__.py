@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.config import ModelConfig
+from harness.contracts.config import ModelConfig
 from harness.models.hf import ModelLoadError, build_hf_causal_lm
 from harness.models.hf_vlm import HFVisionLM, build_hf_vlm
 from harness.models.prefix_lm import EncodedBatch, PrefixLM, answer_loss

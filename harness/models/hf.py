@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.config import ModelConfig
+from harness.contracts.config import ModelConfig
 from harness.models.prefix_lm import PrefixLM
 
 

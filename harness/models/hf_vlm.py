@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from harness.config import ModelConfig
+from harness.contracts.config import ModelConfig
 from harness.models.hf import ModelLoadError, _dtype
 from harness.models.prefix_lm import PROMPT_TEMPLATE, EncodedBatch, PrefixLM
 
@@ -56,7 +56,7 @@ class HFVisionLM(PrefixLM):
                 f"{type(processor).__name__} builds prompts in a way hf-vlm cannot reproduce"
             )
         # Not registered as a submodule (the tower already lives in ``decoder``): only lets
-        # ``model.freeze_vision`` in harness.trainable find the vision encoder.
+        # ``model.freeze_vision`` in harness.cell.trainable find the vision encoder.
         towers = [m for n, m in vlm.named_modules() if n.rsplit(".", 1)[-1] in _VISION_NAMES]
         object.__setattr__(self, "vision", towers[0] if towers else None)
 
@@ -105,7 +105,7 @@ class HFVisionLM(PrefixLM):
 
     def set_attention(self, mode: str, impl: str) -> None:
         """``causal`` only (the VLM builds its own masks); sdpa or eager on the whole VLM."""
-        from harness.attention import use_attention
+        from harness.cell.attention import use_attention
 
         if mode != "causal":
             raise ModelLoadError(

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from harness.attention import build_attention_mask, prefix_ids_from_mask, use_attention
+from harness.cell.attention import build_attention_mask, prefix_ids_from_mask, use_attention
 
 PROMPT_TEMPLATE = "\n\nQuestion: {question}\n\nAnswer:"
 IGNORE_INDEX = -100
@@ -66,7 +66,7 @@ class PrefixLM(nn.Module):
 
     # ------------------------------------------------------------------ attention
     def set_attention(self, mode: str, impl: str) -> None:
-        """Select the attention mode and implementation (see harness.attention)."""
+        """Select the attention mode and implementation (see harness.cell.attention)."""
         self.attention_mode, self.attention_impl = mode, impl
         use_attention(self.base_decoder(), mode, impl)
 

@@ -15,7 +15,7 @@ from PIL import Image
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from harness.config import ModelConfig
+from harness.contracts.config import ModelConfig
 from harness.models.prefix_lm import PrefixLM
 from harness.models.tokenizer import build_char_tokenizer
 

@@ -1,6 +1,6 @@
 """How a cell is named and its ending told in one line (the live display, plain lines, the table).
 
-A cell's label is built from the axes that vary (``harness/labels.py``), e.g. ``causal·sdpa |
+A cell's label is built from the axes that vary (``harness/contracts/labels.py``), e.g. ``causal·sdpa |
 ga4``; a finished cell's line says its outcome and what matters about it: the score and a
 shortfall (``time cap at 241/800 steps``), the OOM phase and memory, the error's phase and type.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.labels import aligned, axes_groups, short_labels
+from harness.contracts.labels import aligned, axes_groups, short_labels
+from harness.contracts.schema import budget_shortfall
 from harness.runner.matrix import Cell
-from harness.schema import budget_shortfall
 
 OUTCOME_STYLE = {
     "completed": "green",

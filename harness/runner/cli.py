@@ -14,8 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.config import ConfigError
-from harness.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Parser, run_command
+from harness.contracts.config import ConfigError
+from harness.contracts.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Parser, run_command
 from harness.runner import preflight
 from harness.runner.executor import Executor, LocalProcessExecutor
 from harness.runner.loop import RunResult, StopRequest, run_plan
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``run_matrix.py`` and the ``run-matrix`` console script: bad input is one
-    line and exit 2, nothing run or written (``harness.errors.run_command``)."""
+    line and exit 2, nothing run or written (``harness.contracts.errors.run_command``)."""
     args = build_parser().parse_args(argv)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     return run_command(
@@ -270,7 +270,7 @@ def _print_plan(plan: Plan, as_json: bool) -> None:
 def _write_report(store: Store, path: str, err: Console) -> bool:
     """Write the report after the run; False (and one line) when it could not be written: the
     run store is complete either way and ``python -m reports`` writes it later."""
-    from reports import ResultsError, write_report  # matplotlib: only when a report is asked
+    from reports import ResultsError, write_report  # matplotlib: only when a writer is asked
 
     out = Path(path) if path else store.matrix_dir / "EXPERIMENTS.md"
     try:

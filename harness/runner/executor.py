@@ -23,10 +23,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from harness.runner.procs import signal_group, start_cell_process
+from harness.contracts.paths import with_repo_on_path
+from harness.contracts.procs import signal_group, start_cell_process
 from harness.runner.task import CellHandle, CellTask, Executor, ExecutorError, ExitStatus
 from harness.runner.warm import WarmServer, warm_unavailable
 from harness.runner.workers import slot_envs
@@ -41,7 +41,6 @@ __all__ = [
     "LocalProcessHandle",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CELL_MODULE = "harness.cell"
 
 
@@ -81,10 +80,7 @@ class LocalProcessExecutor:
 
     def base_env(self) -> dict[str, str]:
         """The environment every cell gets (before its slot's additions)."""
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        path = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
-        return env
+        return with_repo_on_path({**os.environ, **self.env, "PYTHONUNBUFFERED": "1"})
 
     def cell_env(self, task: CellTask) -> dict[str, str]:
         return {**self.base_env(), **self.slots[task.worker % len(self.slots)]}

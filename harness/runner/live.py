@@ -24,7 +24,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from harness.labels import elide
+from harness.contracts.labels import elide
 from harness.runner.cell_text import FINISHED_OUTCOMES, OUTCOME_STYLE, cell_line, duration, label_of
 from harness.runner.matrix import Cell
 

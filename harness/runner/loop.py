@@ -1,6 +1,6 @@
 """Run the pending cells of a plan in isolation, up to N at once, and supervise each one.
 
-Every cell ends with exactly one ``summary.json`` (``harness/schema.py``): the cell writes it,
+Every cell ends with exactly one ``summary.json`` (``harness/contracts/schema.py``): the cell writes it,
 or, when the cell could not (a crash, a kill, a hang past its time limit), the runner writes it
 from what the cell left behind (``metrics.jsonl``, the tail of ``cell.log``). The runner writes
 ``config.yaml`` and ``cell.json``; the cell never does.
@@ -19,14 +19,7 @@ from typing import Any
 
 import yaml
 
-from harness.runner.executor import CellHandle, CellTask, Executor, ExitStatus
-from harness.runner.matrix import Cell
-from harness.runner.outcomes import finalize, now_iso
-from harness.runner.plan import Plan
-from harness.runner.progress import Progress, QuietProgress
-from harness.runner.store import CellLock
-from harness.runner.tracking import NullTracker, Tracker
-from harness.schema import (
+from harness.contracts.schema import (
     CELL_FILE,
     CONFIG_FILE,
     LOG_FILE,
@@ -35,7 +28,14 @@ from harness.schema import (
     CellInfo,
     SchemaError,
 )
-from harness.store_files import atomic_write_text, parse_line, to_json, write_json
+from harness.contracts.store_files import atomic_write_text, parse_line, to_json, write_json
+from harness.runner.executor import CellHandle, CellTask, Executor, ExitStatus
+from harness.runner.matrix import Cell
+from harness.runner.outcomes import finalize, now_iso
+from harness.runner.plan import Plan
+from harness.runner.progress import Progress, QuietProgress
+from harness.runner.store import CellLock
+from harness.runner.tracking import NullTracker, Tracker
 
 POLL_S = 0.2
 INTERRUPT_GRACE_S = 20.0

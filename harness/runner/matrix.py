@@ -3,7 +3,7 @@
 The format is documented for users in ``experiments/README.md``. In short::
 
     name: attention                       # cells go to runs/<name>/<cell-id>/
-    base: {train: {max_steps: 200}}       # a cell config (harness.config.CellConfig)
+    base: {train: {max_steps: 200}}       # a cell config (harness.contracts.config.CellConfig)
     matrix:                               # axes; their cartesian product is the grid
       attention.mode: [causal, prefix_bidirectional]
       batch:                              # a paired axis: mappings whose keys vary together
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import CELL_KEYS, CellConfig, ConfigError, config_hash, to_dict
-from harness.keys import get_dotted, parse_yaml, read_yaml
+from harness.contracts.config import CELL_KEYS, CellConfig, ConfigError, config_hash, to_dict
+from harness.contracts.keys import get_dotted, parse_yaml, read_yaml
 from harness.runner.tracking import TrackingConfig, parse_tracking
 
 TOP_KEYS = (

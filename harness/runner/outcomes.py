@@ -3,7 +3,7 @@
 the cell left behind: the exit status, ``metrics.jsonl`` and the tail of ``cell.log``.
 
 Exactly one process writes a cell's ``summary.json`` per attempt: the runner never rewrites a
-summary the cell wrote (``harness/schema.py``).
+summary the cell wrote (``harness/contracts/schema.py``).
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.provenance import collect_provenance
-from harness.runner.executor import ExitStatus
-from harness.runner.matrix import Cell
-from harness.schema import (
+from harness.contracts.provenance import collect_provenance
+from harness.contracts.schema import (
     LOG_FILE,
     METRICS_FILE,
     SUMMARY_FILE,
@@ -27,7 +25,9 @@ from harness.schema import (
     Timings,
     TrainStats,
 )
-from harness.store_files import read_metrics, read_summary, to_json, write_json
+from harness.contracts.store_files import read_metrics, read_summary, to_json, write_json
+from harness.runner.executor import ExitStatus
+from harness.runner.matrix import Cell
 
 LOG_TAIL_LINES = 40
 
@@ -64,7 +64,7 @@ def finalize(
         _outcome_without_summary(summary, cell, cell_dir, status, interrupted)
     _budget(summary.train, cell.config["train"], summary.outcome)
     summary.provenance = {
-        **collect_provenance(import_torch=False),
+        **collect_provenance(),
         "started_at": started_at,
         "finished_at": now_iso(),
     }

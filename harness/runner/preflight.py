@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.config import ConfigError
-from harness.errors import writable_file
+from harness.contracts.config import ConfigError
+from harness.contracts.errors import writable_file
 from harness.runner.matrix import Cell
 from harness.runner.store import StoreError
 
@@ -61,13 +61,13 @@ def report_path(path: str | None) -> None:
 
 def devices(cells: list[Cell], custom_command: bool, source: str) -> None:
     """A cell asking for ``runtime.device: cuda`` needs CUDA here. Decided by the cell's own
-    check (``harness.config.device_problem``) in a child process, so the runner never imports
+    check (``harness.cell.device.device_problem``) in a child process, so the runner never imports
     torch; skipped for a custom cell command, which may run elsewhere."""
     wanted = sorted({c.config["runtime"]["device"] for c in cells} - {"auto", "cpu"})
     if custom_command or not wanted:
         return
     code = (
-        "import sys\nfrom harness.config import device_problem\n"
+        "import sys\nfrom harness.cell.device import device_problem\n"
         f"problems = [p for d in {wanted!r} if (p := device_problem(d))]\n"
         "print('; '.join(problems))\nsys.exit(3 if problems else 0)\n"
     )

@@ -26,7 +26,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from harness.runner.procs import signal_group, start_cell_process
+from harness.contracts.paths import with_repo_on_path
+from harness.contracts.procs import signal_group, start_cell_process
 from harness.runner.task import CellHandle, CellTask, ExecutorError, ExitStatus
 
 INSTALL_HINT = (
@@ -37,7 +38,6 @@ TASK_POLL_S = 0.5
 """How often a task checks its cell and the control actor."""
 FORCE_AFTER_S = 10.0
 """After a kill request, how long a task gets before its whole Ray worker is cancelled."""
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def import_ray() -> Any:
@@ -110,12 +110,8 @@ def run_cell_task(spec: dict[str, Any], control: Any) -> dict[str, Any]:
     if requests.first(timeout=5.0):  # stopped while it waited in Ray's queue
         return {"returncode": None, "signal": None}  # the runner records it `interrupted`
     command = spec["command"] or [sys.executable, "-m", "harness.cell"]
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-    }  # with Ray's CUDA_VISIBLE_DEVICES, OMP_NUM_THREADS
-    path = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + path if path else "")
+    # with Ray's CUDA_VISIBLE_DEVICES, OMP_NUM_THREADS
+    env = with_repo_on_path({**os.environ, "PYTHONUNBUFFERED": "1"})
     proc = start_cell_process([*command, *spec["argv"]], env, spec["log_path"])
     kill_at = time.monotonic() + spec["kill_after_s"] if spec["kill_after_s"] else None
     timed_out = interrupted = False
@@ -272,8 +268,7 @@ def _connect(
             ray.init(address=address, **quiet)
             return
         # a local instance: its workers import this checkout's harness
-        path = os.environ.get("PYTHONPATH")
-        os.environ["PYTHONPATH"] = REPO_ROOT + (os.pathsep + path if path else "")
+        os.environ["PYTHONPATH"] = with_repo_on_path(os.environ)["PYTHONPATH"]
         ray.init(
             address="local",
             num_cpus=num_cpus,

@@ -1,6 +1,6 @@
 """The run store on disk (the runner's side): ``<root>/<matrix>/<cell-id>/`` folders, scanning, per-cell locks.
 
-File names and formats are in ``harness/schema.py``. A cell is *done* when its folder holds a
+File names and formats are in ``harness/contracts/schema.py``. A cell is *done* when its folder holds a
 valid ``summary.json``; a folder without one is a partial attempt (a killed runner or cell) and
 is cleared before the cell runs again, keeping the old log as ``cell.log.<n>``.
 
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
-from harness.schema import LOG_FILE, MATRIX_FILE, SUMMARY_FILE, MatrixInfo, SchemaError
-from harness.store_files import read_summary, write_json
+from harness.contracts.errors import UserError
+from harness.contracts.schema import LOG_FILE, MATRIX_FILE, SUMMARY_FILE, MatrixInfo, SchemaError
+from harness.contracts.store_files import read_summary, write_json
 
 LOCK_DIR = ".locks"
 KEPT = (LOG_FILE, SUMMARY_FILE)

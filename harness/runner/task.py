@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.errors import UserError
+from harness.contracts.errors import UserError
 
 
 class ExecutorError(UserError):

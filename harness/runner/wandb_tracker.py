@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import ConfigError
-from harness.runner.executor import REPO_ROOT
+from harness.contracts.config import ConfigError
+from harness.contracts.paths import with_repo_on_path
 from harness.runner.tracking import (
     DEFAULT_PROJECT,
     MODES,
@@ -140,10 +140,8 @@ class WandbTracker:
         argv += ["--log-model"] if s.log_model else []
         for tag in s.tags:
             argv += ["--tag", tag]
-        env = {k: v for k, v in os.environ.items() if k not in CLEARED_ENV}
+        env = with_repo_on_path({k: v for k, v in os.environ.items() if k not in CLEARED_ENV})
         env.update(wandb_env(self.root, user_config=s.mode == "online"))
-        path = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
         env |= {"WANDB_MODE": s.mode, "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "ab") as log:
             proc = subprocess.Popen(

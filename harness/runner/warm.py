@@ -1,8 +1,8 @@
-"""Warm cell starts, the runner's side: a client of ``python -m harness.forkserver``.
+"""Warm cell starts, the runner's side: a client of ``python -m harness.cell.forkserver``.
 
 A cold cell spends seconds importing torch and transformers before its first step. The local
 executor can instead start one server per run that has imported them once
-(``harness/forkserver.py``) and fork every cell from it. The runner still opens each cell's
+(``harness/cell/forkserver.py``) and fork every cell from it. The runner still opens each cell's
 ``cell.log`` (it passes the file descriptor over a Unix socket in a private temporary folder)
 and signals the cell's own process group directly; the server reports the exit status.
 
@@ -26,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.runner.procs import die_with_parent, signal_group
+from harness.contracts.procs import die_with_parent, signal_group
 from harness.runner.task import ExitStatus
 
-SERVER_MODULE = "harness.forkserver"
+SERVER_MODULE = "harness.cell.forkserver"
 READY_TIMEOUT_S = 300.0
 """How long the first cell waits for the server's imports (seconds on an idle machine)."""
 REPLY_TIMEOUT_S = 60.0

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.store_files import atomic_write_text
+from harness.contracts.store_files import atomic_write_text
 
 RESULT_PREFIX = "RESULT "
 MARKER = ".download-complete.json"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.contracts.paths import with_repo_on_path
 from harness.wandb_access.download import MARKER, RESULT_PREFIX
 from harness.wandb_access.env import wandb_env
 from harness.wandb_access.refs import ArtifactRef
@@ -127,12 +128,8 @@ def find_local(ref: ArtifactRef, roots: list[Path]) -> tuple[FetchedArtifact | N
 
 
 def _child_env(root: Path) -> dict[str, str]:
-    import harness
-
-    env = dict(os.environ)
+    env = with_repo_on_path(os.environ)
     env.update(wandb_env(root / ".wandb"))
-    package_root = str(Path(harness.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env.setdefault("WANDB_SILENT", "true")
     return env
 

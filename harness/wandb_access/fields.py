@@ -1,6 +1,6 @@
 """What a cell looks like in W&B: run name, history rows, summary, model-artifact metadata.
 
-Pure functions from the run store's records (``harness/schema.py``) to W&B values, so that the
+Pure functions from the run store's records (``harness/contracts/schema.py``) to W&B values, so that the
 mapping is tested without W&B and documented in one place (README "Weights & Biases"):
 
 - history: one row per metrics.jsonl record; ``step`` is the optimizer step (the x-axis), a
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.schema import budget_shortfall
+from harness.contracts.schema import budget_shortfall
 
 MODEL_DIR = "best_model"
 """Folder of the checkpoint inside a model artifact (``loaders`` looks there first)."""

@@ -1,4 +1,4 @@
-"""Checkpoints this harness writes (harness/checkpoints.py): safetensors with ``format`` metadata.
+"""Checkpoints this harness writes (harness/cell/checkpoints.py): safetensors with ``format`` metadata.
 
 ``harness-full`` is a full state dict (reported as ``state-dict``); ``harness-lora`` is the seed-000
 layout with alpha, rank and targets recorded (reported as ``lora-file``). ``base_model`` is a hub
@@ -48,7 +48,7 @@ def detect(path: Path) -> str | None:
         return None
     kind = read_header(path)[1].get(FORMAT_KEY)
     return (
-        f"safetensors metadata format={kind} (written by harness/checkpoints.py)"
+        f"safetensors metadata format={kind} (written by harness/cell/checkpoints.py)"
         if kind in KINDS
         else None
     )

@@ -116,10 +116,10 @@ def captcha(tmp_path_factory):
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_harness_tiny_vlm_checkpoints_vision_qa(tmp_path, captcha, method):
-    from harness.checkpoints import save_checkpoint
-    from harness.config import parse_cell_config
+    from harness.cell.checkpoints import save_checkpoint
+    from harness.cell.trainable import setup_trainable
+    from harness.contracts.config import parse_cell_config
     from harness.models import build_model
-    from harness.trainable import setup_trainable
 
     # two layers: with one, text positions cannot see how the prefix attended (mode-independent)
     cfg = parse_cell_config(tiny_cell(tmp_path / "cap", train__method=method, model__num_layers=2))
@@ -137,7 +137,7 @@ def test_harness_tiny_vlm_checkpoints_vision_qa(tmp_path, captcha, method):
     assert rc == 0
     _checks(res, report, "state-dict" if method == "full" else "lora-file")
     assert res["base"]["spec"] == "harness:tiny-vlm"
-    assert res["metrics"]["trained"]["path"].startswith("harness.evaluate")
+    assert res["metrics"]["trained"]["path"].startswith("harness.cell.evaluate")
     assert res["trained"]["tokenizer"] == "the model's own"
     att = res["options"]["attention"]
     assert (att["mode"], att["applied"]) == ("prefix_bidirectional", True)
@@ -200,5 +200,5 @@ def test_hf_vlm_base_with_a_peft_adapter_vision_qa(tmp_path, captcha):
     )
     assert rc == 0
     _checks(res, report, "peft-adapter")
-    assert res["metrics"]["trained"]["path"].startswith("harness.evaluate")
+    assert res["metrics"]["trained"]["path"].startswith("harness.cell.evaluate")
     assert res["trained"]["tokenizer"] == "the model's own"

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import binomtest
 
 from harness.benchmark.compare import compare_sides, differing
-from harness.benchmark.models import choose_base
+from harness.benchmark.eval_models import choose_base
 from harness.benchmark.settings import BenchmarkConfig, BenchmarkInputError, GenerationSettings
 from harness.benchmark.tasks import infer_task, select, text_samples
 
@@ -106,7 +106,7 @@ def test_config_checks():
 
 def test_report_is_deterministic_and_regenerable_from_the_json(tmp_path, base_dir, data_dir):
     from harness.benchmark.cli import main
-    from harness.benchmark.report import render
+    from harness.benchmark.render import render
 
     out = tmp_path / "r.md"
     args = ["--trained_model", str(base_dir), "--base_model", str(base_dir), "--quiet"]

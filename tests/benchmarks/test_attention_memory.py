@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.memory_probe import format_table, measure_memory
+from harness.tools.memory_probe import format_table, measure_memory
 
 SHAPE = {"layers": 4, "hidden": 1024, "heads": 32, "prefix": 730, "text": 32}
 

@@ -12,7 +12,7 @@ phases the command itself records in its JSON (``timings``) next to the process'
 - ``report``: rendering and writing the markdown report and the JSON results.
 
 Scenarios: the harness's own ``tiny-vlm`` (default size) full checkpoint on 200 captchas (vision
-QA, batched greedy decoding through ``harness.evaluate``), and a 3.2M-parameter Llama with a PEFT
+QA, batched greedy decoding through ``harness.cell.evaluate``), and a 3.2M-parameter Llama with a PEFT
 LoRA adapter on 100 paragraphs (perplexity, 256 tokens each).
 """
 
@@ -35,8 +35,8 @@ PHASES = ("load_s", "probe_s", "evaluation_s", "report_s", "total_s")
 
 
 def _tiny_vlm_checkpoint(d: Path) -> list[str]:
-    from harness.checkpoints import save_checkpoint
-    from harness.config import parse_cell_config
+    from harness.cell.checkpoints import save_checkpoint
+    from harness.contracts.config import parse_cell_config
     from harness.data.captcha import generate_split
     from harness.models import build_model
 

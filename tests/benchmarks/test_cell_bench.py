@@ -23,12 +23,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.config import parse_cell_config
-from harness.encoding import load_splits
+from harness.cell.encoding import load_splits
+from harness.cell.train import make_optimizer, train_step
+from harness.contracts.config import parse_cell_config
+from harness.contracts.store_files import read_summary
 from harness.models import build_model
 from harness.runner.matrix import load_matrix
-from harness.store_files import read_summary
-from harness.train import make_optimizer, train_step
 from tests.cell_helpers import write_yaml
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import ConfigError
+from harness.contracts.config import ConfigError
 from harness.runner.matrix import load_matrix
 
 LEVELS = 10

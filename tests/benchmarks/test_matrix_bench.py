@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.contracts.schema import Metrics, Summary
+from harness.contracts.store_files import write_json
 from harness.runner import make_plan, run_plan
 from harness.runner.executor import LocalProcessExecutor
 from harness.runner.matrix import build_matrix
 from harness.runner.store import Store
-from harness.schema import Metrics, Summary
-from harness.store_files import write_json
 
 REPO = Path(__file__).resolve().parents[2]
 BIG = {  # 25 x 5 x 4 x 5 x 2 x 2 = 10,000 cells, with a paired axis

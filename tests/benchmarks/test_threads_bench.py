@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store_files import read_summary
+from harness.contracts.store_files import read_summary
 from tests.cell_helpers import REPO, write_yaml
 
 STEPS = 150

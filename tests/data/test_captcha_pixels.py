@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.config import parse_cell_config
+from harness.cell.encoding import EncodedSet, load_splits
+from harness.contracts.config import parse_cell_config
 from harness.data.captcha import ensure_captcha_split, generate_split, pixels_path, split_pixels
 from harness.data.jsonl import read_records
-from harness.encoding import EncodedSet, load_splits
 from harness.models import build_model
 
 

@@ -62,7 +62,8 @@ def test_harness_lora_roundtrip_on_transformers_model(tmp_path, base_dir):
 
 
 def test_harness_full_roundtrip_tiny_vlm(tmp_path):
-    from harness import config, models
+    from harness import models
+    from harness.contracts import config
 
     mcfg = config.ModelConfig(
         hidden_size=32,

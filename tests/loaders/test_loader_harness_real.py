@@ -1,4 +1,4 @@
-"""Round trip through the REAL harness writer (harness/checkpoints.py, harness/cell.py).
+"""Round trip through the REAL harness writer (harness/cell/checkpoints.py, harness/cell/run.py).
 
 Two strengths of proof:
 - in memory: build the tiny-vlm with harness APIs, train a few steps by hand, write it with
@@ -17,9 +17,9 @@ import torch
 harness_models = pytest.importorskip("harness.models")
 from safetensors import safe_open  # noqa: E402
 
-from harness.checkpoints import save_checkpoint  # noqa: E402
-from harness.config import ModelConfig, parse_cell_config  # noqa: E402
-from harness.trainable import setup_trainable  # noqa: E402
+from harness.cell.checkpoints import save_checkpoint  # noqa: E402
+from harness.cell.trainable import setup_trainable  # noqa: E402
+from harness.contracts.config import ModelConfig, parse_cell_config  # noqa: E402
 from loaders import load_checkpoint  # noqa: E402
 from loaders.probe import probe_inputs  # noqa: E402
 from tests.cell_helpers import tiny_cell  # noqa: E402
@@ -84,7 +84,7 @@ def _rebuild(cell_dir, method: str):
     import yaml
     from safetensors.torch import load_file
 
-    from harness.checkpoints import load_lora_state
+    from harness.cell.checkpoints import load_lora_state
 
     path = cell_dir / "ckpt" / "final.safetensors"
     with safe_open(str(path), "pt") as fh:
@@ -104,7 +104,7 @@ def _rebuild(cell_dir, method: str):
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_real_cell_checkpoint_roundtrip(tmp_path, method):
-    from harness.cell import run_cell
+    from harness.cell.run import run_cell
 
     over = {"train__method": method, "train__max_steps": 3, "train__eval_every": 3}
     if method == "lora":
@@ -130,7 +130,7 @@ def test_real_cell_peft_dir_onto_tiny_vlm_decoder(tmp_path):
     It does not carry the trained projector (``extra_trainable``), so it cannot restore the whole
     vision model; the safetensors file does. Text-only logits of the decoder must match.
     """
-    from harness.cell import run_cell
+    from harness.cell.run import run_cell
 
     over = {"train__method": "lora", "train__max_steps": 3, "train__eval_every": 3}
     cfg = parse_cell_config(tiny_cell(tmp_path / "cap", **over, checkpoint__peft_dir=True))

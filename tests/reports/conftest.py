@@ -1,4 +1,4 @@
-"""Tiny run stores built in the test, in the exact format of harness/schema.py."""
+"""Tiny run stores built in the test, in the exact format of harness/contracts/schema.py."""
 
 from __future__ import annotations
 

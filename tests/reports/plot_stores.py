@@ -14,8 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.schema import METRICS_FILE, SUMMARY_FILE
-from harness.store_files import write_json
+from harness.contracts.schema import METRICS_FILE, SUMMARY_FILE
+from harness.contracts.store_files import write_json
 from tests.reports.synthetic import GIB, pattern, write_cell
 
 MIB = 2**20

@@ -1,4 +1,4 @@
-"""Write synthetic cells in the run-store format of ``harness/schema.py`` (tests and benchmarks).
+"""Write synthetic cells in the run-store format of ``harness/contracts/schema.py`` (tests and benchmarks).
 
 Everything is derived from the arguments (no randomness), so a synthetic store renders to the
 same bytes every time.
@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from harness.config import CellConfig, to_dict
-from harness.keys import set_dotted
-from harness.schema import (
+from harness.contracts.config import CellConfig, to_dict
+from harness.contracts.keys import set_dotted
+from harness.contracts.schema import (
     CELL_FILE,
     CONFIG_FILE,
     METRICS_FILE,
@@ -24,7 +24,7 @@ from harness.schema import (
     SUMMARY_FILE,
     Summary,
 )
-from harness.store_files import write_json
+from harness.contracts.store_files import write_json
 
 GIB = 2**30
 PROVENANCE = {

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from reports.report import write_report
 from reports.results import load_results
+from reports.writer import write_report
 from tests.test_fuzz import BOMB
 
 CELL = "c-causal-8"

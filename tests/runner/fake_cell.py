@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.store_files import write_json
+from harness.contracts.store_files import write_json
 
 
 def summary(cell_id: str, cfg: dict, outcome: str, **extra: object) -> dict:

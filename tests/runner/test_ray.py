@@ -13,11 +13,11 @@ import sys
 
 import pytest
 
+from harness.contracts.store_files import read_summary
 from harness.runner import cli, make_plan, run_plan
 from harness.runner.executor import LocalProcessExecutor
 from harness.runner.matrix import build_matrix, load_matrix
 from harness.runner.store import Store
-from harness.store_files import read_summary
 
 from .conftest import FAKE_CELL, REPO, write_matrix
 from .test_cli import cell_dirs, fake_cli, outcomes, starts, wait_for

@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from harness.config import config_hash, load_cell_config
+from harness.contracts.config import config_hash, load_cell_config
 from harness.runner import make_plan, run_plan
 from harness.runner.executor import LocalProcessExecutor
 from harness.runner.matrix import build_matrix

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.contracts.store_files import read_summary
 from harness.runner.executor import CellTask, LocalProcessExecutor, LocalProcessHandle
 from harness.runner.matrix import load_matrix
 from harness.runner.warm import WarmHandle
-from harness.store_files import read_summary
 
 from .conftest import REPO
 from .test_cli import wait_for

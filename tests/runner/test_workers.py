@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from harness.config import ConfigError
+from harness.contracts.config import ConfigError
 from harness.runner import make_plan, run_plan
 from harness.runner.executor import LocalProcessExecutor
 from harness.runner.matrix import build_matrix, load_matrix

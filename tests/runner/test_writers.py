@@ -3,7 +3,7 @@
 A ``sitecustomize`` on PYTHONPATH installs a ``sys.addaudithook`` in the runner process and in
 the cell process it starts (the executor passes PYTHONPATH on): it logs every open-for-write and
 every rename (``os.replace``, how atomic writes land) with the process id. The test then checks
-the log against ``harness.schema.WRITERS``.
+the log against ``harness.contracts.schema.WRITERS``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from harness.schema import (
+from harness.contracts.schema import (
     CELL_FILE,
     CONFIG_FILE,
     LOG_FILE,

@@ -7,7 +7,7 @@ import shutil
 
 import yaml
 
-from harness.store_files import read_summary
+from harness.contracts.store_files import read_summary
 from loaders import load_checkpoint
 from reports.stats import wilson_interval
 

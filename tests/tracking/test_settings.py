@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import ConfigError
+from harness.contracts.config import ConfigError
 from harness.runner.matrix import build_matrix
 from harness.runner.tracking import NullTracker, TrackingConfig, parse_tracking
 from harness.runner.wandb_tracker import WandbTracker, make_tracker, resolve_tracking

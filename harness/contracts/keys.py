@@ -1,5 +1,5 @@
 """Dotted config keys (``train.lr``): one table of leaf keys and their types, one coercion rule,
-one "did you mean" wording, used by the cell config (``harness/config.py``), the matrix parser
+one "did you mean" wording, used by the cell config (``harness/contracts/config.py``), the matrix parser
 (``harness/runner/matrix.py``) and the reports (plain ``flatten``)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
-from harness.errors import InputError, read_text
+from harness.contracts.errors import InputError, read_text
 
 MAX_LISTED = 24
 """An unknown key with no close match lists the valid keys when there are at most this many."""
@@ -162,7 +162,7 @@ def unknown_key(key: str, options: list[str]) -> str:
         return f"unknown key `{key}` - did you mean `{close[0]}`?"
     if len(options) <= MAX_LISTED:
         return f"unknown key `{key}` (valid: {', '.join(sorted(options))})"
-    return f"unknown key `{key}` (every key is documented in harness/config.py)"
+    return f"unknown key `{key}` (every key is documented in harness/contracts/config.py)"
 
 
 def type_name(tp: Any) -> str:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from harness.encoding import EncodedSet
+from harness.cell.encoding import EncodedSet
+from harness.contracts.schema import EvalRecord, Prediction
+from harness.contracts.text_metrics import edit_distance
 from harness.models.prefix_lm import answer_loss
-from harness.schema import EvalRecord, Prediction
-from harness.text_metrics import edit_distance
 
 
 @dataclass

@@ -14,7 +14,7 @@ Every file has exactly one writer, listed in ``WRITERS`` (the README's run-store
   every ending it can handle, by the runner only when the cell could not (a crash, a kill, a hang
   past its time limit); ``written_by`` says which.
 
-Readers validate what they read (``harness/store_files.py``: ``read_summary``, ``read_metrics``,
+Readers validate what they read (``harness/contracts/store_files.py``: ``read_summary``, ``read_metrics``,
 ``read_jsonl``) and writers write these dataclasses (``write_json``, ``jsonl_line``): a file
 whose values have the wrong types raises ``SchemaError`` naming the file and the key, so a
 damaged cell is reported as damaged and never crashes a reader. ``SCHEMA_VERSION`` is bumped on
@@ -189,7 +189,7 @@ class Metrics:
 @dataclass
 class TrainStats:
     params: dict[str, Any] = field(default_factory=dict)
-    """Trainable / total parameter counts (harness/trainable.py)."""
+    """Trainable / total parameter counts (harness/cell/trainable.py)."""
     steps: int | None = None
     """Optimizer steps done."""
     steps_planned: int | None = None

@@ -1,6 +1,6 @@
 """Peak memory of one training step per attention mode, each in a fresh process.
 
-``python -m harness.memory_probe [--layers 4 --hidden 1024 --heads 32 --prefix 730 --text 32]``
+``python -m harness.tools.memory_probe [--layers 4 --hidden 1024 --heads 32 --prefix 730 --text 32]``
 prints a markdown table: the extra peak RSS of one fp32 forward + backward over the built model,
 for causal and prefix-bidirectional attention in both implementations, and the ratio to
 causal/sdpa (``make bench`` runs it as ``tests/benchmarks/test_attention_memory.py``).
@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from harness.attention import (
+from harness.cell.attention import (
     CPU_IMPLS,
     attn_implementation,
     build_attention_mask,
     prefix_ids_from_mask,
 )
-from harness.memory import status_kb
+from harness.cell.memory import status_kb
 
 
 def _tiny_llama(layers: int, hidden: int, heads: int, vocab: int, attn: str) -> torch.nn.Module:
@@ -84,7 +84,15 @@ def measure_memory(
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "OMP_NUM_THREADS": "1"}
     for mode, impl in CPU_IMPLS:  # causal/sdpa first: the baseline
         args = [str(v) for v in (layers, hidden, heads, prefix, text)]
-        cmd = [sys.executable, "-m", "harness.memory_probe", "--measure-one", mode, impl, *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "harness.tools.memory_probe",
+            "--measure-one",
+            mode,
+            impl,
+            *args,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=root, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"measurement {mode}/{impl} failed:\n{proc.stderr[-2000:]}")
@@ -103,9 +111,9 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m harness.memory_probe [--layers 4 --hidden 1024 ...]``."""
+    """CLI: ``python -m harness.tools.memory_probe [--layers 4 --hidden 1024 ...]``."""
     p = argparse.ArgumentParser(
-        prog="python -m harness.memory_probe", description=__doc__.split("\n")[0]
+        prog="python -m harness.tools.memory_probe", description=__doc__.split("\n")[0]
     )
     p.add_argument("--measure-memory", action="store_true", help="print the peak-memory table")
     p.add_argument("--measure-one", nargs=7, metavar="X", help=argparse.SUPPRESS)

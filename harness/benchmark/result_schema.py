@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.benchmark.sides import SideResult
-from harness.store_files import atomic_write_text
+from harness.contracts.store_files import atomic_write_text
+from loaders.load_report import LoadReport
 from loaders.probe import CHANGE_ATOL
-from loaders.report import LoadReport
 
 SCHEMA = "benchmark/1"
 

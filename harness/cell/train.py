@@ -17,12 +17,12 @@ from typing import IO
 
 import torch
 
-from harness.config import CellConfig, TrainConfig
-from harness.encoding import EncodedSet, infinite_batches
-from harness.evaluate import EvalResult, evaluate
+from harness.cell.encoding import EncodedSet, infinite_batches
+from harness.cell.evaluate import EvalResult, evaluate
+from harness.contracts.config import CellConfig, TrainConfig
+from harness.contracts.schema import EvalRecord, TrainRecord
+from harness.contracts.store_files import jsonl_line
 from harness.models.prefix_lm import EncodedBatch, PrefixLM, answer_loss
-from harness.schema import EvalRecord, TrainRecord
-from harness.store_files import jsonl_line
 
 
 class Diverged(RuntimeError):

@@ -1,7 +1,7 @@
-"""Atomic writes and validated reads of the run-store files that ``harness/schema.py`` defines.
+"""Atomic writes and validated reads of the run-store files that ``harness/contracts/schema.py`` defines.
 
 Writers hand over the schema's dataclasses (``write_json``, ``jsonl_line``); readers get plain
-mappings back, checked against those dataclasses (``harness/validate.py``), or a ``SchemaError``
+mappings back, checked against those dataclasses (``harness/contracts/validate.py``), or a ``SchemaError``
 naming the file, line and key.
 """
 
@@ -14,14 +14,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.schema import (
+from harness.contracts.schema import (
     OUTCOMES,
     RECORD_KINDS,
     Prediction,
     SchemaError,
     Summary,
 )
-from harness.validate import check_fields
+from harness.contracts.validate import check_fields
 
 # --------------------------------------------------------------------------- writing
 

@@ -6,7 +6,7 @@ import resource
 
 import torch
 
-from harness.schema import PhasePeak
+from harness.contracts.schema import PhasePeak
 
 GB = 1024**3
 

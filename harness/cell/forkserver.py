@@ -1,4 +1,4 @@
-"""Warm cell starts, the server side: ``python -m harness.forkserver SOCKET``.
+"""Warm cell starts, the server side: ``python -m harness.cell.forkserver SOCKET``.
 
 The runner starts this process (``harness/runner/warm.py``) once per run. It imports torch,
 transformers and every module a cell uses, but never initialises CUDA and runs no torch
@@ -9,7 +9,7 @@ request on the Unix socket ``SOCKET``. The child *is* the cell, as isolated as a
 - stdout and stderr on the log file the runner opened and passed over the socket;
 - the runner's environment and working directory for that cell (its thread share and GPU),
   torch's thread count taken from that environment as a fresh interpreter would;
-- its own memory budget: ``harness.memory.apply_budget`` sets RLIMIT_DATA in the child, and
+- its own memory budget: ``harness.cell.memory.apply_budget`` sets RLIMIT_DATA in the child, and
   the only pages it shares with the server are the copy-on-write pages of the imports.
 
 Protocol, one connection per cell: the runner sends one JSON line ``{"argv", "env", "cwd"}``
@@ -32,7 +32,7 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 
-from harness.runner.procs import die_with_parent
+from harness.contracts.procs import die_with_parent
 
 PRELOAD = (
     "torch",
@@ -40,18 +40,18 @@ PRELOAD = (
     "peft",
     "safetensors.torch",
     "PIL.Image",
-    "harness.cell",
-    "harness.attention",
-    "harness.checkpoints",
+    "harness.cell.run",
+    "harness.cell.attention",
+    "harness.cell.checkpoints",
     "harness.data.captcha",
     "harness.data.jsonl",
-    "harness.encoding",
-    "harness.evaluate",
-    "harness.memory",
+    "harness.cell.encoding",
+    "harness.cell.evaluate",
+    "harness.cell.memory",
     "harness.models",
-    "harness.provenance",
-    "harness.train",
-    "harness.trainable",
+    "harness.contracts.provenance",
+    "harness.cell.train",
+    "harness.cell.trainable",
 )
 """Everything ``python -m harness.cell`` imports on its way to the first training step."""
 EXIT_CUDA = 3
@@ -70,11 +70,11 @@ class Request:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m harness.forkserver SOCKET", file=sys.stderr)
+        print("usage: python -m harness.cell.forkserver SOCKET", file=sys.stderr)
         return 2
     # the OpenMP wait policy must be in the environment before torch loads its runtime: warm
     # cells inherit the server's (threads.py explains why PASSIVE is the robust default)
-    from harness.threads import prepare_environment
+    from harness.cell.threads import prepare_environment
 
     prepare_environment("auto")
     for name in PRELOAD:
@@ -184,7 +184,7 @@ class Server:
 
     def become_cell(self, req: Request) -> int:
         """In the forked child: detach from the server, take the cell's stdio, environment and
-        threads, then run ``harness.cell.main``."""
+        threads, then run ``harness.cell.run.main``."""
         os.setsid()
         preexec = die_with_parent(self.pid)  # killed if the server dies (Linux)
         if preexec is not None:
@@ -218,11 +218,11 @@ class Server:
         os.environ.clear()
         os.environ.update({**request["env"], **in_effect})
         self.set_threads()
-        import harness.cell
+        import harness.cell.run
 
-        sys.argv = [harness.cell.__file__, *request["argv"]]
+        sys.argv = [harness.cell.run.__file__, *request["argv"]]
         try:
-            return harness.cell.main(request["argv"])
+            return harness.cell.run.main(request["argv"])
         except SystemExit as exc:
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
 

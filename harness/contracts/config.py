@@ -15,8 +15,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.errors import UserError
-from harness.keys import KeyTable, coerce, read_yaml, unknown_key
+from harness.contracts.errors import UserError
+from harness.contracts.keys import KeyTable, coerce, read_yaml, unknown_key
 
 
 class ConfigError(UserError, ValueError):
@@ -190,7 +190,7 @@ class RuntimeConfig:
     """`auto` = cuda when available."""
     threads: int | Literal["auto"] | None = "auto"
     """torch CPU threads: `auto` = the cores this process may run on, with idle threads sleeping
-    instead of spinning (robust beside other work; harness/threads.py); an integer pins the
+    instead of spinning (robust beside other work; harness/cell/threads.py); an integer pins the
     count; null leaves torch's own defaults."""
     memory_budget_gb: float | None = None
     """Hard memory budget for the cell's process (enforced by the cell: RLIMIT_DATA on CPU, memory fraction on CUDA)."""
@@ -365,19 +365,3 @@ def config_hash(cfg: CellConfig | dict[str, Any], length: int = 12) -> str:
 
 CELL_KEYS = KeyTable(CellConfig)
 """Every dotted key of a cell config and its type (matrix axes, ``--set``, ``--only``)."""
-
-
-def device_problem(device: str) -> str | None:
-    """Why ``runtime.device`` cannot be used on this machine, in one line (None when it can).
-    Imports torch: the runner asks through a child process (``harness/runner/preflight.py``)."""
-    if device != "cuda":
-        return None
-    import torch
-
-    if not torch.cuda.is_available():
-        build = "a CPU-only torch build" if torch.version.cuda is None else "no visible GPU"
-        return (
-            f"`runtime.device: cuda` but this machine has no usable CUDA device ({build}); "
-            "use `runtime.device: auto` (cuda when there is one) or `cpu`"
-        )
-    return None

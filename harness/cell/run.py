@@ -1,7 +1,7 @@
 """One experiment cell: ``python -m harness.cell CELL.yaml --out DIR``.
 
 Builds data and model, checks the attention mask, trains, scores the best checkpoint on the
-held-out split and writes the files harness/schema.py gives to the cell. Every ending is an
+held-out split and writes the files harness/contracts/schema.py gives to the cell. Every ending is an
 outcome in summary.json, written once: completed, oom, diverged, timeout (the cell stops itself
 at ``runtime.timeout_s`` from its process start; the runner is only the backstop for a cell that
 cannot), failed, interrupted. Exit status: 0 when the cell ran to a result (completed, oom,
@@ -17,23 +17,23 @@ import signal
 import sys
 import time
 import traceback
-from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
-from harness import schema, store_files
-from harness.config import (
+from harness.cell.device import device_problem, precision_context, resolve_device, torch_info
+from harness.cell.threads import prepare_environment, resolve_threads
+from harness.contracts import schema, store_files
+from harness.contracts.config import (
     CellConfig,
     ConfigError,
     config_hash,
-    device_problem,
     load_cell_config,
     to_dict,
 )
-from harness.errors import DISK_FULL_ERRNOS, Parser, run_command, writable_dir
-from harness.threads import prepare_environment, resolve_threads
+from harness.contracts.errors import DISK_FULL_ERRNOS, Parser, run_command, writable_dir
+from harness.contracts.provenance import collect_provenance
 
 
 class Interrupted(Exception):
@@ -89,18 +89,18 @@ class CellRun:
     def run(self) -> None:
         import torch
 
-        from harness.attention import self_check
-        from harness.encoding import load_splits
-        from harness.memory import PeakMeter, apply_budget
+        from harness.cell.attention import self_check
+        from harness.cell.encoding import load_splits
+        from harness.cell.memory import PeakMeter, apply_budget
+        from harness.cell.train import MetricsSink, TrainResult, train
+        from harness.cell.trainable import setup_trainable
         from harness.models import build_model
-        from harness.train import MetricsSink, TrainResult, train
-        from harness.trainable import setup_trainable
 
         cfg = self.cfg
         threads = resolve_threads(cfg.runtime.threads)
         if threads is not None:
             torch.set_num_threads(threads)
-        device = _device(cfg.runtime.device)
+        device = resolve_device(cfg.runtime.device)
         self.meter = PeakMeter(device)
         gb = cfg.runtime.memory_budget_gb
         self.budget = None if gb is None else int(gb * 1024**3)
@@ -118,7 +118,7 @@ class CellRun:
             self_check(model.base_decoder(), cfg.attention.mode, cfg.attention.impl, prefix_len)
         self.summary.train.params = setup_trainable(model, cfg)
         model.to(device)
-        autocast, scaler = _precision(cfg, device)
+        autocast, scaler = precision_context(cfg, device)
         train_set, val_set, test_set = splits.encode(model)
         self.summary.timings.setup_s = time.perf_counter() - self.t0
 
@@ -141,7 +141,7 @@ class CellRun:
         self.summary.outcome = "completed"
 
     def _on_best(self, model, best_path: Path):
-        from harness.checkpoints import save_checkpoint
+        from harness.cell.checkpoints import save_checkpoint
 
         def save(step: int, res) -> None:
             if self.cfg.checkpoint.save in ("both", "best"):
@@ -153,7 +153,7 @@ class CellRun:
         return save
 
     def _save_final(self, model) -> None:
-        from harness.checkpoints import save_checkpoint, save_peft_dir
+        from harness.cell.checkpoints import save_checkpoint, save_peft_dir
 
         ckpt = self.out / schema.CKPT_DIR
         if self.cfg.checkpoint.save in ("both", "final"):
@@ -168,8 +168,8 @@ class CellRun:
     def _final_eval(self, model, test_set, device, sink, best_path: Path, autocast) -> None:
         """Score the best checkpoint (reloaded from its file when this run wrote one) on the
         test split; without one (``checkpoint.save: final|none``) the final weights."""
-        from harness.checkpoints import restore_checkpoint
-        from harness.evaluate import evaluate
+        from harness.cell.checkpoints import restore_checkpoint
+        from harness.cell.evaluate import evaluate
 
         res, ec = self.result, self.cfg.eval
         best = "best" in self.summary.checkpoints  # written by this run, not an earlier one
@@ -197,7 +197,7 @@ class CellRun:
 
     # ------------------------------------------------------------------ ending
     def finish(self, exc: BaseException | None, evidence: str) -> int:
-        from harness.memory import is_oom, lift_budget
+        from harness.cell.memory import is_oom, lift_budget
 
         if self.budget is not None:
             lift_budget()
@@ -213,7 +213,7 @@ class CellRun:
         return 0 if self.summary.outcome in ("completed", "oom", "diverged", "timeout") else 1
 
     def _record_failure(self, exc: BaseException, oom: bool, evidence: str) -> None:
-        from harness.train import Diverged
+        from harness.cell.train import Diverged
 
         s = self.summary
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -267,48 +267,22 @@ def _stop_reason(res, exc: BaseException | None, outcome: str) -> str:
     return _STOP_BY_OUTCOME.get(outcome, "error")
 
 
-def _device(name: str):
-    import torch
-
-    problem = device_problem(name)
-    if problem:  # main() refuses this before anything runs; run_cell called directly gets here
-        raise ConfigError([problem], "runtime.device")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def _precision(cfg: CellConfig, device):
-    """Autocast context factory and (fp16 only) a GradScaler."""
-    import torch
-
-    prec = cfg.train.precision
-    if prec == "auto":
-        prec = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    if prec == "fp32":
-        return nullcontext, None
-    dtype = torch.bfloat16 if prec == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler(device.type) if prec == "fp16" and device.type == "cuda" else None
-    return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
-
-
 def _provenance() -> dict:
-    """collect_provenance() plus the CPU threads training ran with (harness/threads.py)."""
+    """collect_provenance() plus torch, the device and the CPU threads training ran with."""
     import torch
-
-    from harness.provenance import collect_provenance
 
     threads = {"torch_threads": torch.get_num_threads()}
-    return collect_provenance() | threads | {"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+    extra = threads | {"omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+    return collect_provenance() | torch_info() | extra
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Expected endings reported as one line, without a traceback (input errors, divergence)."""
-    from harness.attention import AttentionUnavailable, MaskCheckError
+    from harness.cell.attention import AttentionUnavailable, MaskCheckError
+    from harness.cell.train import Diverged
+    from harness.cell.trainable import TrainableError
     from harness.data.jsonl import DataError
     from harness.models import ModelLoadError
-    from harness.train import Diverged
-    from harness.trainable import TrainableError
 
     return (
         DataError,
@@ -334,7 +308,7 @@ def run_cell(
         store_files.atomic_write_text(out / schema.CONFIG_FILE, text)
     run = CellRun(cfg, out, cell_id or config_hash(cfg))
     prepare_environment(cfg.runtime.threads)  # before torch's first import, where there is one
-    from harness.memory import is_oom
+    from harness.cell.memory import is_oom
 
     handlers = {signal.SIGINT: _on_signal, signal.SIGTERM: _on_signal, signal.SIGALRM: _on_alarm}
     old = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
@@ -371,7 +345,7 @@ def run_cell(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m harness.cell`` / ``harness-cell``: an invalid config, device
-    or output directory is one line and exit 2, nothing written (``harness.errors``)."""
+    or output directory is one line and exit 2, nothing written (``harness.contracts.errors``)."""
     parser = Parser(prog="python -m harness.cell", description=__doc__.split("\n")[0])
     parser.add_argument("config", help="cell YAML (a full or partial cell config)")
     parser.add_argument("--out", required=True, help="cell directory to write")

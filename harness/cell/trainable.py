@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from harness.config import CellConfig
+from harness.contracts.config import CellConfig
 from harness.models.prefix_lm import PrefixLM
 
 

@@ -11,7 +11,7 @@ Two implementations of ``prefix_bidirectional``:
 Llama and Phi (transformers 5.23) use a 4D ``attention_mask`` as is, with or without a cache
 (``masking_utils._preprocess_mask_arguments`` returns early on ``ndim == 4``). ``self_check``
 catches masks that block nothing (the seed's 0/1 float mask, a bool mask under eager).
-The memory cost of each mode is measured by ``python -m harness.memory_probe``.
+The memory cost of each mode is measured by ``python -m harness.tools.memory_probe``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ ATTENTION_IMPLS: dict[tuple[str, str], str] = {
 """(mode, impl) -> the transformers ``attn_implementation`` to set on the decoder.
 ``flash_attention_2`` is causal only: transformers' ``flash_attention_mask`` keeps the padding
 mask and drops every mask function (``block_sequence_ids`` included), so a prefix cell would
-train causally; ``harness.config`` refuses that pair before a cell starts."""
+train causally; ``harness.contracts.config`` refuses that pair before a cell starts."""
 
 CPU_IMPLS: list[tuple[str, str]] = [
     key for key, name in ATTENTION_IMPLS.items() if name != "flash_attention_2"

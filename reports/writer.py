@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.store_files import atomic_write_text
+from harness.contracts.store_files import atomic_write_text
 from reports.markdown import render_markdown
 from reports.plots import make_plots
 from reports.results import load_results

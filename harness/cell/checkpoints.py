@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from harness.config import CellConfig, config_hash, to_dict
+from harness.contracts.config import CellConfig, config_hash, to_dict
 from harness.models.prefix_lm import PrefixLM
 
 HARNESS_VERSION = "0.1.0"

@@ -25,7 +25,7 @@ from loaders.base import load_base
 from loaders.context import LoadContext
 from loaders.embedded import EMBEDDED_PREFIX, build_embedded
 from loaders.io import read_header
-from loaders.report import LoadReport
+from loaders.load_report import LoadReport
 
 RECORDED_BASE_KEYS = ("base_model", "base_model_name_or_path", "base_llm")
 """Where the formats' ``describe`` report the base they were trained on."""
@@ -114,7 +114,7 @@ def build_base(
             spec, meta.get("model_config"), checkpoint, meta.get("base_init_seed")
         )
     elif _is_vision(spec):
-        from harness.config import ModelConfig
+        from harness.contracts.config import ModelConfig
         from harness.models import build_model
 
         model, _ = build_model(ModelConfig(name="hf-vlm", path=spec, trust_remote_code=remote))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.config import DataConfig
+from harness.contracts.config import DataConfig
 from harness.data.jsonl import DataError, Record, load_image, read_records
 from harness.models.prefix_lm import EncodedBatch, PrefixLM
 

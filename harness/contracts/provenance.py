@@ -11,22 +11,22 @@ import os
 import platform
 import socket
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.contracts.paths import REPO_ROOT
+
 PACKAGES = ("torch", "transformers", "peft", "safetensors", "numpy", "pillow", "wandb", "pyyaml")
 """Distributions whose versions are recorded (absent ones are recorded as None)."""
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def collect_provenance(import_torch: bool = True) -> dict[str, Any]:
+def collect_provenance() -> dict[str, Any]:
     """A plain dict: git_commit, git_dirty, python, torch, cuda, transformers, peft, packages,
     device_name, hostname, platform.
 
-    ``import_torch=False`` avoids importing torch (a second or two) when it is not loaded yet:
-    torch's version then comes from package metadata and cuda/device_name are None.
+    Torch-free: torch's version comes from package metadata and cuda/device_name are None here;
+    the cell and ``benchmark`` add them with ``harness.cell.device.torch_info()``.
     """
     packages = package_versions()
     commit, dirty = git_state()
@@ -43,8 +43,6 @@ def collect_provenance(import_torch: bool = True) -> dict[str, Any]:
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
     }
-    if import_torch or "torch" in sys.modules:
-        out.update(torch_info())
     return out
 
 
@@ -81,19 +79,7 @@ def git_state(root: Path = REPO_ROOT) -> tuple[str | None, bool | None]:
     return (commit.strip() if commit else None), (None if status is None else bool(status.strip()))
 
 
-def torch_info() -> dict[str, Any]:
-    """torch version, CUDA version (None on CPU builds) and the device that would be used."""
-    import torch
-
-    info: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.version.cuda}
-    if torch.cuda.is_available():
-        info["device_name"] = torch.cuda.get_device_name(0)
-    else:
-        info["device_name"] = _cpu_name() or platform.processor() or platform.machine() or "cpu"
-    return info
-
-
-def _cpu_name() -> str | None:
+def cpu_name() -> str | None:
     """The CPU model from /proc/cpuinfo (Linux), with the number of usable cores."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
