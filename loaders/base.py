@@ -6,8 +6,9 @@ from pathlib import Path
 
 from torch import nn
 
+from harness.contracts.checkpoint_meta import EMBEDDED_PREFIX
 from loaders.context import LoadContext
-from loaders.embedded import EMBEDDED_PREFIX, build_embedded
+from loaders.embedded import build_embedded
 from loaders.errors import MissingBaseModelError, RemoteCodeError
 
 

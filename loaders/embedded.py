@@ -1,5 +1,7 @@
 """The harness's own base models (``harness:tiny-vlm``), rebuilt from a recorded ModelConfig.
 
+The prefix is ``harness.contracts.checkpoint_meta.EMBEDDED_PREFIX`` (shared with the writer).
+
 Shared by ``loaders.base`` (a ``base_model="harness:..."`` spec) and the ``harness`` format (the
 ``base_model`` / ``model_config`` / ``base_init_seed`` metadata of a harness checkpoint).
 """
@@ -13,8 +15,6 @@ import torch
 from torch import nn
 
 from loaders.errors import CorruptCheckpointError, MissingBaseModelError
-
-EMBEDDED_PREFIX = "harness:"
 
 
 def build_embedded(

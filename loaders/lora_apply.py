@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harness.contracts import checkpoint_meta as cm
 from loaders import lora
 from loaders.apply import apply_state_dict
 from loaders.context import LoadContext
@@ -31,7 +32,7 @@ SEED000_DEFAULTS = "seed 000's trainer used rank 32, alpha 64 (alpha = 2 x rank)
 def _alpha(
     ctx: LoadContext, meta: dict[str, str], path: Path, ranks: set[int], bare: bool = False
 ) -> float:
-    recorded = meta.get("lora_alpha")
+    recorded = meta.get(cm.LORA_ALPHA_KEY)
     if ctx.lora_alpha is not None:
         if recorded is not None and float(recorded) != float(ctx.lora_alpha):
             ctx.warn(f"lora_alpha={ctx.lora_alpha} overrides the file's recorded alpha {recorded}")
@@ -87,7 +88,9 @@ def apply_lora(
             f"{len(kr.unexpected) // 2} LoRA pairs match no module of the base model, e.g. '{kr.unexpected[0]}'",
             "pass the base model the adapter was trained on (base_model=...)",
         )
-    expected_rank = ctx.lora_rank or (int(meta["lora_rank"]) if "lora_rank" in meta else None)
+    expected_rank = ctx.lora_rank or (
+        int(meta[cm.LORA_RANK_KEY]) if cm.LORA_RANK_KEY in meta else None
+    )
     if expected_rank is not None and ranks - {expected_rank}:
         raise RankMismatchError(
             path,
@@ -114,7 +117,7 @@ def apply_lora(
 
 def _check_targets(meta, names, done, kr, ctx: LoadContext, path: Path) -> None:
     """Modules the recorded ``lora_targets`` name but the file has no pair for are missing keys."""
-    targets = json.loads(meta.get("lora_targets", "[]"))
+    targets = json.loads(meta.get(cm.LORA_TARGETS_KEY, "[]"))
     if not targets:
         return
     missing = sorted(n for n in names if n.split(".")[-1] in targets and n not in done)

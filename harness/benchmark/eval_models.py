@@ -19,11 +19,12 @@ from torch import nn
 
 from harness.benchmark.settings import BenchmarkInputError
 from harness.benchmark.sides import EvalModel
+from harness.contracts.checkpoint_meta import BASE_INIT_SEED_KEY, EMBEDDED_PREFIX, MODEL_CONFIG_KEY
 from harness.models.prefix_lm import PrefixLM
 from loaders import LoadedCheckpoint, load_checkpoint
 from loaders.base import load_base
 from loaders.context import LoadContext
-from loaders.embedded import EMBEDDED_PREFIX, build_embedded
+from loaders.embedded import build_embedded
 from loaders.io import read_header
 from loaders.load_report import LoadReport
 
@@ -111,7 +112,7 @@ def build_base(
     if spec.startswith(EMBEDDED_PREFIX):
         meta = read_header(checkpoint)[1] if checkpoint.suffix == ".safetensors" else {}
         model = build_embedded(
-            spec, meta.get("model_config"), checkpoint, meta.get("base_init_seed")
+            spec, meta.get(MODEL_CONFIG_KEY), checkpoint, meta.get(BASE_INIT_SEED_KEY)
         )
     elif _is_vision(spec):
         from harness.contracts.config import ModelConfig

@@ -1,16 +1,8 @@
 """Checkpoints the harness writes: safetensors files that describe themselves.
 
-Header metadata (all strings): ``format`` (``harness-full`` | ``harness-lora``), ``base_model``
-(``harness:tiny-vlm`` or the HF path/id), ``model_config`` (JSON of ModelConfig), ``base_init_seed``
-(the torch seed set before ``build_model``: a random-init tiny-vlm base is rebuilt bit-identically
-with ``torch.manual_seed(seed); build_model(ModelConfig(**model_config))``), ``lora_rank``,
-``lora_alpha``, ``lora_dropout``, ``lora_targets`` (JSON), ``step``, ``metric_name``,
-``metric_value``, ``config_hash``, ``harness_version``.
-
-``harness-full``: the model's whole state dict. ``harness-lora`` (seed 000's layout): for each
-adapted Linear, ``<module path>.lora_A`` ``[in, r]`` and ``<module path>.lora_B`` ``[r, out]``
-(module paths as in the model without PEFT), plus the fully trained extra modules' tensors
-under their own state-dict names. ``loaders/`` reads both back.
+The format (names, header keys, the embedded-model prefix, the version) is defined once in
+``harness/contracts/checkpoint_meta.py``; ``loaders/`` reads it back through the same constants.
+``harness-lora`` module paths are those of the model without PEFT.
 """
 
 from __future__ import annotations
@@ -23,19 +15,19 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from harness.contracts import checkpoint_meta as cm
 from harness.contracts.config import CellConfig, config_hash, to_dict
 from harness.models.prefix_lm import PrefixLM
 
-HARNESS_VERSION = "0.1.0"
-FORMAT_FULL = "harness-full"
-FORMAT_LORA = "harness-lora"
 _OS_ERROR = re.compile(r"I/O error: .*\(os error (\d+)\)")
 """How safetensors (Rust) words an operating-system error of a write."""
 _PEFT_KEY = re.compile(r"^(?P<mod>.*)\.lora_(?P<ab>[AB])\.(?P<adapter>[^.]+)\.weight$")
 
 
 def base_model_name(cfg: CellConfig) -> str:
-    return "harness:tiny-vlm" if cfg.model.name == "tiny-vlm" else str(cfg.model.path)
+    if cfg.model.name == "tiny-vlm":
+        return cm.embedded_base(cfg.model.name)
+    return str(cfg.model.path)
 
 
 def _strip_peft(name: str) -> str:
@@ -83,24 +75,25 @@ def lora_state(model: PrefixLM, extra_modules: list[str]) -> dict[str, torch.Ten
 
 
 def metadata(cfg: CellConfig, step: int, metric: float | None) -> dict[str, str]:
+    """The header metadata of a checkpoint (``checkpoint_meta``'s keys, all strings)."""
     lora = cfg.train.lora
     meta = {
-        "format": FORMAT_LORA if cfg.train.method == "lora" else FORMAT_FULL,
-        "base_model": base_model_name(cfg),
-        "model_config": json.dumps(to_dict(cfg.model), sort_keys=True),
-        "base_init_seed": str(cfg.seed),
-        "step": str(step),
-        "metric_name": cfg.eval.best_metric,
-        "metric_value": "" if metric is None else repr(metric),
-        "config_hash": config_hash(cfg),
-        "harness_version": HARNESS_VERSION,
+        cm.FORMAT_KEY: cm.FORMAT_LORA if cfg.train.method == "lora" else cm.FORMAT_FULL,
+        cm.BASE_MODEL_KEY: base_model_name(cfg),
+        cm.MODEL_CONFIG_KEY: json.dumps(to_dict(cfg.model), sort_keys=True),
+        cm.BASE_INIT_SEED_KEY: str(cfg.seed),
+        cm.STEP_KEY: str(step),
+        cm.METRIC_NAME_KEY: cfg.eval.best_metric,
+        cm.METRIC_VALUE_KEY: "" if metric is None else repr(metric),
+        cm.CONFIG_HASH_KEY: config_hash(cfg),
+        cm.VERSION_KEY: cm.harness_version(),
     }
     if cfg.train.method == "lora":
         meta |= {
-            "lora_rank": str(lora.r),
-            "lora_alpha": repr(lora.alpha),
-            "lora_dropout": repr(lora.dropout),
-            "lora_targets": json.dumps(lora.target_modules),
+            cm.LORA_RANK_KEY: str(lora.r),
+            cm.LORA_ALPHA_KEY: repr(lora.alpha),
+            cm.LORA_DROPOUT_KEY: repr(lora.dropout),
+            cm.LORA_TARGETS_KEY: json.dumps(lora.target_modules),
         }
     return meta
 

@@ -1,5 +1,6 @@
 """Checkpoints this harness writes (harness/cell/checkpoints.py): safetensors with ``format`` metadata.
 
+The names and header keys are ``harness/contracts/checkpoint_meta.py``'s, shared with the writer.
 ``harness-full`` is a full state dict (reported as ``state-dict``); ``harness-lora`` is the seed-000
 layout with alpha, rank and targets recorded (reported as ``lora-file``). ``base_model`` is a hub
 id / path, or ``harness:tiny-vlm``, rebuilt from the ``model_config`` metadata with the torch
@@ -18,35 +19,26 @@ from typing import Any
 
 from torch import nn
 
+from harness.contracts import checkpoint_meta as cm
 from loaders.apply import apply_state_dict
 from loaders.base import load_base
 from loaders.context import LoadContext
-from loaders.embedded import EMBEDDED_PREFIX, build_embedded
+from loaders.embedded import build_embedded
 from loaders.io import load_tensors, read_header
 from loaders.lora_apply import apply_lora
 
-NAME = "state-dict"
-FORMAT_KEY = "format"
-KINDS = {"harness-full": "state-dict", "harness-lora": "lora-file"}
-HP_KEYS = (
-    "lora_rank",
-    "lora_alpha",
-    "lora_dropout",
-    "lora_targets",
-    "step",
-    "metric_name",
-    "metric_value",
-    "config_hash",
-    "harness_version",
-    "base_init_seed",
-)
+NAME = "harness"
+"""The module's own name; a file is reported as the format its kind maps to in ``KINDS``."""
+KINDS = {cm.FORMAT_FULL: "state-dict", cm.FORMAT_LORA: "lora-file"}
+"""Reported format per kind: the ``NAME`` of the format the file's tensors are (``state_dict``,
+``lora_file``; spelled here because a format module never imports a sibling)."""
 
 
 def detect(path: Path) -> str | None:
     """A safetensors file whose metadata says ``format: harness-full|harness-lora``."""
     if not (path.is_file() and path.suffix == ".safetensors"):
         return None
-    kind = read_header(path)[1].get(FORMAT_KEY)
+    kind = read_header(path)[1].get(cm.FORMAT_KEY)
     return (
         f"safetensors metadata format={kind} (written by harness/cell/checkpoints.py)"
         if kind in KINDS
@@ -57,28 +49,30 @@ def detect(path: Path) -> str | None:
 def describe(path: Path) -> dict[str, Any]:
     """The format the file's kind is reported as, and its metadata (base model, hyperparameters)."""
     shapes, meta = read_header(path)
-    kind = meta.get(FORMAT_KEY)
+    kind = meta.get(cm.FORMAT_KEY)
     return {
         "format": KINDS.get(kind, NAME),
         "kind": kind,
-        "base_model": meta.get("base_model"),
+        "base_model": meta.get(cm.BASE_MODEL_KEY),
         "tensors": len(shapes),
-        **{k: meta[k] for k in HP_KEYS if k in meta},
+        **{k: meta[k] for k in cm.HP_KEYS if k in meta},
     }
 
 
 def load(path: Path, ctx: LoadContext) -> nn.Module:
     """Rebuild the base, probe, then apply the full state dict or the LoRA pairs."""
     _, meta = read_header(path)
-    kind = meta[FORMAT_KEY]
+    kind = meta[cm.FORMAT_KEY]
     ctx.report.format = KINDS[kind]
     ctx.report.files = [path.name]
-    ctx.hp(**{k: meta[k] for k in HP_KEYS if k in meta})
-    recorded = meta.get("base_model")
-    if ctx.base_model is None and recorded and recorded.startswith(EMBEDDED_PREFIX):
+    ctx.hp(**{k: meta[k] for k in cm.HP_KEYS if k in meta})
+    recorded = meta.get(cm.BASE_MODEL_KEY)
+    if ctx.base_model is None and recorded and recorded.startswith(cm.EMBEDDED_PREFIX):
         ctx.report.base_model = recorded
-        model = build_embedded(recorded, meta.get("model_config"), path, meta.get("base_init_seed"))
-        if kind == "harness-lora" and not meta.get("base_init_seed"):
+        model = build_embedded(
+            recorded, meta.get(cm.MODEL_CONFIG_KEY), path, meta.get(cm.BASE_INIT_SEED_KEY)
+        )
+        if kind == cm.FORMAT_LORA and not meta.get(cm.BASE_INIT_SEED_KEY):
             ctx.warn(
                 "harness-lora file without base_init_seed: the random-init tiny-vlm base cannot be "
                 "rebuilt exactly, so the merged model is NOT the trained one (re-save the "
@@ -88,7 +82,7 @@ def load(path: Path, ctx: LoadContext) -> nn.Module:
         model = load_base(None, ctx, path, recorded=recorded)
     ctx.probe_before(model)
     tensors = load_tensors(path)
-    if kind == "harness-full":
+    if kind == cm.FORMAT_FULL:
         apply_state_dict(model, tensors, ctx, "model", path)
         return model
     return apply_lora(model, tensors, meta, ctx, path)
