@@ -1,23 +1,53 @@
-"""Reading tensors safely: safetensors headers without data, pickles with ``weights_only=True``."""
+"""Reading tensors safely: safetensors headers without data, pickles with ``weights_only=True``.
+
+Only the exceptions that mean a bad file become a ``CheckpointError`` (a file that cannot be
+opened, or one that is truncated or corrupt); anything else (a ``MemoryError``, a bug) propagates.
+"""
 
 from __future__ import annotations
 
 import json
 import pickle
+import re
+import struct
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from loaders.errors import CorruptCheckpointError, UnsafePickleError
+from loaders.errors import CheckpointError, CorruptCheckpointError, UnsafePickleError
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 TENSOR_SUFFIXES = SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES
 # Containers trainers wrap a state dict in (Lightning, DDP scripts, many research repos).
 _STATE_DICT_WRAPPERS = ("state_dict", "model_state_dict", "model", "module")
+CANNOT_OPEN = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+"""The file is not there or not readable: not a corrupt file, and fetching it again is no fix."""
+TORCH_LOAD_CORRUPT = (
+    RuntimeError,  # the zip reader: "failed finding central directory", "unexpected EOF"
+    EOFError,
+    OSError,  # seeks past the end of a truncated zip
+    ValueError,  # e.g. UnicodeDecodeError in a legacy pickle
+    struct.error,
+    IndexError,
+    KeyError,
+    pickle.UnpicklingError,
+)
+"""What ``torch.load`` raises on a truncated or garbled file (found by cutting and flipping bytes
+of real files)."""
+_REFUSED = re.compile(r"GLOBAL |call reduce|Can only (create|build)|unsupported GLOBAL")
+"""torch's weights-only unpickler refusing an object (as opposed to a garbled byte stream)."""
+
+
+def _cannot_open(path: Path, e: OSError) -> CheckpointError:
+    return CheckpointError(
+        path,
+        f"cannot be opened ({type(e).__name__}: {e.strerror or e})",
+        "check that the path exists and is a readable file",
+    )
 
 
 def read_header(path: Path) -> tuple[dict[str, tuple[list[int], str]], dict[str, str]]:
@@ -29,7 +59,9 @@ def read_header(path: Path) -> tuple[dict[str, tuple[list[int], str]], dict[str,
             for k in f.keys():  # noqa: SIM118 (safe_open is not iterable)
                 sl = f.get_slice(k)
                 shapes[k] = (list(sl.get_shape()), str(sl.get_dtype()))
-    except Exception as e:
+    except CANNOT_OPEN as e:
+        raise _cannot_open(path, e) from e
+    except (SafetensorError, OSError) as e:
         raise CorruptCheckpointError(
             path,
             f"not a readable safetensors file ({type(e).__name__}: {e})",
@@ -59,7 +91,9 @@ def load_safetensors(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]
     read_header(path)
     try:
         return load_file(str(path), device=device)
-    except Exception as e:
+    except CANNOT_OPEN as e:
+        raise _cannot_open(path, e) from e
+    except (SafetensorError, OSError) as e:
         raise CorruptCheckpointError(
             path, f"could not read tensors ({e})", "the file is corrupt; fetch it again"
         ) from e
@@ -74,17 +108,31 @@ def load_pickle(path: Path, mmap: bool = False) -> Any:
             if not mmap or "mmap" not in str(e):
                 raise
             return torch.load(str(path), map_location="cpu", weights_only=True)
+    except CANNOT_OPEN as e:
+        raise _cannot_open(path, e) from e
     except pickle.UnpicklingError as e:
+        if not _REFUSED.search(str(e)):
+            raise _corrupt_pickle(path, e) from e
         raise UnsafePickleError(
             path,
             "refused to unpickle: the file holds objects other than tensors and plain containers "
             "(loading it would execute code)",
             "if you trust its origin, convert it to safetensors in a sandbox first",
         ) from e
-    except Exception as e:
-        raise CorruptCheckpointError(
-            path, f"not a readable torch file ({type(e).__name__}: {e})", "fetch it again"
-        ) from e
+    except TORCH_LOAD_CORRUPT as e:
+        raise _corrupt_pickle(path, e) from e
+
+
+def _corrupt_pickle(path: Path, e: BaseException) -> CorruptCheckpointError:
+    text = str(e)
+    unpickler = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    detail = unpickler.group(1) if unpickler else (text.strip().splitlines() or [""])[0]
+    kind = "struct.error" if isinstance(e, struct.error) else type(e).__name__
+    return CorruptCheckpointError(
+        path,
+        f"not a readable torch file ({kind}: {detail[:200]})",
+        "the file is truncated or corrupt; fetch it again",
+    )
 
 
 def unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
