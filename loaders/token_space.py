@@ -26,7 +26,7 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def validate(space: dict[str, Any], path: Path) -> list[str]:
+def validate(space: dict[str, Any]) -> list[str]:
     """All problems of a token space at once (empty when valid); values of the wrong type are
     problems, never exceptions."""
     problems = []
@@ -77,7 +77,7 @@ def load_token_space(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     The hash is checked against ``token_space.sha256`` next to it when that file exists.
     """
     space = read_json(path)
-    problems = validate(space, path)
+    problems = validate(space)
     if problems:
         raise TokenSpaceError(
             path,

@@ -44,7 +44,7 @@ def _model_and_data(cache: Path, **overrides):
     torch.manual_seed(0)
     model, _ = build_model(cfg.model)
     model.set_attention(cfg.attention.mode, cfg.attention.impl)
-    splits = load_splits(cfg.data, cfg.seed)
+    splits = load_splits(cfg.data)
     return cfg, model, EncodedSet(splits.train, model)
 
 
@@ -431,6 +431,6 @@ def test_test_is_val_says_whether_the_reported_split_is_held_out(tmp_path, val, 
             }
         }
     )
-    splits = load_splits(cfg.data, cfg.seed)
+    splits = load_splits(cfg.data)
     assert splits.test_is_val is test_is_val
     assert [r.question for r in splits.test] == [test or val]

@@ -46,7 +46,7 @@ def test_single_pass_equals_two_passes(cache, mode, impl, monkeypatch):
     torch.manual_seed(0)
     model, _ = build_model(cfg.model)
     model.set_attention(mode, impl)
-    data = load_splits(cfg.data, 0).encode(model)[1]
+    data = load_splits(cfg.data).encode(model)[1]
     one, n_one = _scores(model, data, True, monkeypatch)
     two, n_two = _scores(model, data, False, monkeypatch)
     assert (n_one, n_two) == (2, 0)  # 8 samples, batches of 4
@@ -61,7 +61,7 @@ def test_prompts_of_different_lengths_take_the_two_pass_path(cache, monkeypatch)
     torch.manual_seed(0)
     model, _ = build_model(cfg.model)
     model.set_attention("causal", "sdpa")
-    splits = load_splits(cfg.data, 0)
+    splits = load_splits(cfg.data)
     records = [replace(r, question=r.question + "?" * (i % 2)) for i, r in enumerate(splits.val)]
     data = EncodedSet(records, model, splits.images["val"])
     ev, n_one = _scores(model, data, True, monkeypatch)

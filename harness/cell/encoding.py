@@ -36,7 +36,7 @@ class Splits:
         return train, val, test
 
 
-def load_splits(cfg: DataConfig, seed: int) -> Splits:
+def load_splits(cfg: DataConfig) -> Splits:
     """Read (and for kind=captcha, generate once and cache) the train/val/test records."""
     if cfg.kind == "captcha":
         from harness.data.captcha import ensure_captcha_split, split_pixels

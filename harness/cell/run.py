@@ -109,7 +109,7 @@ class CellRun:
         apply_budget(gb, device)
         memory.baseline_bytes = self.meter.in_use()
         torch.manual_seed(cfg.seed)
-        splits = load_splits(cfg.data, cfg.seed)
+        splits = load_splits(cfg.data)
         self.test_is_val = splits.test_is_val
         model, _ = build_model(cfg.model)
         model.set_attention(cfg.attention.mode, cfg.attention.impl)

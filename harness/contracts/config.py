@@ -132,7 +132,8 @@ class LoraConfig:
 @dataclass
 class TrainConfig:
     method: Literal["full", "lora"] = "full"
-    """`full`: the whole text decoder (vision frozen); `lora`: PEFT adapters + extra_trainable."""
+    """`full`: every weight (decoder, projector, and the vision encoder unless
+    `model.freeze_vision`); `lora`: PEFT adapters on the decoder + `lora.extra_trainable`."""
     max_steps: int = 1500
     """Optimizer steps (each = micro_batch x grad_accum samples)."""
     max_seconds: float | None = None

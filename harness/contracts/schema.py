@@ -160,7 +160,7 @@ def _count(value: Any) -> bool:
 
 @dataclass
 class Metrics:
-    """The reported (test split) evaluation of the best checkpoint."""
+    """The reported (test split) evaluation of the scored weights (``scored_weights``)."""
 
     exact_match_k: int
     n: int
@@ -170,16 +170,19 @@ class Metrics:
     loss: float | None
     """Teacher-forced answer-token loss on the reported split."""
     best_step: int
-    """Step whose weights were scored."""
+    """Step whose weights were scored: the best validation step, or the last step when
+    ``scored_weights`` is ``final`` (the stored key keeps its name)."""
     best_val: float | None
-    """Selection metric of that step on the validation split."""
+    """Validation selection metric of the ``best_step`` step: the best one only when
+    ``scored_weights`` is ``best``."""
     final_loss: float | None
     """Training loss of the last step."""
     test_is_val: bool | None = None
     """True when the reported split is the validation split (a JSONL run without
     ``data.test_path``, or without ``data.val_path``, or with the same file for both): with
     ``scored_weights: best`` that split chose ``best_step``, so the score is not held out.
-    None in stores before schema 2.1."""
+    None in version-2 stores written before the field existed (added without a version bump:
+    readers treat the missing key as unknown)."""
     scored_weights: str | None = None
     """Which weights were scored: ``best`` (the step with the best validation metric) or
     ``final`` (the last step, with ``checkpoint.save: final|none``; ``best_val`` is then that

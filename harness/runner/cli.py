@@ -197,13 +197,13 @@ def _main(args: argparse.Namespace, err: Console) -> int:
     if not out.is_terminal:
         out = Console(highlight=False, width=160)  # files and pipes: don't squeeze the axes
     out.print(summary_table(result.rows, labels))
-    code = _finish(result, matrix, err)
+    code = _finish(result, err)
     if args.report is not None and not _write_report(store, args.report, err):
         return code if code != EXIT_OK else EXIT_FAILED
     return code
 
 
-def _finish(result: RunResult, matrix: Matrix, err: Console) -> int:
+def _finish(result: RunResult, err: Console) -> int:
     if result.stopped:
         ids = ", ".join(c.cell_id for c in result.interrupted)
         what = f"cell(s) {ids} marked interrupted; " if ids else ""

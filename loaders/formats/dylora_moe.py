@@ -99,7 +99,7 @@ def describe(path: Path) -> dict[str, Any]:
     return info
 
 
-def _normalise(sd: dict[str, torch.Tensor], src: Path) -> dict[int | None, dict[str, torch.Tensor]]:
+def _normalise(sd: dict[str, torch.Tensor]) -> dict[int | None, dict[str, torch.Tensor]]:
     """Split LoRA tensors by expert; keys become PEFT's adapter-less ``...lora_A.weight``."""
     out: dict[int | None, dict[str, torch.Tensor]] = {}
     for key, t in sd.items():
@@ -126,7 +126,7 @@ def _experts(
     if (d / SINGLE).is_file():
         sd = load_safetensors(d / SINGLE)
         files.append(SINGLE)
-        by = _normalise(sd, d / SINGLE)
+        by = _normalise(sd)
         experts.update({i: v for i, v in by.items() if i is not None})
         other = {
             k.removeprefix(PREFIX): v
@@ -160,7 +160,7 @@ def _experts(
             else:
                 continue
             files.append(str(p.relative_to(d)))
-            experts[i] = next(iter(_normalise(sd, p).values()), {})
+            experts[i] = next(iter(_normalise(sd).values()), {})
     if not router and (d / ROUTER_FILE).is_file():
         router = {k.removeprefix("gate."): v for k, v in load_safetensors(d / ROUTER_FILE).items()}
         files.append(ROUTER_FILE)
@@ -248,7 +248,7 @@ def load(path: Path, ctx: LoadContext) -> nn.Module:
             )
     _check_missing(kr.missing + kr.unexpected, ctx, d)
     if ctx.expert is not None:
-        return _pin(peft_model, n, ctx, d)
+        return _pin(peft_model, ctx)
     hidden = int(base.get_input_embeddings().weight.shape[1])
     moe = DyLoRAMoEModel(peft_model, n, hidden, routing=ctx.routing, temperature=ctx.temperature)
     _load_router(moe, router, ctx, d)
@@ -269,7 +269,7 @@ def _check_missing(bad: list[str], ctx: LoadContext, d: Path) -> None:
     )
 
 
-def _pin(peft_model: nn.Module, n: int, ctx: LoadContext, d: Path) -> nn.Module:
+def _pin(peft_model: nn.Module, ctx: LoadContext) -> nn.Module:
     ctx.note(
         f"expert {ctx.expert} pinned and merged into a plain transformers model (router unused)"
     )

@@ -79,7 +79,7 @@ def setups(tmp_path_factory):
         model.set_attention("causal", "sdpa")
         if name == "before":
             model.vision.stem.to(memory_format=torch.contiguous_format)
-        train_set = load_splits(cfg.data, 0).encode(model)[0]
+        train_set = load_splits(cfg.data).encode(model)[0]
         out[name] = (cfg, model, train_set.batch(list(range(cfg.train.micro_batch))))
     return out
 

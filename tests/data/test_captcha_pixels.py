@@ -92,7 +92,7 @@ def test_encoding_from_the_array_equals_decoding_every_png(tmp_path: Path, input
             "model": {"input_height": h, "input_width": w, "image_tokens": 8},
         }
     )
-    splits = load_splits(cfg.data, 0)
+    splits = load_splits(cfg.data)
     assert set(splits.images) == {"train", "val", "test"}
     model, _ = build_model(cfg.model)
     fast = splits.encode(model)

@@ -74,7 +74,7 @@ def test_real_token_space_and_published_hash():
     space, facts = load_token_space(REAL / "token_space.json")
     assert facts["hash_checked"] is True
     assert facts["token_space_sha256"] == (REAL / "token_space.sha256").read_text().split()[0]
-    assert space["vocab_size_total"] == 164021 and validate(space, REAL) == []
+    assert space["vocab_size_total"] == 164021 and validate(space) == []
 
 
 def test_rows_are_patched_and_match_reference(tmp_path, base_dir):
