@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.contracts.checkpoint_meta import BASE_MODEL_KEY, CONFIG_HASH_KEY, VERSION_KEY
 from harness.contracts.schema import budget_shortfall
 
 MODEL_DIR = "best_model"
@@ -147,14 +148,14 @@ def model_metadata(
     best_metric = (config.get("eval") or {}).get("best_metric")
     return {
         "format": described.get("format"),
-        "base_model": details.get("base_model"),
+        "base_model": details.get(BASE_MODEL_KEY),
         "file": f"{MODEL_DIR}/{file_name}",
         "weights": weights,
         "method": train.get("method"),
         "lora": dict(lora) if train.get("method") == "lora" else None,
         "attention": config.get("attention"),
         "model": config.get("model"),
-        "config_hash": details.get("config_hash") or summary.get("cell_id"),
+        "config_hash": details.get(CONFIG_HASH_KEY) or summary.get("cell_id"),
         "cell_id": summary.get("cell_id"),
         "matrix": info.get("matrix"),
         "step": metrics.get("best_step"),
@@ -163,5 +164,5 @@ def model_metadata(
         "exact_match_k": metrics.get("exact_match_k"),
         "n": metrics.get("n"),
         "scored_split": "val" if metrics.get("test_is_val") else "test",
-        "harness_version": details.get("harness_version"),
+        "harness_version": details.get(VERSION_KEY),
     }
