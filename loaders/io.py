@@ -38,8 +38,9 @@ TORCH_LOAD_CORRUPT = (
 )
 """What ``torch.load`` raises on a truncated or garbled file (found by cutting and flipping bytes
 of real files)."""
-_REFUSED = re.compile(r"GLOBAL |call reduce|Can only (create|build)|unsupported GLOBAL")
-"""torch's weights-only unpickler refusing an object (as opposed to a garbled byte stream)."""
+_REFUSED = re.compile(r"GLOBAL |call reduce|Can only (create|build)")
+"""torch's weights-only unpickler refusing an object, as opposed to a garbled byte stream (if a
+torch release rewords it, such a file is called corrupt: still refused, never executed)."""
 
 
 def _cannot_open(path: Path, e: OSError) -> CheckpointError:
