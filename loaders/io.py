@@ -172,6 +172,8 @@ def read_json(path: Path) -> dict[str, Any]:
     """A JSON object, or CorruptCheckpointError naming the file."""
     try:
         data = json.loads(path.read_text())
+    except CANNOT_OPEN as e:
+        raise _cannot_open(path, e) from e
     except (OSError, ValueError) as e:
         raise CorruptCheckpointError(path, f"not valid JSON ({e})", "fix or re-create it") from e
     if not isinstance(data, dict):

@@ -26,7 +26,7 @@ from loaders import (
     UnsafePickleError,
     load_checkpoint,
 )
-from loaders.io import load_pickle, load_safetensors, read_header
+from loaders.io import load_pickle, load_safetensors, read_header, read_json
 
 
 @pytest.fixture()
@@ -61,7 +61,7 @@ def test_a_garbled_pickle_is_corrupt_not_refused_as_code(tmp_path):
     assert not isinstance(e.value, UnsafePickleError)
 
 
-@pytest.mark.parametrize("read", [read_header, load_safetensors, load_pickle])
+@pytest.mark.parametrize("read", [read_header, load_safetensors, load_pickle, read_json])
 def test_a_missing_file_cannot_be_opened_and_is_not_called_corrupt(tmp_path, read):
     with pytest.raises(CheckpointError, match=r"cannot be opened \(FileNotFoundError") as e:
         read(tmp_path / "gone.safetensors")
