@@ -21,16 +21,16 @@ from dataclasses import fields
 from pathlib import Path
 
 from harness.benchmark.settings import (
-    EXIT_BAD_INPUT,
-    EXIT_OK,
     EXIT_UNCHANGED,
     TASKS,
     BenchmarkConfig,
     BenchmarkInputError,
     GenerationSettings,
+    ReportedError,
     RunFailure,
 )
 from harness.benchmark.source import check_source
+from harness.contracts.errors import EXIT_OK, Parser, run_command
 
 _GENERATION = {f.name for f in fields(GenerationSettings)} - {"stop"}
 
@@ -42,7 +42,7 @@ def _flag(parser: argparse._ActionsContainer, name: str, **kw) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="benchmark",
         description="Evaluate a trained model next to its base on the same samples; writes a "
         "markdown report and JSON results. `benchmark score --help` scores code completions.",
@@ -135,17 +135,7 @@ def write_outputs(cfg: BenchmarkConfig, results) -> int:
     return status
 
 
-def _score(argv: list[str]) -> int:
-    from harness.benchmark import score
-
-    parser = argparse.ArgumentParser(
-        prog="benchmark score", description="Score code completions generated elsewhere."
-    )
-    score.add_arguments(parser)
-    return score.run(parser.parse_args(argv))
-
-
-def _run(cfg: BenchmarkConfig, argv: list[str], max_new_set: bool) -> int:
+def _run_and_report(cfg: BenchmarkConfig, argv: list[str], max_new_set: bool) -> int:
     from harness.benchmark.session import run_benchmark
     from harness.benchmark.terminal import Terminal
 
@@ -163,47 +153,45 @@ def _run(cfg: BenchmarkConfig, argv: list[str], max_new_set: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``benchmark`` / ``python -m harness.benchmark``: the error boundary.
-
-    Known user errors are one line and exit 2; run failures one line and exit 1; anything else is
-    a bug and keeps its traceback. Arguments are checked before torch is even imported.
-    """
+    """Entry point of ``benchmark`` / ``python -m harness.benchmark``, behind the shared error
+    boundary (``harness.contracts.errors.run_command``): a bad flag or bad input is one line and
+    exit 2, a failed run one line and exit 1 (a fetch error carries its own code), anything else
+    is a bug and keeps its traceback. Arguments are checked before torch is even imported."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["score"]:
-        return _score(argv[1:])
-    try:
-        args = build_parser().parse_args(argv)
-        cfg = config_from_args(args)
-        check_output(cfg.output)
-        check_source(cfg)
-    except BenchmarkInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return _guarded(cfg, argv, args.max_new_tokens is not None)
+        from harness.benchmark import score
+
+        return score.main(argv[1:])
+    return run_command(lambda: _main(argv), on_interrupt="interrupted")
 
 
-def _guarded(cfg: BenchmarkConfig, argv: list[str], max_new_set: bool) -> int:
-    """The run behind the shared error boundary (``harness.contracts.errors.run_command``): a known
-    error is one line (exit 2 bad input, 1 a failed run; a fetch error carries its own code)."""
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = config_from_args(args)
+    check_output(cfg.output)
+    check_source(cfg)
+    return _run(cfg, argv, args.max_new_tokens is not None)
+
+
+def _run(cfg: BenchmarkConfig, argv: list[str], max_new_set: bool) -> int:
+    """The run. What the data, model and checkpoint packages raise for bad input, and an out of
+    memory, become this command's errors for the boundary; they are imported here, not in
+    ``main``, so that a bad flag is answered before torch loads."""
     import torch
 
-    from harness.contracts.errors import run_command
     from harness.data.jsonl import DataError
     from harness.models.hf import ModelLoadError
-    from harness.wandb_access.fetch import FetchError
     from loaders import CheckpointError
 
-    def body() -> int:
-        try:
-            return _run(cfg, argv, max_new_set)
-        except (MemoryError, torch.OutOfMemoryError) as exc:
-            raise RunFailure(
-                "out of memory; try --dtype bfloat16, a smaller --batch_size, or a machine "
-                "with more memory"
-            ) from exc
-
-    known = (FetchError, BenchmarkInputError, DataError, CheckpointError, ModelLoadError)
-    return run_command(body, *known, RunFailure, on_interrupt="interrupted")
+    try:
+        return _run_and_report(cfg, argv, max_new_set)
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        raise RunFailure(
+            "out of memory; try --dtype bfloat16, a smaller --batch_size, or a machine "
+            "with more memory"
+        ) from exc
+    except (DataError, CheckpointError, ModelLoadError) as exc:
+        raise ReportedError(exc) from exc
 
 
 if __name__ == "__main__":

@@ -144,10 +144,10 @@ def run_benchmark(
 ) -> BenchmarkResults:
     """Run everything ``cfg`` asks for and return the results (files are written by the caller)."""
     start = time.perf_counter()
+    device = eval_models.pick_device(cfg.device)  # an unusable --device fails before any work
     cfg, data, samples = _data(cfg, max_new_set)
     task = str(cfg.task)
     ui.say(f"task {task} ({data['task_reason']}); {data['selection']}")
-    device = eval_models.pick_device(cfg.device)
     with ui.spinner("getting the trained model"):
         source = resolve_source(cfg)
     if source.fetch_s:

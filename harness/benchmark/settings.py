@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.contracts.errors import EXIT_FAILED, EXIT_USAGE, UserError
+
 TASKS = ("qa", "perplexity", "humaneval")
 """``qa``: exact match on the seed's JSONL (image or text); ``perplexity``: a text or JSONL file;
 ``humaneval``: code generation scored by running the tests (HumanEval's JSONL layout)."""
@@ -14,18 +16,28 @@ DEFAULT_MAX_NEW_TOKENS = {"qa": 20, "perplexity": 0, "humaneval": 256}
 CODE_STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 """Stop sequences of HumanEval completions (the human-eval paper's); a completion is cut at the
 first one."""
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNCHANGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-"""3: the "trained" model's logits equal the base's (unless --allow_unchanged)."""
+EXIT_UNCHANGED = 3
+"""The exit status when the "trained" model's logits equal the base's (unless
+--allow_unchanged); the others are the shared ones of ``harness.contracts.errors``."""
 
 
-class BenchmarkInputError(ValueError):
+class BenchmarkInputError(UserError):
     """Bad input to ``benchmark``: the message says what was wrong and how to fix it (exit 2)."""
 
 
-class RunFailure(RuntimeError):
+class RunFailure(UserError):
     """The run could not finish (e.g. its output could not be written): exit 1."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
+
+
+class ReportedError(UserError):
+    """A user error another package raised (a data file, a model folder, a checkpoint), reported
+    by ``benchmark`` as is: its message and its exit status (2 unless it names another)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc).strip() or type(exc).__name__)
+        self.exit_code = int(getattr(exc, "exit_code", EXIT_USAGE))
 
 
 @dataclass(frozen=True)
