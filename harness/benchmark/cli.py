@@ -20,16 +20,10 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from harness.benchmark.settings import (
-    EXIT_UNCHANGED,
-    TASKS,
-    BenchmarkConfig,
-    BenchmarkInputError,
-    GenerationSettings,
-    ReportedError,
-    RunFailure,
-)
+from harness.benchmark.errors import EXIT_UNCHANGED, BenchmarkInputError, ReportedError, RunFailure
+from harness.benchmark.settings import BenchmarkConfig, GenerationSettings
 from harness.benchmark.source import check_source
+from harness.benchmark.tasks import TASKS
 from harness.contracts.errors import EXIT_OK, Parser, run_command
 
 _GENERATION = {f.name for f in fields(GenerationSettings)} - {"stop"}
@@ -52,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(src, "wandb_artifact", metavar="REF", help="[entity/][project/]name[:alias] or a folder")
     _flag(p, "base_model", metavar="P", help="base model path or hub id (default: recorded)")
     _flag(p, "no_compare", action="store_true", help="evaluate the trained model only")
-    _flag(p, "task", choices=TASKS, help="default: inferred from --data")
+    _flag(p, "task", choices=tuple(TASKS), help="default: inferred from --data")
     _flag(p, "data", type=Path, metavar="F", help="QA JSONL, .txt/JSONL text, HumanEval JSONL")
     _flag(p, "max_samples", type=int, metavar="N", help="the first N samples (both models)")
     _flag(p, "sample_seed", type=int, metavar="S", help="a seeded random N instead of the first")

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.benchmark.settings import BenchmarkInputError
+from harness.benchmark.errors import BenchmarkInputError
 from harness.benchmark.sides import EvalModel
 from harness.models.prefix_lm import PrefixLM
 from loaders import LoadedCheckpoint, load_checkpoint

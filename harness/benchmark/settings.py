@@ -2,100 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from harness.contracts.errors import EXIT_FAILED, EXIT_USAGE, UserError
-
-TASKS = ("qa", "perplexity", "humaneval")
-"""``qa``: exact match on the seed's JSONL (image or text); ``perplexity``: a text or JSONL file;
-``humaneval``: code generation scored by running the tests (HumanEval's JSONL layout)."""
-DEFAULT_MAX_NEW_TOKENS = {"qa": 20, "perplexity": 0, "humaneval": 256}
-"""QA: the seed's validation decoding (<= 20 tokens); HumanEval: the seed-002 benchmark's 256."""
-CODE_STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
-"""Stop sequences of HumanEval completions (the human-eval paper's); a completion is cut at the
-first one."""
-EXIT_UNCHANGED = 3
-"""The exit status when the "trained" model's logits equal the base's (unless
---allow_unchanged); the others are the shared ones of ``harness.contracts.errors``."""
-
-
-class BenchmarkInputError(UserError):
-    """Bad input to ``benchmark``: the message says what was wrong and how to fix it (exit 2)."""
-
-
-class RunFailure(UserError):
-    """The run could not finish (e.g. its output could not be written): exit 1."""
-
-    exit_code = EXIT_FAILED
-
-
-class ReportedError(UserError):
-    """A user error another package raised (a data file, a model folder, a checkpoint), reported
-    by ``benchmark`` as is: its message and its exit status (2 unless it names another)."""
-
-    def __init__(self, exc: BaseException) -> None:
-        super().__init__(str(exc).strip() or type(exc).__name__)
-        self.exit_code = int(getattr(exc, "exit_code", EXIT_USAGE))
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """How completions are generated; recorded in the results."""
-
-    max_new_tokens: int = 20
-    """New tokens at most per completion (stops earlier at EOS or a stop sequence)."""
-    temperature: float = 0.0
-    """0 = greedy decoding; > 0 samples with this temperature (and ``top_p``)."""
-    top_p: float = 1.0
-    """Nucleus sampling mass (sampling only)."""
-    seed: int = 0
-    """Sampling seed: sample j of item i uses ``torch.manual_seed(seed + 1_000_003 * i + j)``, so
-    a result does not depend on batching or order."""
-    samples_per_task: int = 1
-    """Completions per HumanEval problem (n of the unbiased pass@k estimator)."""
-    stop: tuple[str, ...] = ()
-    """Stop sequences: a completion is cut at the first one."""
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 0:
-            raise BenchmarkInputError("--max_new_tokens must be >= 0")
-        if self.temperature < 0:
-            raise BenchmarkInputError("--temperature must be >= 0 (0 is greedy decoding)")
-        if not 0 < self.top_p <= 1:
-            raise BenchmarkInputError("--top_p must be in (0, 1]")
-        if self.samples_per_task < 1:
-            raise BenchmarkInputError("--samples_per_task must be >= 1")
-        if self.samples_per_task > 1 and self.greedy:
-            raise BenchmarkInputError(
-                f"--samples_per_task {self.samples_per_task} with greedy decoding gives "
-                f"{self.samples_per_task} identical completions; pass --temperature > 0 "
-                "(e.g. --temperature 0.2 --top_p 0.95, as the seed's benchmark)"
-            )
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
-
-    def item_seed(self, item: int, sample: int) -> int:
-        """The torch seed of sample ``sample`` of item ``item``."""
-        return self.seed + 1_000_003 * item + sample
-
-    def describe(self) -> str:
-        """One line for the report."""
-        how = (
-            "greedy"
-            if self.greedy
-            else f"sampling, temperature {self.temperature:g}, top_p {self.top_p:g}, seed {self.seed}"
-        )
-        text = f"{how}, at most {self.max_new_tokens} new tokens"
-        if self.samples_per_task > 1:
-            text += f", {self.samples_per_task} samples per problem"
-        return text
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "stop": list(self.stop), "greedy": self.greedy}
+from harness.benchmark.errors import BenchmarkInputError
+from harness.benchmark.generation import GenerationSettings
+from harness.benchmark.tasks import task_spec
 
 
 @dataclass
@@ -111,7 +23,7 @@ class BenchmarkConfig:
     compare: bool = True
     """Evaluate the base too whenever one is known (comparison mode)."""
     task: str | None = None
-    """One of TASKS; None infers it from the data."""
+    """A task of the registry (``harness.benchmark.tasks.TASKS``); None infers it from the data."""
     data: Path | None = None
     """Evaluation data (JSONL, .jsonl.gz, or .txt); humaneval defaults to the human-eval package's."""
     max_samples: int | None = None
@@ -157,8 +69,8 @@ class BenchmarkConfig:
                 "give exactly one model to benchmark: --trained_model PATH or "
                 "--wandb_artifact ENTITY/PROJECT/NAME:VERSION"
             )
-        if self.task is not None and self.task not in TASKS:
-            raise BenchmarkInputError(f"--task {self.task!r} is not one of {', '.join(TASKS)}")
+        if self.task is not None:
+            task_spec(self.task)
         if self.max_samples is not None and self.max_samples < 1:
             raise BenchmarkInputError("--max_samples must be >= 1")
         if self.sample_seed is not None and self.max_samples is None:

@@ -10,9 +10,11 @@ import pytest
 from scipy.stats import binomtest
 
 from harness.benchmark.compare import compare_sides, differing
+from harness.benchmark.errors import BenchmarkInputError
 from harness.benchmark.eval_models import choose_base
-from harness.benchmark.settings import BenchmarkConfig, BenchmarkInputError, GenerationSettings
-from harness.benchmark.tasks import infer_task, select, text_samples
+from harness.benchmark.samples import select, text_samples
+from harness.benchmark.settings import BenchmarkConfig, GenerationSettings
+from harness.benchmark.tasks import infer_task
 
 
 def _write(path, rows):
