@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +25,12 @@ FLAG = "flag"
 class Flag:
     """How a field appears on the command line."""
 
-    help: str
+    help: str | None
     group: str | None = None
     """Title of the help section; None: the main options."""
     metavar: str | None = None
-    choices: tuple[str, ...] | None = None
+    choices: Collection[str] | None = None
+    """The valid values (a live collection, e.g. the task registry, is read when parsing)."""
     one_of: bool = False
     """One of the fields with ``one_of`` must be given, and only one (a required exclusive group)."""
     name: str | None = None
@@ -82,7 +84,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, **fill: str) -> None:
             if f is None:
                 continue
             kw: dict[str, Any] = {"dest": fld.name, "default": argparse.SUPPRESS}
-            kw["help"] = f.help.format(**fill) if fill else f.help
+            kw["help"] = f.help.format(**fill) if f.help and fill else f.help
             kind = _scalar(hints[fld.name])
             if kind is bool:
                 kw["action"] = "store_false" if fld.default is True else "store_true"

