@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.benchmark.errors import EXIT_UNCHANGED, BenchmarkInputError, ReportedError, RunFailure
 from harness.benchmark.flags import add_flags, from_flags
@@ -25,6 +26,9 @@ from harness.benchmark.settings import BenchmarkConfig
 from harness.benchmark.source import check_source
 from harness.benchmark.tasks import TASKS
 from harness.contracts.errors import EXIT_OK, Parser, run_command
+
+if TYPE_CHECKING:
+    from harness.benchmark.result_schema import BenchmarkResults
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +67,7 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
 
 
-def write_outputs(cfg: BenchmarkConfig, results) -> int:
+def write_outputs(cfg: BenchmarkConfig, results: BenchmarkResults) -> int:
     """Report + JSON; returns the exit status (3 when unchanged and not allowed)."""
     from harness.benchmark.render import render
     from harness.benchmark.result_schema import write_json
@@ -74,8 +78,8 @@ def write_outputs(cfg: BenchmarkConfig, results) -> int:
     start = time.perf_counter()
     try:
         atomic_write_text(cfg.output, render(results.to_dict()))
-        results.timings["report_s"] = time.perf_counter() - start
-        results.timings["total_s"] += results.timings["report_s"]
+        results.timings.report_s = time.perf_counter() - start
+        results.timings.total_s += results.timings.report_s
         write_json(cfg.json_path, results)
     except OSError as e:
         raise RunFailure(f"could not write {cfg.output} / {cfg.json_path}: {e}") from e

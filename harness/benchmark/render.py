@@ -169,7 +169,8 @@ def _setup(r: dict[str, Any]) -> list[str]:
     if att:
         how = "applied to both models" if att["applied"] else "not applicable (not a harness model)"
         lines.append(f"- Attention: {att['mode']} ({att['impl']}) from {att['origin']}; {how}")
-    opts = {k: v for k, v in r["options"].items() if v is not None and k != "attention"}
+    # sorted: the same line whether rendered in the run or from the (sorted-keys) JSON file
+    opts = {k: v for k, v in sorted(r["options"].items()) if v is not None and k != "attention"}
     lines.append(f"- Device: {r['device']}, weights {r['dtype']}; options: {fmt.assignment(opts)}")
     lines.append(
         f"- Tokenizers: trained {r['trained']['tokenizer']}; base {r['base']['tokenizer'] or fmt.DASH}"

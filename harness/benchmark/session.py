@@ -14,9 +14,19 @@ from harness.benchmark import eval_models
 from harness.benchmark.attention_mode import Attention, attention_for
 from harness.benchmark.compare import compare_sides
 from harness.benchmark.errors import BenchmarkInputError
-from harness.benchmark.result_schema import BenchmarkResults, proof
+from harness.benchmark.generation import GenerationSettings
+from harness.benchmark.result_schema import (
+    BaseSection,
+    BenchmarkResults,
+    DataSection,
+    Metrics,
+    SampleRow,
+    Timings,
+    TrainedSection,
+    proof,
+)
 from harness.benchmark.samples import select
-from harness.benchmark.settings import BenchmarkConfig, GenerationSettings
+from harness.benchmark.settings import BenchmarkConfig
 from harness.benchmark.sides import EvalModel, SideResult
 from harness.benchmark.source import TrainedSource, resolve_source
 from harness.benchmark.tasks import TASKS, infer_task, load_samples, task_spec
@@ -47,22 +57,23 @@ def _scoring_path(task: str, *models: EvalModel) -> str:
     return task_spec(task).scoring_path(*models)
 
 
-def _data(cfg: BenchmarkConfig, max_new_set: bool) -> tuple[BenchmarkConfig, dict[str, Any], list]:
-    """The task (given or inferred), its settings, and the samples both models see."""
+def _data(
+    cfg: BenchmarkConfig, max_new_set: bool
+) -> tuple[BenchmarkConfig, str, DataSection, list]:
+    """The task (given or inferred), its settings, why this task, and the samples both see."""
     task, why = infer_task(cfg.data, cfg.task)
     cfg = replace(cfg, task=task, generation=task_settings(task, cfg.generation, max_new_set))
     all_samples = load_samples(task, cfg.data)
     samples, selection = select(all_samples, cfg.max_samples, cfg.sample_seed)
-    data = {
-        "path": str(cfg.data) if cfg.data else task_spec(task).default_data,
-        "selection": selection,
-        "n_available": len(all_samples),
-        "n": len(samples),
-        "max_samples": cfg.max_samples,
-        "sample_seed": cfg.sample_seed,
-        "task_reason": why,
-    }
-    return cfg, data, samples
+    data = DataSection(
+        path=str(cfg.data) if cfg.data else task_spec(task).default_data,
+        selection=selection,
+        n_available=len(all_samples),
+        n=len(samples),
+        max_samples=cfg.max_samples,
+        sample_seed=cfg.sample_seed,
+    )
+    return cfg, why, data, samples
 
 
 def _apply_attention(model: EvalModel, attention: Attention | None) -> bool:
@@ -129,9 +140,9 @@ def run_benchmark(
     """Run everything ``cfg`` asks for and return the results (files are written by the caller)."""
     start = time.perf_counter()
     device = eval_models.pick_device(cfg.device)  # an unusable --device fails before any work
-    cfg, data, samples = _data(cfg, max_new_set)
+    cfg, why, data, samples = _data(cfg, max_new_set)
     task = str(cfg.task)
-    ui.say(f"task {task} ({data['task_reason']}); {data['selection']}")
+    ui.say(f"task {task} ({why}); {data.selection}")
     with ui.spinner("getting the trained model"):
         source = resolve_source(cfg)
     if source.fetch_s:
@@ -172,21 +183,21 @@ def run_benchmark(
     return BenchmarkResults(
         command=command,
         task=task,
-        task_reason=data.pop("task_reason"),
+        task_reason=why,
         data=data,
         generation=cfg.generation.to_dict() if task_spec(task).generates else {},
         trained=_trained_info(source, loaded.report.path, trained),
-        base={
-            "spec": base.spec,
-            "origin": base.origin,
-            "notes": base.notes,
-            "evaluated": base_side is not None,
-            "tokenizer": base_tokenizer,
-            "reason_not_compared": None if base_side is not None else _why_not(cfg, base.spec),
-        },
+        base=BaseSection(
+            spec=base.spec,
+            origin=base.origin,
+            notes=base.notes,
+            evaluated=base_side is not None,
+            tokenizer=base_tokenizer,
+            reason_not_compared=None if base_side is not None else _why_not(cfg, base.spec),
+        ),
         loader=loaded.report.to_dict(),
         proof=proof(loaded.report, base_side, trained_side, task, samples),
-        metrics={"base": base_side.metrics if base_side else None, "trained": trained_side.metrics},
+        metrics=Metrics(base_side.metrics if base_side else None, trained_side.metrics),
         comparison=comparison,
         samples=_sample_rows(base_side, trained_side),
         device=str(device),
@@ -197,7 +208,7 @@ def run_benchmark(
             **_task_options(cfg, task),
             "attention": {**asdict(attention), "applied": applied} if attention else None,
         },
-        timings=timings,
+        timings=Timings(**timings),
         provenance=collect_provenance() | torch_info(),
         warnings=[*loaded.report.warnings, *_metadata_disagrees(source, loaded.format)],
     )
@@ -235,21 +246,20 @@ def _why_not(cfg: BenchmarkConfig, spec: str | None) -> str:
     return "--no_compare"
 
 
-def _trained_info(source: TrainedSource, loaded_path: str, model: EvalModel) -> dict[str, Any]:
-    return {
-        "source": str(source.path),
-        "origin": source.origin,
-        "reference": source.reference,
-        "metadata": source.metadata,
-        "tried": source.tried,
-        "loaded_path": loaded_path,
-        "tokenizer": model.tokenizer_source,
-        "parameters": sum(p.numel() for p in model.module.parameters()),
-    }
+def _trained_info(source: TrainedSource, loaded_path: str, model: EvalModel) -> TrainedSection:
+    return TrainedSection(
+        source=str(source.path),
+        origin=source.origin,
+        reference=source.reference,
+        metadata=source.metadata,
+        tried=source.tried,
+        loaded_path=loaded_path,
+        tokenizer=model.tokenizer_source,
+        parameters=sum(p.numel() for p in model.module.parameters()),
+    )
 
 
-def _sample_rows(base: SideResult | None, trained: SideResult) -> list[dict[str, Any]]:
+def _sample_rows(base: SideResult | None, trained: SideResult) -> list[SampleRow]:
     return [
-        {"id": i, "base": base.samples[i] if base else None, "trained": row}
-        for i, row in trained.samples.items()
+        SampleRow(i, base.samples[i] if base else None, row) for i, row in trained.samples.items()
     ]

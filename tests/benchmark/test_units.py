@@ -180,3 +180,34 @@ def test_tasks_come_from_one_registry(monkeypatch):
     assert config_from_args(args).task == "echo"
     assert task_settings("echo", GenerationSettings(), False).max_new_tokens == 3
     assert "echo 3" in build_parser().format_help()
+
+
+def test_results_are_read_back_validated_and_the_report_regenerates(tmp_path, base_dir, data_dir):
+    from harness.benchmark.cli import main
+    from harness.benchmark.render import render
+    from harness.benchmark.result_schema import ResultsError, read_results
+
+    out = tmp_path / "r.md"
+    args = ["--trained_model", str(base_dir), "--base_model", str(base_dir), "--quiet"]
+    args += ["--data", str(data_dir / "code.jsonl"), "--max_new_tokens", "2", "--lora_alpha", "2"]
+    assert main([*args, "--output", str(out)]) == 3  # the model IS its base
+    res = read_results(out.with_suffix(".json"))
+    assert res["options"]["lora_alpha"] == 2 and res["options"]["code_timeout_s"] == 10
+    assert render(res) == out.read_text()  # options in one order, in the run and from the file
+    bad = tmp_path / "bad.json"
+    for change, says in [
+        (lambda r: r["data"].update(n="two"), "`data.n` should be int, got 'two'"),
+        (lambda r: r["timings"].pop("total_s"), "`timings.total_s` is missing"),
+        (lambda r: r.pop("proof"), "`proof` is missing"),
+        (lambda r: r["samples"][0].update(trained=[]), "`samples[0].trained` should be dict"),
+        (lambda r: r.update(schema="code_score/1"), "`schema` is 'code_score/1'"),
+    ]:
+        broken = json.loads(json.dumps(res))
+        change(broken)
+        bad.write_text(json.dumps(broken))
+        with pytest.raises(ResultsError, match="not benchmark results") as info:
+            read_results(bad)
+        assert str(info.value).startswith(f"{bad}: ") and says in str(info.value), info.value
+    bad.write_text("{")
+    with pytest.raises(ResultsError, match="unreadable"):
+        read_results(bad)
