@@ -16,9 +16,6 @@ from harness.benchmark.intervals import mean_interval
 from harness.benchmark.tasks import task_spec
 from reports.stats import ALPHA, compare_paired, mcnemar_exact
 
-BINARY_SCORES = frozenset({"correct", "passed"})
-"""Per-sample score fields that are pass/fail (McNemar); any other is a number (sign test)."""
-
 
 def _binary(ids: list[str], base: dict, trained: dict, key: str) -> dict[str, Any]:
     b = [bool(base[i][key]) for i in ids]
@@ -69,8 +66,9 @@ def compare_sides(
     if list(base) != list(trained):
         raise ValueError("base and trained were not scored on the same samples in the same order")
     ids = list(base)
-    key, lower = score_key(task, samples_per_task), task_spec(task).lower_is_better
-    if key in BINARY_SCORES:
+    spec = task_spec(task)
+    key, lower = spec.score_key(samples_per_task), spec.lower_is_better
+    if key in spec.binary_scores:
         out = _binary(ids, base, trained, key)
     else:
         out = _continuous(ids, base, trained, key, lower)
@@ -91,6 +89,6 @@ def verdict(cmp: dict[str, Any]) -> str:
 def differing(task: str, base: dict[str, dict], trained: dict[str, dict], key: str) -> list[str]:
     """Ids where the two models' scores differ, largest change first for continuous scores."""
     ids = [i for i in base if base[i][key] != trained[i][key]]
-    if key in BINARY_SCORES:
+    if key in task_spec(task).binary_scores:
         return ids
     return sorted(ids, key=lambda i: -abs(float(trained[i][key]) - float(base[i][key])))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.benchmark.compare import BINARY_SCORES
 from harness.benchmark.tasks import task_spec
 from reports import fmt
 from reports.tables import md_table
@@ -20,22 +19,22 @@ UNCHANGED_TITLE = "UNCHANGED: the \"trained\" model's logits equal the base mode
 
 
 def _delta(task: str, key: str, base: dict, trained: dict, cmp: dict | None) -> str:
-    if cmp is not None and key in (
-        cmp["score"],
-        "passed" if cmp["score"] == "pass_fraction" else "",
-    ):
+    spec = task_spec(task)
+    if cmp is not None and key == (spec.compared_row or cmp["score"]):
         lo, hi = cmp["ci95"]
-        if cmp["score"] == "mean_nll":
+        if not spec.score_is_rate:
             text = f"{cmp['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
         else:
             text = f"{fmt.pts(cmp['diff'])} {fmt.pts_interval(lo, hi)}"
         text = f"**{text}**" if cmp["significant"] else text
         return f"{text}, {cmp['test']} {fmt.pvalue(cmp['p_value'])}"
-    simple = {"cer": 3, "loss": 4, "perplexity": 3, "nll_per_token": 4}
-    if key in simple and isinstance(base.get(key), float) and isinstance(trained.get(key), float):
-        return f"{trained[key] - base[key]:+.{simple[key]}f}"
-    if key == "token_accuracy":
+    digits = dict(spec.row_deltas)
+    if key not in digits:
+        return fmt.DASH
+    if digits[key] is None:  # a rate: percentage points
         return fmt.pts(trained[key] - base[key])
+    if isinstance(base.get(key), float) and isinstance(trained.get(key), float):
+        return f"{trained[key] - base[key]:+.{digits[key]}f}"
     return fmt.DASH
 
 
@@ -71,7 +70,7 @@ def _differences(r: dict[str, Any]) -> list[str]:
         return []
     key = cmp["score"]
     rows = [s for s in r["samples"] if s["base"][key] != s["trained"][key]]
-    if key not in BINARY_SCORES:
+    if cmp["kind"] != "binary":
         rows.sort(key=lambda s: -abs(float(s["trained"][key]) - float(s["base"][key])))
     sentence, headers, table = task_spec(task).differences(rows, cmp, key)
     table = table[:MAX_ROWS]

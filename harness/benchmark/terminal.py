@@ -93,7 +93,7 @@ def _rows(task: str, metrics: dict, cmp: dict | None) -> list[tuple[str, str, st
     delta = fmt.DASH
     if cmp is not None:
         lo, hi = cmp["ci95"]
-        if cmp["score"] == "mean_nll":
+        if not task_spec(task).score_is_rate:
             delta = f"{cmp['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
         else:
             delta = f"{fmt.pts(cmp['diff'])} {fmt.pts_interval(lo, hi)}"

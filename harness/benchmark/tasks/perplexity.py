@@ -85,6 +85,8 @@ TASK = TaskSpec(
     table_rows=_table_rows,
     differences=_differences,
     lower_is_better=True,
+    score_is_rate=False,
+    row_deltas=(("perplexity", 3), ("nll_per_token", 4)),
     generates=False,
     options=(("max_length", "max_length"),),
 )

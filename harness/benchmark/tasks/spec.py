@@ -75,12 +75,21 @@ class TaskSpec:
     """The terminal table's rows: ``(base metrics or {}, trained metrics, delta text)``."""
     differences: Callable[[list[dict[str, Any]], dict[str, Any], str], Differences]
     """The report's per-sample differences: ``(differing rows, comparison, score key)``."""
+    compared_row: str = ""
+    """The metric row that shows the paired comparison (default: the row keyed by the score)."""
+    row_deltas: tuple[tuple[str, int | None], ...] = ()
+    """Other metric rows whose trained − base difference the report shows: ``(row key,
+    decimals)``, None decimals for a rate (percentage points)."""
     default_data: str = ""
     """What ``load(None)`` reads, in words (tasks without default data refuse None)."""
     stop: tuple[str, ...] = ()
     """Stop sequences of its completions (HumanEval's), unless given."""
+    binary_scores: tuple[str, ...] = ()
+    """Score keys that are pass/fail per sample (McNemar); any other is a number (sign test)."""
     lower_is_better: bool = False
     """A lower per-sample score is better (perplexity's NLL)."""
+    score_is_rate: bool = True
+    """Differences of the score are shown in percentage points (False: as numbers)."""
     generates: bool = True
     """It generates text, so its generation settings are recorded."""
     options: tuple[tuple[str, str], ...] = ()
