@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from harness.benchmark.settings import BenchmarkInputError
+from harness.benchmark.errors import BenchmarkInputError
 from harness.cell.attention import ATTENTION_IMPLS
 
 CELL_CONFIG = "config.yaml"

@@ -1,7 +1,7 @@
 """Code generation (HumanEval layout): complete each prompt with the model, score by running tests.
 
 Completions come from ``TextLM.generate`` (BOS + the problem's prompt; greedy, or sampling with a
-per-sample seed), cut at the first stop sequence (``settings.CODE_STOP``). Scoring is
+per-sample seed), cut at the first stop sequence (``tasks.humaneval.CODE_STOP``). Scoring is
 ``code_eval.score``: each program runs in the sandbox (its own process and temporary folder,
 wall-clock, CPU, memory, file-size and process limits), pass@k by the unbiased estimator.
 """
@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.benchmark.settings import BenchmarkInputError, GenerationSettings
+from harness.benchmark.errors import BenchmarkInputError
+from harness.benchmark.generation import GenerationSettings
 from harness.benchmark.sides import EvalModel, SideResult, Tick
 
 

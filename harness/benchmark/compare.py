@@ -10,25 +10,11 @@ formula applied to "trained better" vs "base better" counts.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from reports.stats import ALPHA, Z95, compare_paired, mcnemar_exact, mean_std, wilson_interval
-
-SCORE_KEYS = {"qa": "correct", "perplexity": "mean_nll", "humaneval": "pass_fraction"}
-LOWER_IS_BETTER = {"mean_nll"}
-
-
-def side_interval(k: int, n: int) -> list[float]:
-    """95 % Wilson interval of one model's k/n."""
-    return list(wilson_interval(k, n))
-
-
-def mean_interval(values: list[float]) -> tuple[float, list[float]]:
-    """Mean and its 95 % normal interval over samples (``[mean, mean]`` for one sample)."""
-    mean, sd = mean_std(values)
-    half = Z95 * sd / math.sqrt(len(values)) if values else math.nan
-    return mean, [mean - half, mean + half]
+from harness.benchmark.intervals import mean_interval
+from harness.benchmark.tasks import task_spec
+from reports.stats import ALPHA, compare_paired, mcnemar_exact
 
 
 def _binary(ids: list[str], base: dict, trained: dict, key: str) -> dict[str, Any]:
@@ -48,10 +34,12 @@ def _binary(ids: list[str], base: dict, trained: dict, key: str) -> dict[str, An
     }
 
 
-def _continuous(ids: list[str], base: dict, trained: dict, key: str) -> dict[str, Any]:
+def _continuous(
+    ids: list[str], base: dict, trained: dict, key: str, lower_is_better: bool
+) -> dict[str, Any]:
     diffs = [float(trained[i][key]) - float(base[i][key]) for i in ids]
     mean, ci = mean_interval(diffs)
-    sign = -1 if key in LOWER_IS_BETTER else 1
+    sign = -1 if lower_is_better else 1
     better = sum(sign * d > 0 for d in diffs)
     worse = sum(sign * d < 0 for d in diffs)
     return {
@@ -67,10 +55,8 @@ def _continuous(ids: list[str], base: dict, trained: dict, key: str) -> dict[str
 
 
 def score_key(task: str, samples_per_task: int = 1) -> str:
-    """The per-sample field the comparison tests."""
-    if task == "humaneval" and samples_per_task == 1:
-        return "passed"
-    return SCORE_KEYS[task]
+    """The per-sample field the comparison tests (the task's, ``tasks.TaskSpec.score_key``)."""
+    return task_spec(task).score_key(samples_per_task)
 
 
 def compare_sides(
@@ -80,9 +66,13 @@ def compare_sides(
     if list(base) != list(trained):
         raise ValueError("base and trained were not scored on the same samples in the same order")
     ids = list(base)
-    key = score_key(task, samples_per_task)
-    out = (_binary if key in ("correct", "passed") else _continuous)(ids, base, trained, key)
-    out |= {"n": len(ids), "score": key, "lower_is_better": key in LOWER_IS_BETTER}
+    spec = task_spec(task)
+    key, lower = spec.score_key(samples_per_task), spec.lower_is_better
+    if key in spec.binary_scores:
+        out = _binary(ids, base, trained, key)
+    else:
+        out = _continuous(ids, base, trained, key, lower)
+    out |= {"n": len(ids), "score": key, "lower_is_better": lower}
     out["significant"] = out["p_value"] < ALPHA
     out["verdict"] = verdict(out)
     return out
@@ -99,6 +89,6 @@ def verdict(cmp: dict[str, Any]) -> str:
 def differing(task: str, base: dict[str, dict], trained: dict[str, dict], key: str) -> list[str]:
     """Ids where the two models' scores differ, largest change first for continuous scores."""
     ids = [i for i in base if base[i][key] != trained[i][key]]
-    if key in ("correct", "passed"):
+    if key in task_spec(task).binary_scores:
         return ids
     return sorted(ids, key=lambda i: -abs(float(trained[i][key]) - float(base[i][key])))

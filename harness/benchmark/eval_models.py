@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.benchmark.settings import BenchmarkInputError
+from harness.benchmark.errors import BenchmarkInputError
 from harness.benchmark.sides import EvalModel
 from harness.contracts.checkpoint_meta import BASE_INIT_SEED_KEY, EMBEDDED_PREFIX, MODEL_CONFIG_KEY
 from harness.models.prefix_lm import PrefixLM

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 import time
 
-from harness.benchmark.compare import mean_interval
-from harness.benchmark.settings import BenchmarkInputError
+from harness.benchmark.errors import BenchmarkInputError
+from harness.benchmark.intervals import mean_interval
+from harness.benchmark.samples import TextSample
 from harness.benchmark.sides import EvalModel, SideResult, Tick
-from harness.benchmark.tasks import TextSample
 
 
 def evaluate_perplexity(

@@ -14,8 +14,9 @@ import time
 
 import torch
 
-from harness.benchmark.compare import side_interval
-from harness.benchmark.settings import BenchmarkInputError, GenerationSettings
+from harness.benchmark.errors import BenchmarkInputError
+from harness.benchmark.generation import GenerationSettings
+from harness.benchmark.intervals import side_interval
 from harness.benchmark.sides import EvalModel, SideResult, Tick
 from harness.cell.encoding import EncodedSet
 from harness.cell.evaluate import evaluate

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.benchmark.tasks import task_spec
 from reports import fmt
 from reports.tables import md_table
 
@@ -17,72 +18,23 @@ MAX_ROWS = 20
 UNCHANGED_TITLE = "UNCHANGED: the \"trained\" model's logits equal the base model's"
 
 
-def _pct_ci(value: Any, ci: list[float] | None, k: int | None = None, n: int | None = None) -> str:
-    count = f" ({k}/{n})" if k is not None and n is not None else ""
-    interval = f" [{fmt.pct(ci[0])}, {fmt.pct(ci[1])}]" if ci else ""
-    return f"{fmt.pct(value)}{count}{interval}"
-
-
-def _num_ci(value: Any, ci: list[float] | None, digits: int = 4) -> str:
-    interval = f" [{fmt.num(ci[0], digits)}, {fmt.num(ci[1], digits)}]" if ci else ""
-    return f"{fmt.num(value, digits)}{interval}"
-
-
-def _rows(task: str, m: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """``(row key, label, value text)`` of one model's metrics."""
-    if task == "qa":
-        return [
-            (
-                "correct",
-                "exact match [95% CI]",
-                _pct_ci(m["exact_match"], m["exact_match_ci95"], m["exact_match_k"], m["n"]),
-            ),
-            ("cer", "character error rate", fmt.num(m["cer"], 3)),
-            (
-                "token_accuracy",
-                "answer token accuracy (teacher-forced)",
-                fmt.pct(m["token_accuracy"]),
-            ),
-            ("loss", "answer loss (nats/token)", fmt.num(m["loss"], 4)),
-        ]
-    if task == "perplexity":
-        return [
-            ("perplexity", "perplexity (all tokens)", fmt.num(m["perplexity"], 3)),
-            ("nll_per_token", "NLL per token (nats)", fmt.num(m["nll_per_token"], 4)),
-            (
-                "mean_nll",
-                "mean per-sample NLL/token [95% CI]",
-                _num_ci(m["mean_sample_nll"], m["mean_sample_nll_ci95"]),
-            ),
-            ("tokens", "tokens scored", str(m["tokens"])),
-        ]
-    rows = [("passed", "pass@1 [95% CI]", _pct_ci(m.get("pass@1"), m.get("pass@1_ci95")))]
-    rows += [
-        (k, k, fmt.pct(v))
-        for k, v in sorted(m.items())
-        if k.startswith("pass@") and k[5:].isdigit() and k != "pass@1"
-    ]
-    statuses = ", ".join(f"{s} {n}" for s, n in m.get("statuses", {}).items() if n)
-    return [*rows, ("statuses", "program outcomes", statuses or fmt.DASH)]
-
-
 def _delta(task: str, key: str, base: dict, trained: dict, cmp: dict | None) -> str:
-    if cmp is not None and key in (
-        cmp["score"],
-        "passed" if cmp["score"] == "pass_fraction" else "",
-    ):
+    spec = task_spec(task)
+    if cmp is not None and key == (spec.compared_row or cmp["score"]):
         lo, hi = cmp["ci95"]
-        if cmp["score"] == "mean_nll":
+        if not spec.score_is_rate:
             text = f"{cmp['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
         else:
             text = f"{fmt.pts(cmp['diff'])} {fmt.pts_interval(lo, hi)}"
         text = f"**{text}**" if cmp["significant"] else text
         return f"{text}, {cmp['test']} {fmt.pvalue(cmp['p_value'])}"
-    simple = {"cer": 3, "loss": 4, "perplexity": 3, "nll_per_token": 4}
-    if key in simple and isinstance(base.get(key), float) and isinstance(trained.get(key), float):
-        return f"{trained[key] - base[key]:+.{simple[key]}f}"
-    if key == "token_accuracy":
+    digits = dict(spec.row_deltas)
+    if key not in digits:
+        return fmt.DASH
+    if digits[key] is None:  # a rate: percentage points
         return fmt.pts(trained[key] - base[key])
+    if isinstance(base.get(key), float) and isinstance(trained.get(key), float):
+        return f"{trained[key] - base[key]:+.{digits[key]}f}"
     return fmt.DASH
 
 
@@ -103,8 +55,9 @@ def _result(r: dict[str, Any]) -> list[str]:
     trained = metrics["trained"]
     base = metrics["base"]
     rows = []
-    base_rows = dict((k, v) for k, _, v in _rows(task, base)) if base else {}
-    for key, label, value in _rows(task, trained):
+    metric_rows = task_spec(task).metric_rows
+    base_rows = dict((k, v) for k, _, v in metric_rows(base)) if base else {}
+    for key, label, value in metric_rows(trained):
         delta = _delta(task, key, base, trained, cmp) if base else fmt.DASH
         rows.append([label, base_rows.get(key, fmt.DASH), value, delta])
     table = md_table(["metric", "base", "trained", "Δ trained − base (95% CI, test)"], rows)
@@ -117,52 +70,11 @@ def _differences(r: dict[str, Any]) -> list[str]:
         return []
     key = cmp["score"]
     rows = [s for s in r["samples"] if s["base"][key] != s["trained"][key]]
-    if key not in ("correct", "passed"):
+    if cmp["kind"] != "binary":
         rows.sort(key=lambda s: -abs(float(s["trained"][key]) - float(s["base"][key])))
-    out = ["## Per-sample differences", ""]
-    if task == "qa":
-        out.append(
-            f"{len(rows)} of {cmp['n']} samples differ: {cmp['trained_only']} only the trained "
-            f"model gets right, {cmp['base_only']} only the base."
-        )
-        table = [
-            [
-                f"`{s['id']}`",
-                fmt.cell_text(s["trained"]["answer"], 40),
-                fmt.cell_text(s["base"]["prediction"], 40),
-                fmt.cell_text(s["trained"]["prediction"], 40),
-                "trained" if s["trained"]["correct"] else "base",
-            ]
-            for s in rows[:MAX_ROWS]
-        ]
-        headers = ["sample", "answer", "base says", "trained says", "right"]
-    elif task == "perplexity":
-        out.append(
-            f"Trained lower NLL on {cmp['trained_better']} samples, base lower on "
-            f"{cmp['base_better']}, equal on {cmp['ties']}; largest changes first."
-        )
-        table = [
-            [
-                f"`{s['id']}`",
-                fmt.num(s["base"][key], 4),
-                fmt.num(s["trained"][key], 4),
-                f"{s['trained'][key] - s['base'][key]:+.4f}",
-            ]
-            for s in rows[:MAX_ROWS]
-        ]
-        headers = ["sample", "base NLL/token", "trained NLL/token", "Δ"]
-    else:
-        out.append(f"{len(rows)} of {cmp['n']} problems differ in how many samples pass.")
-        table = [
-            [
-                f"`{s['id']}`",
-                f"{s['base']['passed']}/{s['base']['n']}",
-                f"{s['trained']['passed']}/{s['trained']['n']}",
-                ", ".join(s["trained"]["statuses"]),
-            ]
-            for s in rows[:MAX_ROWS]
-        ]
-        headers = ["problem", "base passed", "trained passed", "trained outcomes"]
+    sentence, headers, table = task_spec(task).differences(rows, cmp, key)
+    table = table[:MAX_ROWS]
+    out = ["## Per-sample differences", "", sentence]
     if table:
         more = len(rows) - len(table)
         out += ["", md_table(headers, table)]
@@ -251,19 +163,13 @@ def _setup(r: dict[str, Any]) -> list[str]:
         lines.append(
             f"- Generation: {how}, at most {g['max_new_tokens']} new tokens, {g['samples_per_task']} sample(s) per item{stop}"
         )
-    if r["task"] == "qa":
-        lines.append(f"- Scoring: {r['metrics']['trained']['path']}; exact match after strip")
-    if r["task"] == "humaneval":
-        layers = ", ".join(r["metrics"]["trained"].get("isolation") or []) or "none reported"
-        lines.append(
-            f"- Scoring: each program (prompt + completion + tests) in the sandbox, "
-            f"{r['options']['code_timeout_s']:g} s wall-clock limit; isolation: {layers}"
-        )
+    lines += task_spec(r["task"]).setup_lines(r)
     att = r["options"].get("attention")
     if att:
         how = "applied to both models" if att["applied"] else "not applicable (not a harness model)"
         lines.append(f"- Attention: {att['mode']} ({att['impl']}) from {att['origin']}; {how}")
-    opts = {k: v for k, v in r["options"].items() if v is not None and k != "attention"}
+    # sorted: the same line whether rendered in the run or from the (sorted-keys) JSON file
+    opts = {k: v for k, v in sorted(r["options"].items()) if v is not None and k != "attention"}
     lines.append(f"- Device: {r['device']}, weights {r['dtype']}; options: {fmt.assignment(opts)}")
     lines.append(
         f"- Tokenizers: trained {r['trained']['tokenizer']}; base {r['base']['tokenizer'] or fmt.DASH}"

@@ -31,6 +31,7 @@ from harness.benchmark.code_eval import (
 )
 from harness.benchmark.code_report import Sources, render_code_report
 from harness.benchmark.sandbox import SandboxLimits, available_cores
+from harness.contracts.errors import Parser, UserError, run_command
 from harness.contracts.provenance import git_state
 from harness.contracts.store_files import atomic_write_text, write_json
 
@@ -160,24 +161,18 @@ def _print_table(result: CodeScore, title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``benchmark score``: returns the exit status (see the module docstring)."""
+    """``benchmark score``: returns the exit status (see the module docstring); bad input raises
+    ``CodeEvalError`` or ``UserError`` (nothing run, nothing written) for the boundary in ``main``."""
+    limits = _check_args(args)
+    problems_path = Path(args.data) if args.data is not None else humaneval_path()
+    problems = load_problems(problems_path)
+    samples = load_samples(Path(args.samples))
+    report, results_path = output_paths(args)
     try:
-        limits = _check_args(args)
-        problems_path = Path(args.data) if args.data is not None else humaneval_path()
-        problems = load_problems(problems_path)
-        samples = load_samples(Path(args.samples))
-        report, results_path = output_paths(args)
         report.parent.mkdir(parents=True, exist_ok=True)
-        result = score(problems, samples, limits, args.workers, ks=parse_ks(args.k))
-    except CodeEvalError as exc:
-        print(f"benchmark score: error: {exc}", file=sys.stderr)
-        return 2
     except OSError as exc:
-        print(f"benchmark score: error: cannot create the output folder: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("benchmark score: interrupted; nothing written", file=sys.stderr)
-        return 130
+        raise UserError(f"cannot create the output folder: {exc}") from exc
+    result = score(problems, samples, limits, args.workers, ks=parse_ks(args.k))
     sources = Sources(
         task=args.task,
         samples=str(args.samples),
@@ -192,8 +187,7 @@ def run(args: argparse.Namespace) -> int:
         write_json(results_path, {"schema": RESULTS_SCHEMA, **asdict(sources), **asdict(result)})
         atomic_write_text(report, render_code_report(result, sources))
     except OSError as exc:
-        print(f"benchmark score: error: cannot write the report: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(f"cannot write the report: {exc}") from exc
     _print_table(result, f"{args.task}: {args.samples}")
     print(f"report: {report}\nresults: {results_path}")
     if result.statuses.get("error"):
@@ -207,11 +201,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    """``benchmark score`` behind the shared error boundary: a bad flag or bad input is one line
+    and exit 2 (``harness.contracts.errors``)."""
+    parser = Parser(
         prog="benchmark score", description="Score code completions by running their tests."
     )
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return run_command(
+        lambda: run(parser.parse_args(argv)),
+        CodeEvalError,
+        on_interrupt="benchmark score: interrupted; nothing written",
+    )
 
 
 if __name__ == "__main__":

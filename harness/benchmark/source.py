@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.benchmark.settings import BenchmarkConfig, BenchmarkInputError
+from harness.benchmark.errors import BenchmarkInputError
+from harness.benchmark.settings import BenchmarkConfig
 from harness.wandb_access.fetch import fetch_artifact, read_marker
 from harness.wandb_access.refs import RefError, parse_ref
 

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from harness.benchmark.render import UNCHANGED_TITLE
 from harness.benchmark.sides import Tick, no_tick
+from harness.benchmark.tasks import task_spec
 from reports import fmt
 
 
@@ -77,7 +78,7 @@ class Terminal:
         if results["proof"]["unchanged"]:
             self.out.print(f"[bold red]{UNCHANGED_TITLE}: the checkpoint changed nothing.[/]")
         metrics, cmp = results["metrics"], results["comparison"]
-        unit = "problems" if results["task"] == "humaneval" else "samples"
+        unit = task_spec(results["task"]).unit
         table = Table(title=f"benchmark: {results['task']} on {results['data']['n']} {unit}")
         for col in ("metric", "base", "trained", "Δ (95% CI), test"):
             table.add_column(col)
@@ -92,32 +93,9 @@ def _rows(task: str, metrics: dict, cmp: dict | None) -> list[tuple[str, str, st
     delta = fmt.DASH
     if cmp is not None:
         lo, hi = cmp["ci95"]
-        if cmp["score"] == "mean_nll":
+        if not task_spec(task).score_is_rate:
             delta = f"{cmp['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
         else:
             delta = f"{fmt.pts(cmp['diff'])} {fmt.pts_interval(lo, hi)}"
         delta += f", {cmp['test'].split(' ')[0]} {fmt.pvalue(cmp['p_value'])}"
-    if task == "qa":
-        return [
-            ("exact match", _em(b), _em(t), delta),
-            ("CER", fmt.num(b.get("cer"), 3), fmt.num(t["cer"], 3), ""),
-        ]
-    if task == "perplexity":
-        return [
-            ("perplexity", fmt.num(b.get("perplexity"), 3), fmt.num(t["perplexity"], 3), ""),
-            (
-                "mean NLL/token",
-                fmt.num(b.get("mean_sample_nll"), 4),
-                fmt.num(t["mean_sample_nll"], 4),
-                delta,
-            ),
-        ]
-    rows = [("pass@1", fmt.pct(b.get("pass@1")), fmt.pct(t.get("pass@1")), delta)]
-    extra = sorted(k for k in t if k.startswith("pass@") and k[5:].isdigit() and k != "pass@1")
-    return rows + [(k, fmt.pct(b.get(k)), fmt.pct(t[k]), "") for k in extra]
-
-
-def _em(m: dict) -> str:
-    if not m:
-        return fmt.DASH
-    return f"{fmt.pct(m['exact_match'])} ({m['exact_match_k']}/{m['n']})"
+    return task_spec(task).table_rows(b, t, delta)

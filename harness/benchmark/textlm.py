@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.benchmark.settings import GenerationSettings
+from harness.benchmark.generation import GenerationSettings
 from harness.models.prefix_lm import PrefixLM
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.contracts.errors import EXIT_FAILED, EXIT_USAGE, UserError
 from harness.contracts.paths import with_repo_on_path
 from harness.wandb_access.download import MARKER, RESULT_PREFIX
 from harness.wandb_access.env import wandb_env
@@ -29,16 +30,16 @@ ENV_ARTIFACT_DIR = "WANDB_ARTIFACT_DIR"
 DEFAULT_ROOT = Path("artifacts")
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_LIMIT_S = 3600.0
-EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
 _INPUT_KINDS = {"no_key", "unauthorized", "not_found", "bad_reference", "usage"}
 
 
-class FetchError(Exception):
-    """The artifact could not be had; ``str()`` is the one line to print, ``exit_code`` 2 or 1."""
+class FetchError(UserError):
+    """The artifact could not be had; ``str()`` is the one line to print, ``exit_code`` 2 (bad
+    input: no key, unauthorized, not found) or 1 (the fetch failed: unreachable, interrupted)."""
 
     def __init__(self, ref: str, problem: str, tried: list[str], fix: str, kind: str) -> None:
         self.kind = kind
-        self.exit_code = EXIT_BAD_INPUT if kind in _INPUT_KINDS else EXIT_FAILED
+        self.exit_code = EXIT_USAGE if kind in _INPUT_KINDS else EXIT_FAILED
         looked = "; ".join(tried) if tried else "none"
         super().__init__(
             f"W&B artifact '{ref}': {problem}. Local copies looked for: {looked}. Fix: {fix}"

@@ -91,6 +91,9 @@ def test_seed002_wandb_artifact_end_to_end(tmp_path, base_dir, data_dir, monkeyp
         (["--trained_model", ".", "--max_samples", "0"], "--max_samples must be >= 1"),
         (["--trained_model", ".", "--output", "r.json"], "the report is markdown"),
         (["--trained_model", ".", "--device", "cuda:0"], None),
+        (["--trained_model", ".", "--bogus"], "unrecognized arguments: --bogus"),
+        (["--trained_model", ".", "--task", "nope"], "argument --task: invalid choice: 'nope'"),
+        (["--trained_model", ".", "--max_samples", "x"], "invalid int value: 'x'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, says):
@@ -105,9 +108,28 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, says):
     done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert says in lines[-1], done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr  # the whole stderr: one line
+    assert says in done.stderr, done.stderr
     assert not (tmp_path / "benchmark_report.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--samples", "s.jsonl", "--bogus"], "unrecognized arguments: --bogus"),
+        (["--samples"], "argument --samples: expected one argument"),
+        (["--samples", "s.jsonl", "--task", "mbpp"], "argument --task: invalid choice: 'mbpp'"),
+        (["--samples", "s.jsonl", "--timeout_s", "soon"], "invalid float value: 'soon'"),
+        ([], "the following arguments are required: --samples"),
+    ],
+)
+def test_score_bad_flag_is_one_line_and_exit_2(tmp_path, args, says):
+    done = run_cli("score", *args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr  # no usage block
+    assert done.stderr.startswith("benchmark score: error: ") and says in done.stderr
+    assert "(see benchmark score --help)" in done.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_data_errors_name_the_file(tmp_path, base_dir, capsys):

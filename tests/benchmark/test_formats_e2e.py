@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from harness.benchmark.cli import main
-from harness.benchmark.settings import EXIT_UNCHANGED
+from harness.benchmark.errors import EXIT_UNCHANGED
 from tests.benchmark.builders import (
     SEED000_ALPHA,
     dylora_trained,

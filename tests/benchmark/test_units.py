@@ -10,9 +10,11 @@ import pytest
 from scipy.stats import binomtest
 
 from harness.benchmark.compare import compare_sides, differing
+from harness.benchmark.errors import BenchmarkInputError
 from harness.benchmark.eval_models import choose_base
-from harness.benchmark.settings import BenchmarkConfig, BenchmarkInputError, GenerationSettings
-from harness.benchmark.tasks import infer_task, select, text_samples
+from harness.benchmark.samples import select, text_samples
+from harness.benchmark.settings import BenchmarkConfig, GenerationSettings
+from harness.benchmark.tasks import infer_task
 
 
 def _write(path, rows):
@@ -127,3 +129,85 @@ def test_artifact_metadata_format_is_checked_against_the_files():
     assert _metadata_disagrees(src("dylora-moe"), "dylora-moe") == []
     assert _metadata_disagrees(src("harness-lora"), "lora-file") == []
     assert "'hf-full'" in _metadata_disagrees(src("hf-full"), "peft-adapter")[0]
+
+
+def test_every_flag_is_declared_once_on_its_field_and_fills_it():
+    from dataclasses import fields
+
+    from harness.benchmark.cli import build_parser, config_from_args
+    from harness.benchmark.flags import FLAG
+
+    parser = build_parser()
+    on_parser = {a.dest for a in parser._actions} - {"help"}
+    declared = {
+        f.name
+        for cls in (BenchmarkConfig, GenerationSettings)
+        for f in fields(cls)
+        if FLAG in f.metadata
+    }
+    assert on_parser == declared
+    argv = ["--trained-model", "m", "--no_compare", "--max-samples", "3", "--sample_seed", "5"]
+    argv += ["--temperature", "0.5", "--max_new_tokens", "7", "--dtype", "float16"]
+    argv += ["--artifacts-dir", "arts", "--workers", "2", "--top-p", "0.9"]
+    cfg = config_from_args(parser.parse_args(argv))
+    assert (cfg.trained_model, cfg.compare, cfg.max_samples, cfg.sample_seed) == ("m", False, 3, 5)
+    gen = cfg.generation
+    assert (gen.temperature, gen.max_new_tokens, gen.top_p, gen.seed) == (0.5, 7, 0.9, 0)
+    assert (cfg.dtype, cfg.artifacts_dir, cfg.workers) == ("float16", Path("arts"), 2)
+    assert cfg.device == "auto" and cfg.output == Path("benchmark_report.md") and not cfg.quiet
+    assert config_from_args(parser.parse_args(["--wandb_artifact", "e/p/n:v1"])).compare is True
+
+
+def test_tasks_come_from_one_registry(monkeypatch):
+    from dataclasses import replace
+
+    from harness.benchmark.cli import build_parser, config_from_args
+    from harness.benchmark.session import task_settings
+    from harness.benchmark.tasks import TASKS
+
+    choices = next(a.choices for a in build_parser()._actions if a.dest == "task")
+    assert tuple(choices) == tuple(TASKS) == ("qa", "perplexity", "humaneval")
+    for name, spec in TASKS.items():
+        settings = task_settings(name, GenerationSettings(), max_new_set=False)
+        assert (settings.max_new_tokens, settings.stop) == (spec.max_new_tokens, spec.stop)
+    assert (
+        task_settings("humaneval", GenerationSettings(max_new_tokens=5), True).max_new_tokens == 5
+    )
+    assert "default: qa 20, humaneval 256" in build_parser().format_help()
+    # a task registered in TASKS is a --task choice, a valid config, and the data it claims
+    monkeypatch.setitem(TASKS, "echo", replace(TASKS["qa"], name="echo", max_new_tokens=3))
+    args = build_parser().parse_args(["--trained_model", "m", "--task", "echo"])
+    assert config_from_args(args).task == "echo"
+    assert task_settings("echo", GenerationSettings(), False).max_new_tokens == 3
+    assert "echo 3" in build_parser().format_help()
+
+
+def test_results_are_read_back_validated_and_the_report_regenerates(tmp_path, base_dir, data_dir):
+    from harness.benchmark.cli import main
+    from harness.benchmark.render import render
+    from harness.benchmark.result_schema import ResultsError, read_results
+
+    out = tmp_path / "r.md"
+    args = ["--trained_model", str(base_dir), "--base_model", str(base_dir), "--quiet"]
+    args += ["--data", str(data_dir / "code.jsonl"), "--max_new_tokens", "2", "--lora_alpha", "2"]
+    assert main([*args, "--output", str(out)]) == 3  # the model IS its base
+    res = read_results(out.with_suffix(".json"))
+    assert res["options"]["lora_alpha"] == 2 and res["options"]["code_timeout_s"] == 10
+    assert render(res) == out.read_text()  # options in one order, in the run and from the file
+    bad = tmp_path / "bad.json"
+    for change, says in [
+        (lambda r: r["data"].update(n="two"), "`data.n` should be int, got 'two'"),
+        (lambda r: r["timings"].pop("total_s"), "`timings.total_s` is missing"),
+        (lambda r: r.pop("proof"), "`proof` is missing"),
+        (lambda r: r["samples"][0].update(trained=[]), "`samples[0].trained` should be dict"),
+        (lambda r: r.update(schema="code_score/1"), "`schema` is 'code_score/1'"),
+    ]:
+        broken = json.loads(json.dumps(res))
+        change(broken)
+        bad.write_text(json.dumps(broken))
+        with pytest.raises(ResultsError, match="not benchmark results") as info:
+            read_results(bad)
+        assert str(info.value).startswith(f"{bad}: ") and says in str(info.value), info.value
+    bad.write_text("{")
+    with pytest.raises(ResultsError, match="unreadable"):
+        read_results(bad)
