@@ -127,6 +127,17 @@ def _sandbox(score: CodeScore) -> list[str]:
     out += [f"- {layer}" for layer in score.isolation] or ["- none"]
     if score.isolation_varied:
         out += ["", "Some programs had other layers than these; see the JSON results file."]
+    if score.redacted:
+        what = ", ".join(f"`{name}`" for name in score.redacted)
+        out += [
+            "",
+            f"> **Redacted**: the output of {score.redacted_samples} program(s) held secret "
+            f"values of the process that scored them ({what}); they were replaced by "
+            "`[redacted: NAME]` before anything was kept, in this report and in the JSON results.",
+        ]
+    else:
+        out += ["", "Nothing was redacted: no program printed a secret value of the caller "
+                "(its secret-looking environment variables, its `~/.netrc` passwords)."]  # fmt: skip
     return out
 
 
