@@ -56,6 +56,8 @@ def netrc_passwords(path: Path) -> dict[str, str]:
     for key, value in itertools.pairwise(tokens):
         if key == "machine":
             machine = value
+        elif key == "default":
+            machine = "default"
         elif key == "password" and len(value) >= MIN_LENGTH:
             found[value] = f"~/.netrc password for {machine}"
     return found

@@ -188,8 +188,9 @@ def _unconfined_files(why: str, user: str, dropped: bool) -> str:
         reach = (f"every file {user} may read (world-readable ones); files only their owner may "
                  "read (0600 files, 0700 home directories such as /root, /etc/shadow) are refused")  # fmt: skip
     else:
-        reach = (f"every file {user} may read, that user's home directory and credential files "
-                 "(~/.netrc, ~/.ssh, cloud and tool tokens) included")  # fmt: skip
+        reach = (f"every file whose permissions let {user} read it (no capability overrides "
+                 "them), that user's home directory and credential files (~/.netrc, ~/.ssh, cloud "
+                 "and tool tokens) included")  # fmt: skip
     return (
         f"NOT isolated: files (no mount namespace: {why}): the program may read {reach}; writes "
         "outside its directory are refused only by file permissions and the python guard"
@@ -199,7 +200,7 @@ def _unconfined_files(why: str, user: str, dropped: bool) -> str:
 def _readable_or_fail(paths: list[str], user: str, why: str) -> None:
     for path in paths:
         if not os.access(path, os.R_OK | os.X_OK):
-            raise OSError(0, f"{path} (the interpreter needs it) is not readable by {user}, and "
+            raise OSError(f"{path} (the interpreter needs it) is not readable by {user}, and "
                           f"no mount namespace could make it readable ({why}); install Python "
                           f"where {user} can read it, or allow mount namespaces")  # fmt: skip
 

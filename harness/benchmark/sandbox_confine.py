@@ -176,7 +176,7 @@ def minimal_root(libc: Libc, newroot: str, readable: list[str], workdir: str) ->
     libc.mount(None, newroot, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     number = SYS_PIVOT_ROOT.get(platform.machine())
     if number is None:
-        raise OSError(0, f"pivot_root: no syscall number known for {platform.machine()}")
+        raise OSError(f"pivot_root: no syscall number known for {platform.machine()}")
     os.chdir(newroot)
     libc.call("pivot_root", "syscall", number, b".", b".")
     libc.call("umount the old root", "umount2", b".", MNT_DETACH)
@@ -264,7 +264,7 @@ def capability_layer(status: dict[str, str], bounding_dropped: bool) -> str:
     sets = {name: int(status.get(name, "ffffffffffffffff"), 16) for name in CAP_SETS}
     kept = [f"{name} {sets[name]:016x}" for name in CAP_SETS if name != "CapBnd" and sets[name]]
     if kept or status.get("NoNewPrivs") != "1":
-        raise OSError(0, f"capabilities left after dropping them: {', '.join(kept) or 'none'}; "
+        raise OSError(f"capabilities left after dropping them: {', '.join(kept) or 'none'}; "
                       f"NoNewPrivs {status.get('NoNewPrivs')}")  # fmt: skip
     read = "read back from /proc/self/status"
     if sets["CapBnd"] == 0:
@@ -283,7 +283,7 @@ def identity_layer(status: dict[str, str], names: dict[int, str]) -> str:
     gids = set(status.get("Gid", "?").split())
     groups = status.get("Groups", "").split()
     if len(uids) != 1 or len(gids) != 1:
-        raise OSError(0, f"ids differ after dropping root: Uid {uids}, Gid {gids}")
+        raise OSError(f"ids differ after dropping root: Uid {uids}, Gid {gids}")
     uid, gid = int(uids.pop()), gids.pop()
     name = names.get(uid, f"uid {uid}")
     extra = f"groups {', '.join(groups)}" if groups else "no supplementary groups"
@@ -296,7 +296,7 @@ def mount_layers(mounts: list[tuple[str, str, bool]], workdir: str, home: str) -
     points = {point: (fstype, ro) for point, fstype, ro in mounts}
     root = points.get("/")
     if root is None or root != ("tmpfs", True):
-        raise OSError(0, f"mount namespace: the root is not a read-only tmpfs ({root})")
+        raise OSError(f"mount namespace: the root is not a read-only tmpfs ({root})")
     writable = sorted(p for p, (_, ro) in points.items() if not ro and p != workdir)
     if writable or points.get(workdir, (None, True))[1]:
         raise OSError(
