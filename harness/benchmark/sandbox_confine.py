@@ -4,7 +4,7 @@ Used by ``sandbox_child.py`` before the program runs (standard library only: the
 import the harness, it loads this file by path). As root the namespaces are created directly;
 otherwise inside a new user namespace that maps only the caller. In the mount namespace:
 
-- the root is an empty tmpfs (mode 0711: its directories can be crossed, not listed), made
+- the root is an empty tmpfs (mode 0111: its directories can be crossed, not listed), made
   read-only; on it, read-only bind mounts of exactly what the interpreter needs (the directories
   on its ``sys.path``, the system library directories, ``/etc/ld.so.cache``, ``/dev/null``,
   ``/dev/zero``, ``/dev/random``, ``/dev/urandom``) and a read-write bind of the program's own
@@ -115,14 +115,20 @@ def _locked_flags(path: str) -> int:
     return flags | (MS_RELATIME if f & os.ST_RELATIME else 0)
 
 
+SKELETON_MODE = 0o111
+"""Directories of the new root: crossed, never listed or written, not even by their owner (in a
+user namespace the program's own uid owns them)."""
+
+
 def _makedirs(newroot: str, path: str) -> None:
-    """``path`` and its parents in the new root, each mode 0711 (crossed, never listed)."""
+    """``path`` and its parents in the new root, each ``SKELETON_MODE``; we create entries in
+    them with CAP_DAC_OVERRIDE (as root, or over our own files in a user namespace)."""
     current = newroot
     for part in path.strip("/").split("/"):
         current = f"{current}/{part}" if part else current
         if not os.path.isdir(current):
             os.mkdir(current)
-            os.chmod(current, 0o711)  # exactly, whatever the umask
+            os.chmod(current, SKELETON_MODE)  # exactly, whatever the umask
 
 
 def _place(newroot: str, path: str, is_dir: bool) -> str:
@@ -163,7 +169,7 @@ def minimal_root(libc: Libc, newroot: str, readable: list[str], workdir: str) ->
     ``readable`` (read-only), ``FILES`` (read-only) and ``workdir`` (read-write); ``/proc`` is
     there too until ``hide_proc``. The current directory becomes ``workdir``."""
     libc.mount(None, "/", None, MS_REC | MS_PRIVATE)
-    libc.mount("tmpfs", newroot, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0711,size=256k")
+    libc.mount("tmpfs", newroot, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0111,size=256k")
     for path in LIBRARY_DIRS:
         if os.path.islink(path):
             _makedirs(newroot, os.path.dirname(path))
