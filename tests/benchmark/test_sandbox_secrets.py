@@ -13,6 +13,11 @@ import functools
 import json
 import os
 import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -226,3 +231,55 @@ def test_benchmark_score_writes_no_secret(caller, tmp_path, monkeypatch, mode):
         else:  # the weaker guarantee: the caller's own file leaks, and the report says why
             assert leaked == (["file"] if os.geteuid() == 0 else []), (name, leaked)
             assert "NOT isolated: files (no mount namespace" in text
+
+
+RUN_AS_CALLER = """
+import json
+from harness.benchmark.sandbox import run_program
+programs = {"root_home": "import os\\nos.listdir('/root')", "shadow": "open('/etc/shadow')",
+            "status": "open('/proc/self/status')", "etc": "import os\\nos.listdir('/etc')"}
+results = {name: run_program(source) for name, source in programs.items()}
+print(json.dumps({name: [r.status, r.detail, list(r.isolation)] for name, r in results.items()}))
+"""
+
+
+def _as_nobody(repo: Path, hold: str) -> list[str]:
+    """A command that runs RUN_AS_CALLER as nobody; where the interpreter lies under a
+    directory nobody cannot cross (pyenv under /root, as here), it first makes that directory
+    crossable in a private mount namespace of the test's own (a tmpfs over /root holding a bind
+    of the interpreter's tree, via the empty directory ``hold``), so that nobody can start
+    Python at all."""
+    prefix = Path(os.path.realpath(sys.base_prefix))
+    run = (f"cd {shlex.quote(str(repo))} && exec setpriv --reuid=65534 --regid=65534 "
+           f"--clear-groups env HOME=/nonexistent TMPDIR=/tmp PYTHONPATH=. {sys.executable} -c "
+           f"{shlex.quote(RUN_AS_CALLER)}")  # fmt: skip
+    if not prefix.is_relative_to("/root"):
+        return ["sh", "-c", run]
+    top = Path("/root", prefix.relative_to("/root").parts[0])
+    script = (f"mount --bind {top} {hold} && mount -t tmpfs -o mode=0755 tmpfs /root && "
+              f"mkdir -p {top} && mount --bind {hold} {top} && {run}")  # fmt: skip
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+
+
+def test_a_caller_without_root_gets_the_same_view_through_a_user_namespace():
+    """The child as an unprivileged caller (nobody): the namespaces come from a user namespace
+    that maps only that uid, and the program sees no more than under root."""
+    if os.geteuid() != 0 or not (shutil.which("setpriv") and shutil.which("unshare")):
+        pytest.skip(
+            "needs root and util-linux's setpriv + unshare to become an unprivileged caller"
+        )
+    repo = Path(__file__).resolve().parents[2]
+    hold = tempfile.mkdtemp(prefix="interpreter-")
+    try:
+        done = subprocess.run(_as_nobody(repo, hold), capture_output=True, text=True, timeout=300)
+    finally:
+        os.rmdir(hold)
+    if done.returncode != 0 or "Operation not permitted" in done.stderr:
+        pytest.skip(f"cannot run as nobody here: {done.stderr.strip()[-300:]}")
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, (status, detail, isolation) in results.items():
+        layers = "\n".join(isolation)
+        if "mount namespace" not in layers:
+            pytest.skip(f"no user namespaces for an unprivileged caller here: {layers}")
+        assert status == "failed" and detail.startswith(REFUSED), (name, detail)
+        assert "runs as nobody" in layers and NO_CAPABILITIES in layers, layers
