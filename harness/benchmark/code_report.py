@@ -121,7 +121,9 @@ def _sandbox(score: CodeScore) -> list[str]:
         f"Each program ran in its own `python -I -S` process and temporary directory: wall clock "
         f"{lim['timeout_s']:g} s (then its process group is killed), CPU {lim['cpu_s']} s, memory "
         f"{fmt.nbytes(lim['memory_bytes'])}, files {fmt.nbytes(lim['file_size_bytes'])}, "
-        f"processes +{lim['max_processes']}. Layers that applied to every program:",
+        f"processes +{lim['max_processes']}. What applied to every program, as the sandbox read it "
+        "back from inside before the program ran (a line `NOT isolated` says what was not "
+        "protected on this machine):",
         "",
     ]
     out += [f"- {layer}" for layer in score.isolation] or ["- none"]

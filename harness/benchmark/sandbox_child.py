@@ -76,7 +76,18 @@ def _limits(cfg: dict, tasks: int | None) -> list[str]:
     cap(resource.RLIMIT_FSIZE, cfg["file_size_bytes"])
     cap(resource.RLIMIT_CORE, 0)
     cap(resource.RLIMIT_NOFILE, 256)
-    layers = ["rlimits: cpu, address space, data, file size, open files"]
+    read = [
+        f"{name} {resource.getrlimit(kind)[0]}{unit}"
+        for name, kind, unit in (
+            ("cpu", resource.RLIMIT_CPU, " s"),
+            ("address space", resource.RLIMIT_AS, " B"),
+            ("data", resource.RLIMIT_DATA, " B"),
+            ("file size", resource.RLIMIT_FSIZE, " B"),
+            ("open files", resource.RLIMIT_NOFILE, ""),
+            ("core files", resource.RLIMIT_CORE, " B"),
+        )
+    ]
+    layers = [f"rlimits (read back): {', '.join(read)}"]
     if tasks is not None:
         cap(resource.RLIMIT_NPROC, tasks + cfg["max_processes"])
         layers.append(f"process limit (+{cfg['max_processes']} processes or threads)")

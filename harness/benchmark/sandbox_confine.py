@@ -11,8 +11,8 @@ otherwise inside a new user namespace that maps only the caller. In the mount na
   directory (nosuid, nodev, noexec); ``pivot_root`` onto it and the old root detached, so home
   directories, ``/etc``, ``/proc``, ``/sys``, credential folders are not there at all;
 - ``/proc`` is bound only long enough to open ``/proc/self/status`` and ``/proc/self/mountinfo``,
-  which the child reads back after dropping privilege (``read_back``): the isolation a result
-  lists is what the kernel reported from inside, not what was asked for.
+  which the child reads after dropping privilege (``read_status``, ``read_mounts``): a result
+  lists what the kernel reported from inside, not what was asked for.
 
 ``drop_privileges`` empties every capability set (bounding and ambient included), becomes the
 target user where given (root only) and sets ``no_new_privs``.
