@@ -227,8 +227,31 @@ def _network_layer(confine) -> str:
     )
 
 
+def _setup_elsewhere(cfg: dict) -> list[str]:
+    """Not Linux (no namespaces, no capability sets to read): an ordinary user only, and the
+    result says what that leaves open."""
+    if os.geteuid() == 0:
+        raise OSError(
+            f"as root the sandbox needs Linux, not {sys.platform}: run as an ordinary user"
+        )
+    user = _target(cfg, False)[1].get(os.getuid(), f"uid {os.getuid()}")
+    layers = [
+        f"runs as {user} (uid {os.getuid()}; capabilities not read back: not Linux)",
+        _unconfined_files(f"not Linux ({sys.platform})", user, dropped=False),
+        "NOT isolated: network (not Linux: no network namespace); only the python guard "
+        "disables sockets",
+        *_limits(cfg, None),
+    ]
+    if cfg["guard"]:
+        _guard(os.path.realpath("."))
+        layers.append("python guard (destructive os/shutil functions, processes, sockets)")
+    return layers
+
+
 def _setup(cfg: dict) -> list[str]:
     """Confine this process (see the module docstring); the layers it verified, in order."""
+    if not sys.platform.startswith("linux"):
+        return _setup_elsewhere(cfg)
     confine = _load_confine()
     libc = confine.Libc()
     root = os.geteuid() == 0

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import socket
 import struct
 
@@ -180,9 +179,10 @@ def minimal_root(libc: Libc, newroot: str, readable: list[str], workdir: str) ->
     proc = _place(newroot, "/proc", True)
     libc.mount("/proc", proc, None, MS_BIND | MS_REC)
     libc.mount(None, newroot, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    number = SYS_PIVOT_ROOT.get(platform.machine())
+    machine = os.uname().machine  # not `platform`: its import costs more than this call
+    number = SYS_PIVOT_ROOT.get(machine)
     if number is None:
-        raise OSError(f"pivot_root: no syscall number known for {platform.machine()}")
+        raise OSError(f"pivot_root: no syscall number known for {machine}")
     os.chdir(newroot)
     libc.call("pivot_root", "syscall", number, b".", b".")
     libc.call("umount the old root", "umount2", b".", MNT_DETACH)
