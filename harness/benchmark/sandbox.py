@@ -49,6 +49,10 @@ INTERPRETER_FLAGS = ("-I", "-S")
 ``site`` at start-up: its ``.pth`` processing (editable installs) costs more than a typical
 HumanEval program; the child puts this interpreter's site-packages on sys.path itself."""
 SITE_PACKAGES = [p for p in dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))]
+INTERPRETER_LIBS = [p for p in (sysconfig.get_config_var("LIBDIR"),) if p]
+"""The interpreter's own library directory (libpython, and in conda-like installs the libffi,
+libssl, ... its extension modules load): bound read-only in the program's root beside
+``sys.path``."""
 STATUSES: tuple[str, ...] = ("passed", "failed", "timeout", "error")
 ENV = {
     "PATH": "/usr/bin:/bin",
@@ -140,6 +144,7 @@ def _config(limits: SandboxLimits, marker_fd: int, new_root: Path) -> str:
             "new_root": str(new_root),
             "home": os.environ.get("HOME", ""),
             "site_packages": SITE_PACKAGES,
+            "interpreter_libs": INTERPRETER_LIBS,
             "cpu_s": limits.cpu_limit_s,
             "memory_bytes": limits.memory_bytes,
             "file_size_bytes": limits.file_size_bytes,

@@ -260,7 +260,7 @@ def _setup(cfg: dict) -> list[str]:
     tasks = _user_tasks(uid) if uid != 0 else None  # uid 0 is exempt from RLIMIT_NPROC
     workdir = os.path.realpath(".")
     sys.path[:] = [os.path.realpath(p) if p else p for p in sys.path]  # the paths bound below
-    readable = confine.readable_paths(sys.path)
+    readable = confine.readable_paths([*sys.path, *cfg["interpreter_libs"]])
     status_fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
     mount_ns, net_ns, why = False, False, "SandboxLimits.namespaces is False"
     if cfg["namespaces"]:

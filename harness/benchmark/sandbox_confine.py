@@ -152,8 +152,9 @@ def _bind(libc: Libc, newroot: str, path: str, writable: bool = False) -> None:
 
 
 def readable_paths(search_path: list[str]) -> list[str]:
-    """Real paths of what the interpreter needs: its ``sys.path`` directories and the system
-    library directories (directories inside another one left out)."""
+    """Real paths of what the interpreter needs: ``search_path`` (its ``sys.path`` directories
+    and its own library directory) and the system library directories (directories inside
+    another one left out)."""
     dirs = [os.path.realpath(p) for p in search_path if p and os.path.isdir(p)]
     dirs += [p for p in LIBRARY_DIRS if os.path.isdir(p) and not os.path.islink(p)]
     kept: list[str] = []
