@@ -5,7 +5,9 @@ permission or not-found error inside the program, the capability sets read back 
 secret is in any file ``benchmark score`` writes. The same attacks in the unprivileged fallback
 (``SandboxLimits(namespaces=False, drop_root_to="")``: no namespaces, the caller's own uid without
 capabilities) do reach the caller's files, and the results say so; the redaction still keeps
-the environment and ``.netrc`` secrets out of every file written."""
+the environment and ``.netrc`` secrets out of every file written. Also: a caller without root
+(nobody, via ``setpriv``) gets the same view through a user namespace, and a program that makes
+a nested user namespace of its own gains nothing from it."""
 
 from __future__ import annotations
 
@@ -283,3 +285,30 @@ def test_a_caller_without_root_gets_the_same_view_through_a_user_namespace():
             pytest.skip(f"no user namespaces for an unprivileged caller here: {layers}")
         assert status == "failed" and detail.startswith(REFUSED), (name, detail)
         assert "runs as nobody" in layers and NO_CAPABILITIES in layers, layers
+
+
+NESTED = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x10000000 | 0x00020000) != 0:  # CLONE_NEWUSER | CLONE_NEWNS
+    raise SystemExit("no nested user namespace: " + os.strerror(ctypes.get_errno()))
+tries = {
+    "remount / read-write": lambda: libc.mount(None, b"/", None, ctypes.c_ulong(0x1020), None),
+    "remount /usr/lib read-write": lambda: libc.mount(None, b"/usr/lib", None, ctypes.c_ulong(0x1020), None),
+    "unmount a bind": lambda: libc.umount2(b"/usr/lib", 2),
+    "mount proc": lambda: libc.mount(b"proc", b"/proc", b"proc", ctypes.c_ulong(0), None),
+}
+done = [name for name, attempt in tries.items() if attempt() == 0]
+assert not done, done
+os.listdir("/root")
+"""
+
+
+def test_os_layer_a_nested_user_namespace_gains_nothing():
+    """Without the guard, ctypes creates a user namespace of its own (full capabilities in it):
+    the inherited mounts stay locked read-only, /proc cannot be mounted, /root is not listed."""
+    _namespaces_or_skip()
+    result = run_program(NESTED, SandboxLimits(guard=False))
+    if "no nested user namespace" in result.detail:
+        pytest.skip(result.detail)
+    assert result.status == "failed" and result.detail.startswith("PermissionError"), result
