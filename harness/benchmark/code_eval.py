@@ -57,6 +57,8 @@ class SampleResult:
     """``sandbox.STATUSES``: passed, failed, timeout, error."""
     detail: str
     wall_s: float
+    redacted: list[str] = field(default_factory=list)
+    """The caller's secrets redacted from this program's output (``redact.py``); empty: none."""
 
 
 @dataclass
@@ -97,6 +99,11 @@ class CodeScore:
     """Seconds to run every program (not part of any score)."""
     unscored_task_ids: list[str] = field(default_factory=list)
     """Problems without samples, in file order."""
+    redacted: list[str] = field(default_factory=list)
+    """The caller's secrets that some program printed, redacted before anything was kept
+    (variable names, ``~/.netrc password for MACHINE``; never the values)."""
+    redacted_samples: int = 0
+    """Samples whose output had something redacted."""
 
 
 def humaneval_path() -> Path:
@@ -258,7 +265,11 @@ def score(
     results = []
     for sample, run in zip(samples, runs, strict=True):
         task_id = sample["task_id"]
-        results.append(SampleResult(task_id, counts[task_id], run.status, run.detail, run.wall_s))
+        results.append(
+            SampleResult(
+                task_id, counts[task_id], run.status, run.detail, run.wall_s, list(run.redacted)
+            )
+        )
         counts[task_id] += 1
     passed = Counter(r.task_id for r in results if r.status == "passed")
     order = [p.task_id for p in problems if p.task_id in counts]
@@ -289,4 +300,6 @@ def score(
         isolation_varied=any(layer != common for layer in layers),
         wall_s=wall,
         unscored_task_ids=[p.task_id for p in problems if p.task_id not in counts],
+        redacted=sorted({name for run in runs for name in run.redacted}),
+        redacted_samples=sum(bool(run.redacted) for run in runs),
     )

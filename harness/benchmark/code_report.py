@@ -121,12 +121,25 @@ def _sandbox(score: CodeScore) -> list[str]:
         f"Each program ran in its own `python -I -S` process and temporary directory: wall clock "
         f"{lim['timeout_s']:g} s (then its process group is killed), CPU {lim['cpu_s']} s, memory "
         f"{fmt.nbytes(lim['memory_bytes'])}, files {fmt.nbytes(lim['file_size_bytes'])}, "
-        f"processes +{lim['max_processes']}. Layers that applied to every program:",
+        f"processes +{lim['max_processes']}. What applied to every program, as the sandbox read it "
+        "back from inside before the program ran (a line `NOT isolated` says what was not "
+        "protected on this machine):",
         "",
     ]
     out += [f"- {layer}" for layer in score.isolation] or ["- none"]
     if score.isolation_varied:
         out += ["", "Some programs had other layers than these; see the JSON results file."]
+    if score.redacted:
+        what = ", ".join(f"`{name}`" for name in score.redacted)
+        out += [
+            "",
+            f"> **Redacted**: the output of {score.redacted_samples} program(s) held secret "
+            f"values of the process that scored them ({what}); they were replaced by "
+            "`[redacted: NAME]` before anything was kept, in this report and in the JSON results.",
+        ]
+    else:
+        out += ["", "Nothing was redacted: no program printed a secret value of the caller "
+                "(its secret-looking environment variables, its `~/.netrc` passwords)."]  # fmt: skip
     return out
 
 

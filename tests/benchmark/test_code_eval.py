@@ -195,6 +195,7 @@ def test_the_report_is_deterministic_and_says_what_it_scored(humaneval):
     assert "| pass@1 | 75.0% (3/4) | [" in first
     assert "ZeroDivisionError: division by zero" in first
     assert "network namespace" in first or "python guard" in first
+    assert "Nothing was redacted" in first
 
 
 # ------------------------------------------------------------------ the CLI, end to end

@@ -211,7 +211,7 @@ def test_writing_or_deleting_outside_its_directory_changes_nothing(tmp_path):
 
 
 def test_os_layer_writes_outside_are_refused_without_the_guard(tmp_path):
-    _require_layer("read-only filesystem")
+    _require_layer("filesystem (mount namespace")
     sentinel = tmp_path / "sentinel.txt"
     sentinel.write_text("original")
     os.chmod(tmp_path, 0o777)

@@ -13,14 +13,18 @@ The sides (same 164 programs, ``prompt + canonical_solution + test + check(entry
   another, no limits, no isolation; pass = exit status 0.
 
 pass@1 must be 100% on every side (each canonical solution passes its tests); wall time is
-reported per side (best of ``ROUNDS``).
+reported per side (best of ``ROUNDS``), and ``test_sandbox_vs_plain_side_by_side`` times the
+sandbox (one worker per core) and plain ``python -c`` in interleaved rounds of one run and prints
+the ratio of their medians.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +94,35 @@ def test_plain_python_sequential(benchmark, canonical, tmp_path):
     passed = benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
     assert passed == 164
     _report(benchmark, "plain python -c, sequential", passed / 164)
+
+
+def test_sandbox_vs_plain_side_by_side(benchmark, canonical, tmp_path):
+    """The two sides of the README's figure in one run, rounds interleaved (sandboxed with one
+    worker per core, then plain ``python -c`` sequentially), so that a load that comes and goes
+    on a shared machine falls on both: the ratio of the medians."""
+    problems, samples_path = canonical
+    samples = [json.loads(line) for line in samples_path.read_text().splitlines()]
+    programs = [program_for(p, p.canonical_solution) for p in problems]
+    walls: dict[str, list[float]] = {"sandbox": [], "plain": []}
+
+    def one_round() -> None:
+        start = time.perf_counter()
+        result = score(problems, samples, SandboxLimits())
+        walls["sandbox"].append(time.perf_counter() - start)
+        assert result.statuses["passed"] == 164
+        start = time.perf_counter()
+        for prog in programs:
+            done = subprocess.run([sys.executable, "-c", prog], cwd=tmp_path, capture_output=True)
+            assert done.returncode == 0
+        walls["plain"].append(time.perf_counter() - start)
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    sandbox, plain = (statistics.median(walls[side]) for side in ("sandbox", "plain"))
+    benchmark.extra_info.update(
+        sandbox_s=walls["sandbox"], plain_s=walls["plain"], ratio=sandbox / plain
+    )
+    print(
+        f"\nside by side, {ROUNDS} interleaved rounds: sandbox ({available_cores()} workers) "
+        f"{sandbox:.2f} s vs plain python -c sequential {plain:.2f} s (medians): "
+        f"{sandbox / plain:.2f}x"
+    )
