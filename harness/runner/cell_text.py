@@ -22,8 +22,8 @@ OUTCOME_STYLE = {
     "failed": "red",
     "interrupted": "cyan",
 }
-FINISHED_OUTCOMES = frozenset(OUTCOME_STYLE) - {"interrupted"}
-"""Outcomes that count as done: an interrupted cell runs again on resume."""
+"""Colour of each outcome (``schema.OUTCOMES``); which count as done is
+``harness.contracts.outcomes.FINISHED_OUTCOMES``, the rule the planner also reads."""
 
 
 def cell_labels(cells: Sequence[Cell], paired: Mapping[str, Sequence[str]] | None = None) -> dict:

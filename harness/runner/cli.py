@@ -16,11 +16,12 @@ from rich.console import Console
 
 from harness.contracts.config import ConfigError
 from harness.contracts.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Parser, run_command
+from harness.contracts.outcomes import RERUN_CHOICES
 from harness.runner import preflight
 from harness.runner.executor import Executor, LocalProcessExecutor
 from harness.runner.loop import RunResult, StopRequest, run_plan
 from harness.runner.matrix import Cell, Matrix, load_matrix, parse_assignment, select
-from harness.runner.plan import RERUN_CHOICES, Plan, make_plan
+from harness.runner.plan import Plan, make_plan
 from harness.runner.progress import cell_labels, make_progress, summary_table
 from harness.runner.store import Store
 from harness.runner.tracking import MODES

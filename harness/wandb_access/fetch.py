@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.contracts.errors import EXIT_BAD_INPUT, EXIT_FAILED
 from harness.contracts.paths import with_repo_on_path
 from harness.wandb_access.download import MARKER, RESULT_PREFIX
 from harness.wandb_access.env import wandb_env
@@ -29,7 +30,6 @@ ENV_ARTIFACT_DIR = "WANDB_ARTIFACT_DIR"
 DEFAULT_ROOT = Path("artifacts")
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_LIMIT_S = 3600.0
-EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
 _INPUT_KINDS = {"no_key", "unauthorized", "not_found", "bad_reference", "usage"}
 
 
