@@ -82,9 +82,9 @@ def shared_inputs(cells: list[Cell], custom_command: bool, source: str) -> None:
             if path in seen:
                 continue
             seen.add(path)
-            users = sum(path in dict(_shared_paths(c.config)).values() for c in cells)
             problem = _model_problem(path) if key == "model.path" else _data_problem(path, images)
             if problem:
+                users = sum(path in dict(_shared_paths(c.config)).values() for c in cells)
                 raise ConfigError(
                     [f"`{key}` {problem} ({users} cell(s) use it; no cell was started)"], source
                 )
