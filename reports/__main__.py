@@ -8,9 +8,17 @@ line and exits 2; a damaged cell is listed in the report, not an error.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from harness.contracts.errors import Parser, run_command, writable_file
+from harness.contracts.errors import (
+    DISK_FULL_ERRNOS,
+    InputError,
+    Parser,
+    os_reason,
+    run_command,
+    writable_file,
+)
 from reports.before_after import compare_stores, write_comparison
 from reports.writer import write_report
 
@@ -49,15 +57,33 @@ def _main(args_list: list[str]) -> int:
         args = _compare_parser().parse_args(args_list[1:])
         if args.out:
             writable_file(args.out, "--out")
-            print(write_comparison(args.before, args.after, args.out))
+            print(_writing(args.out, lambda: write_comparison(args.before, args.after, args.out)))
         else:
             print(compare_stores(args.before, args.after), end="")
     else:
         args = _report_parser().parse_args(args_list)
         if args.out:
             writable_file(args.out, "--out")
-        print(write_report(args.store, args.out, plots=not args.no_plots))
+        out = args.out or f"{args.store}/EXPERIMENTS.md"
+        print(_writing(out, lambda: write_report(args.store, args.out, plots=not args.no_plots)))
     return 0
+
+
+T = TypeVar("T")
+
+
+def _writing(out: str, write: Callable[[], T]) -> T:
+    """``write()``; an OSError from it is the output path's (the store's are ResultsError): one
+    line naming ``out``, exit 2 (a full disk stays the boundary's exit 1)."""
+    try:
+        return write()
+    except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise
+        at = f" at {exc.filename}" if exc.filename and str(exc.filename) != out else ""
+        raise InputError(
+            out, f"cannot be written ({os_reason(exc)}{at}); pass --out a path in a writable folder"
+        ) from None
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from harness.contracts.errors import UserError
-from harness.contracts.keys import StoreYamlLoader, flatten
+from harness.contracts.keys import flatten
 from harness.contracts.schema import (
     CELL_FILE,
     CONFIG_FILE,
@@ -40,6 +40,7 @@ from harness.contracts.schema import (
 )
 from harness.contracts.store_files import read_metrics, read_predictions, read_summary
 from harness.contracts.text_metrics import edit_distance
+from harness.contracts.yaml_io import StoreYamlLoader
 
 MATRIX_FILE = "matrix.json"
 REPEAT_KEYS = ("seed",)

@@ -4,11 +4,15 @@ full disk is exit 1, anything else keeps its traceback."""
 from __future__ import annotations
 
 import errno
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from harness.contracts.errors import InputError, Parser, UserError, read_text, run_command
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class Known(Exception):
@@ -73,3 +77,23 @@ def test_read_text_names_what_is_wrong(tmp_path):
     with pytest.raises(InputError, match="is a directory; pass the YAML file itself"):
         read_text(tmp_path, "YAML file")
     assert read_text(__file__).startswith('"""The error boundary')
+
+
+def test_a_report_out_path_that_cannot_be_created_is_one_line_and_exit_2(tmp_path):
+    """``--out`` under a folder that cannot be created (/proc refuses new entries): before, the
+    writer's FileNotFoundError ended in a traceback."""
+    from tests.reports.conftest import build_small_store
+
+    store = build_small_store(tmp_path)
+    out = "/proc/no/such/EXPERIMENTS.md"
+    for args in ([str(store), "--no-plots"], ["compare", str(store), str(store)]):
+        done = subprocess.run(
+            [sys.executable, "-m", "reports", *args, "--out", out],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"error: {out}: cannot be written (No such file")
+        assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""

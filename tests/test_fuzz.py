@@ -312,7 +312,7 @@ def test_the_same_as_a_real_process(inputs, tmp_path, case_id, entry, args, frag
 
 def test_the_alias_bomb_is_refused_without_being_expanded(monkeypatch):
     """Refused from the composed node graph: the constructor never runs, nothing is expanded."""
-    from harness.contracts.keys import YamlLoader, parse_yaml
+    from harness.contracts.yaml_io import YamlLoader, parse_yaml
 
     def construct(*args, **kwargs):
         raise AssertionError("the document was constructed")

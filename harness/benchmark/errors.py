@@ -3,7 +3,7 @@ and its own exit status 3."""
 
 from __future__ import annotations
 
-from harness.contracts.errors import EXIT_FAILED, EXIT_USAGE, UserError
+from harness.contracts.errors import EXIT_BAD_INPUT, EXIT_FAILED, UserError
 
 EXIT_UNCHANGED = 3
 """The exit status when the "trained" model's logits equal the base's (unless
@@ -26,4 +26,4 @@ class ReportedError(UserError):
 
     def __init__(self, exc: BaseException) -> None:
         super().__init__(str(exc).strip() or type(exc).__name__)
-        self.exit_code = int(getattr(exc, "exit_code", EXIT_USAGE))
+        self.exit_code = int(getattr(exc, "exit_code", EXIT_BAD_INPUT))

@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -33,6 +32,7 @@ from harness.contracts.config import (
     to_dict,
 )
 from harness.contracts.errors import DISK_FULL_ERRNOS, Parser, run_command, writable_dir
+from harness.contracts.outcomes import RESULT_OUTCOMES, now_iso, samples_planned, stop_reason
 from harness.contracts.provenance import collect_provenance
 
 
@@ -50,10 +50,6 @@ def _on_signal(signum, frame) -> None:
 
 def _on_alarm(signum, frame) -> None:
     raise TimedOut("the cell ran past runtime.timeout_s and stopped itself")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _process_age_s() -> float:
@@ -77,9 +73,11 @@ class CellRun:
         self.summary = schema.Summary(outcome="failed", cell_id=cell_id, seed=cfg.seed)
         tc = cfg.train
         self.summary.train.steps_planned = tc.max_steps
-        self.summary.train.samples_planned = tc.max_steps * tc.micro_batch * tc.grad_accum
+        self.summary.train.samples_planned = samples_planned(
+            tc.max_steps, tc.micro_batch, tc.grad_accum
+        )
         self.test_is_val = False
-        self.started_at = _now()
+        self.started_at = now_iso()
         self.t0 = time.perf_counter()
         self.meter = None
         self.budget: int | None = None
@@ -207,10 +205,10 @@ class CellRun:
         self.summary.timings.wall_s = time.perf_counter() - self.t0
         self.summary.provenance = _provenance() | {
             "started_at": self.started_at,
-            "finished_at": _now(),
+            "finished_at": now_iso(),
         }
         store_files.write_json(self.out / schema.SUMMARY_FILE, self.summary)
-        return 0 if self.summary.outcome in ("completed", "oom", "diverged", "timeout") else 1
+        return 0 if self.summary.outcome in RESULT_OUTCOMES else 1
 
     def _record_failure(self, exc: BaseException, oom: bool, evidence: str) -> None:
         from harness.cell.train import Diverged
@@ -252,9 +250,6 @@ class CellRun:
         self.summary.timings.train_s = res.train_s
 
 
-_STOP_BY_OUTCOME = {"oom": "oom", "diverged": "diverged", "timeout": "timeout"}
-
-
 def _stop_reason(res, exc: BaseException | None, outcome: str) -> str:
     """Why training stopped (``schema.STOP_REASONS``): the loop's own ending (``budget``,
     ``time_cap``) when it ended by itself, even if a later phase failed; else the exception's."""
@@ -262,9 +257,7 @@ def _stop_reason(res, exc: BaseException | None, outcome: str) -> str:
         return res.stop_reason
     if exc is None:  # pragma: no cover - run() returns only after train() has ended itself
         return "error"
-    if isinstance(exc, Interrupted | KeyboardInterrupt):
-        return "interrupted"
-    return _STOP_BY_OUTCOME.get(outcome, "error")
+    return stop_reason(outcome)  # an Interrupted or KeyboardInterrupt is outcome `interrupted`
 
 
 def _provenance() -> dict:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from harness.contracts.errors import UserError
-from harness.contracts.keys import KeyTable, coerce, read_yaml, unknown_key
+from harness.contracts.keys import KeyTable, unknown_key
+from harness.contracts.validate import coerce
+from harness.contracts.yaml_io import read_yaml
 
 
 class ConfigError(UserError, ValueError):

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 MAX_INPUT_BYTES = 64 * 2**20
 """Largest config file ``read_text`` reads: a checkpoint passed by mistake is not loaded whole."""
@@ -35,7 +35,7 @@ DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 class UserError(Exception):
     """Bad input, named in one line with how to fix it; ``exit_code`` 2 (1: a run that failed)."""
 
-    exit_code = EXIT_USAGE
+    exit_code = EXIT_BAD_INPUT
 
 
 class InputError(UserError):
@@ -65,7 +65,7 @@ def run_command(
         return body()
     except (UserError, *known) as exc:
         print(error_line(exc), file=sys.stderr)
-        return int(getattr(exc, "exit_code", EXIT_USAGE))
+        return int(getattr(exc, "exit_code", EXIT_BAD_INPUT))
     except BrokenPipeError:  # e.g. `... | head`: the reader left; nothing is wrong
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return EXIT_OK
@@ -88,7 +88,7 @@ class Parser(argparse.ArgumentParser):
     """``argparse`` whose errors are one line (``prog: error: ... (see prog --help)``), exit 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def os_reason(exc: OSError) -> str:

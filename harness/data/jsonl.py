@@ -147,6 +147,30 @@ def read_records(path: str | Path) -> list[Record]:
     return records
 
 
+def verify_image(path: Path, where: str) -> None:
+    """Check that ``path`` is an image PIL can read (its header and, for PNG, every chunk's
+    checksum) without decoding it; DataError naming ``where`` (the JSONL line) otherwise."""
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{where}: cannot read image {path}: {exc}") from None
+
+
+def check_dataset(path: str | Path, seen_images: set[Path] | None = None) -> int:
+    """Read a JSONL dataset as a cell would (``read_records``) and verify each image once
+    (``seen_images``: images already verified, shared between files); the record count.
+    DataError naming the file and line of the first problem. Torch-free: the runner calls it
+    before the first cell starts."""
+    seen = set() if seen_images is None else seen_images
+    records = read_records(path)
+    for record in records:
+        if record.image_path is not None and record.image_path not in seen:
+            verify_image(record.image_path, record.source)
+            seen.add(record.image_path)
+    return len(records)
+
+
 def load_image(path: Path, where: str) -> Image.Image:
     """Decode an image fully into memory as ``L`` or ``RGB``; ``where`` names the JSONL line."""
     try:

@@ -8,10 +8,11 @@ to trackers (``tracking``). ``cli`` is ``run_matrix.py``. Nothing here imports t
 side (``harness.cell`` and what it uses) runs in the child process.
 """
 
+from harness.contracts.outcomes import RERUN_CHOICES
 from harness.runner.executor import LocalProcessExecutor
 from harness.runner.loop import RunResult, StopRequest, run_plan
 from harness.runner.matrix import Cell, Matrix, build_matrix, load_matrix, select
-from harness.runner.plan import RERUN_CHOICES, Plan, PlannedCell, make_plan
+from harness.runner.plan import Plan, PlannedCell, make_plan
 from harness.runner.store import Store, StoreError
 
 __all__ = [

@@ -22,8 +22,11 @@ OUTCOME_STYLE = {
     "failed": "red",
     "interrupted": "cyan",
 }
-FINISHED_OUTCOMES = frozenset(OUTCOME_STYLE) - {"interrupted"}
-"""Outcomes that count as done: an interrupted cell runs again on resume."""
+"""Colour of each outcome (``schema.OUTCOMES``); which count as done is
+``harness.contracts.outcomes.FINISHED_OUTCOMES``, the rule the planner also reads."""
+
+MAX_REASON = 200
+"""Characters of a failed cell's error message shown on its line (the summary has it all)."""
 
 
 def cell_labels(cells: Sequence[Cell], paired: Mapping[str, Sequence[str]] | None = None) -> dict:
@@ -75,14 +78,22 @@ def outcome_details(
         mem = f", {_gib(used)} in use" if isinstance(used, int) else ""
         mem += f" / budget {_gib(budget)}" if isinstance(budget, int) else ""
         return f"in {oom.get('phase') or '?'}{mem}"
-    error = summary.get("error") or {}
     steps = (summary.get("train") or {}).get("steps") or steps
-    at = f"at step {steps}/{max_steps}" if isinstance(steps, int) and max_steps else ""
+    at = f"at step {steps}/{max_steps}" if isinstance(steps, int) and steps and max_steps else ""
     at = "" if brief and outcome != "interrupted" else at
+    return ", ".join(x for x in (error_reason(summary, outcome == "failed"), at) if x)
+
+
+def error_reason(summary: dict[str, Any], message: bool = True) -> str:
+    """The error's phase and type (``setup: DataError``), and with ``message`` its first line
+    (``setup: DataError: data/train.jsonl:3: field 'answer' must be a string, got int``), cut
+    to ``MAX_REASON`` characters."""
+    error = summary.get("error") or {}
     kind = str(error.get("type") or "")
     kind = "" if kind in ("signal", "timeout", "Interrupted") else kind
-    what = ": ".join(x for x in (str(error.get("phase") or ""), kind) if x)
-    return ", ".join(x for x in (what, at) if x)
+    text = str(error.get("message") or "").strip().split("\n")[0] if message else ""
+    text = text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+    return ": ".join(x for x in (str(error.get("phase") or ""), kind, text) if x)
 
 
 def _gib(value: int) -> str:

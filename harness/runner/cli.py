@@ -16,11 +16,13 @@ from rich.console import Console
 
 from harness.contracts.config import ConfigError
 from harness.contracts.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Parser, run_command
+from harness.contracts.outcomes import RERUN_CHOICES
 from harness.runner import preflight
+from harness.runner.cell_text import error_reason, label_of
 from harness.runner.executor import Executor, LocalProcessExecutor
 from harness.runner.loop import RunResult, StopRequest, run_plan
 from harness.runner.matrix import Cell, Matrix, load_matrix, parse_assignment, select
-from harness.runner.plan import RERUN_CHOICES, Plan, make_plan
+from harness.runner.plan import Plan, make_plan
 from harness.runner.progress import cell_labels, make_progress, summary_table
 from harness.runner.store import Store
 from harness.runner.tracking import MODES
@@ -166,6 +168,7 @@ def _main(args: argparse.Namespace, err: Console) -> int:
         _print_plan(plan, args.json)
         return EXIT_OK
     to_run = [p.cell for p in plan.cells if p.action == "run"]
+    preflight.shared_inputs(to_run, command is not None, matrix.source)
     preflight.devices(to_run, command is not None, matrix.source)
     workers = _workers(args, matrix, to_run)
     # first: a Ray cluster that cannot be reached writes nothing; and before our signal
@@ -197,13 +200,13 @@ def _main(args: argparse.Namespace, err: Console) -> int:
     if not out.is_terminal:
         out = Console(highlight=False, width=160)  # files and pipes: don't squeeze the axes
     out.print(summary_table(result.rows, labels))
-    code = _finish(result, err)
+    code = _finish(result, labels, err)
     if args.report is not None and not _write_report(store, args.report, err):
         return code if code != EXIT_OK else EXIT_FAILED
     return code
 
 
-def _finish(result: RunResult, err: Console) -> int:
+def _finish(result: RunResult, labels: dict[str, str], err: Console) -> int:
     if result.stopped:
         ids = ", ".join(c.cell_id for c in result.interrupted)
         what = f"cell(s) {ids} marked interrupted; " if ids else ""
@@ -212,15 +215,27 @@ def _finish(result: RunResult, err: Console) -> int:
             markup=False,
         )
         return EXIT_INTERRUPTED
-    outcomes = result.outcomes()
-    if "failed" in outcomes:
-        err.print(
-            f"{outcomes.count('failed')} cell(s) failed; see error.log_tail in their "
-            f"summary.json (rerun them with --rerun failed)",
-            markup=False,
-        )
+    failed = [(cell, s) for cell, s, _ in result.rows if (s or {}).get("outcome") == "failed"]
+    if failed:
+        err.print(_failed_line(failed, labels), markup=False)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _failed_line(failed: list[tuple[Cell, dict]], labels: dict[str, str]) -> str:
+    """The last line after failed cells: the reason (one, when they share it; else the first
+    cell's), which cells, and what to do."""
+    reasons = [error_reason(s) or "no reason recorded" for _, s in failed]
+    ids = [f"{label_of(labels, c)} ({c.cell_id})" for c, _ in failed]
+    if len(set(reasons)) == 1:
+        where = ids[0] if len(ids) == 1 else f"{ids[0]} and {len(ids) - 1} more"
+        what = f"{where}: {reasons[0]}"
+    else:
+        what = f"first {ids[0]}: {reasons[0]} (the table lists each)"
+    return (
+        f"{len(failed)} cell(s) failed: {what}; the cell's log tail is error.log_tail in its "
+        "summary.json (rerun them with --rerun failed)"
+    )
 
 
 def _workers(args: argparse.Namespace, matrix: Matrix, to_run: list[Cell]) -> int:

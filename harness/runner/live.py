@@ -25,7 +25,8 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.contracts.labels import elide
-from harness.runner.cell_text import FINISHED_OUTCOMES, OUTCOME_STYLE, cell_line, duration, label_of
+from harness.contracts.outcomes import FINISHED_OUTCOMES
+from harness.runner.cell_text import OUTCOME_STYLE, cell_line, duration, label_of
 from harness.runner.matrix import Cell
 
 MIN_BAR = 8

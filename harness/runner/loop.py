@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from harness.contracts.outcomes import now_iso
 from harness.contracts.schema import (
     CELL_FILE,
     CONFIG_FILE,
@@ -31,7 +33,7 @@ from harness.contracts.schema import (
 from harness.contracts.store_files import atomic_write_text, parse_line, to_json, write_json
 from harness.runner.executor import CellHandle, CellTask, Executor, ExitStatus
 from harness.runner.matrix import Cell
-from harness.runner.outcomes import finalize, now_iso
+from harness.runner.outcomes import finalize
 from harness.runner.plan import Plan
 from harness.runner.progress import Progress, QuietProgress
 from harness.runner.store import CellLock
@@ -346,8 +348,9 @@ class MetricsTail:
 
 
 def _safe(fn: Any, *args: Any) -> None:
-    """Trackers never fail a cell."""
+    """Trackers never fail a cell: a tracker's failure is a warning on stderr, beside the other
+    warnings (stdout is the summary table's)."""
     try:
         fn(*args)
-    except Exception as exc:
-        print(f"warning: tracker {fn.__qualname__} failed: {exc}")
+    except Exception as exc:  # a tracker's own bug or outage: never the cell's ending
+        print(f"warning: tracker {fn.__qualname__} failed: {exc}", file=sys.stderr)

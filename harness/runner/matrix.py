@@ -24,7 +24,6 @@ the same resolved config are merged; a cell's id is ``config_hash`` of its resol
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import itertools
 import re
@@ -34,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.contracts.config import CELL_KEYS, CellConfig, ConfigError, config_hash, to_dict
-from harness.contracts.keys import get_dotted, parse_yaml, read_yaml
+from harness.contracts.keys import get_dotted, unknown_key
+from harness.contracts.yaml_io import parse_yaml, read_yaml
 from harness.runner.tracking import TrackingConfig, parse_tracking
 
 TOP_KEYS = (
@@ -125,11 +125,9 @@ def build_matrix(
         kind = "an empty file" if raw is None else type(raw).__name__
         raise ConfigError([f"expected a mapping with `base` and `matrix`, got {kind}"], source)
     errors: list[str] = []
-    for key in raw:
-        if key not in TOP_KEYS:
-            close = difflib.get_close_matches(str(key), TOP_KEYS, n=1)
-            hint = f" - did you mean `{close[0]}`?" if close else f" (valid: {', '.join(TOP_KEYS)})"
-            errors.append(f"unknown top-level key `{key}`{hint}")
+    errors += [
+        unknown_key(str(k), TOP_KEYS, what="top-level key") for k in raw if k not in TOP_KEYS
+    ]
     name = _parse_name(raw.get("name", default_name), errors)
     base = _parse_base(raw.get("base"), errors)
     axes = _parse_axes(raw.get("matrix"), errors)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import signal
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.contracts.outcomes import now_iso, samples_planned, stop_reason
 from harness.contracts.provenance import collect_provenance
 from harness.contracts.schema import (
     LOG_FILE,
@@ -101,15 +101,14 @@ def _outcome_without_summary(
         summary.error = _error(cell_dir, kind, message)
 
 
-_STOP_BY_OUTCOME = {"timeout": "timeout", "interrupted": "interrupted", "oom": "oom"}
-
-
 def _budget(stats: TrainStats, train: dict[str, Any], outcome: str) -> None:
     """The planned budget, from the config, and why training stopped, from how the cell ended
     (a crash or an unknown signal is ``error``)."""
     stats.steps_planned = train["max_steps"]
-    stats.samples_planned = train["max_steps"] * train["micro_batch"] * train["grad_accum"]
-    stats.stop_reason = _STOP_BY_OUTCOME.get(outcome, "error")
+    stats.samples_planned = samples_planned(
+        train["max_steps"], train["micro_batch"], train["grad_accum"]
+    )
+    stats.stop_reason = stop_reason(outcome)
 
 
 def _error(cell_dir: Path, kind: str, message: str) -> ErrorInfo:
@@ -167,7 +166,3 @@ def _train_from_metrics(cell_dir: Path) -> TrainStats:
         first_loss=train[0].get("loss"),
         last_loss=train[-1].get("loss"),
     )
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from harness.contracts.outcomes import runs_again
 from harness.runner.matrix import Cell, Matrix
 from harness.runner.store import CellState, Store
-
-RERUN_CHOICES = ("failed", "oom", "timeout", "diverged", "all")
 
 
 @dataclass
@@ -65,8 +64,7 @@ def make_plan(
     for cell in cells:
         state = states.get(cell.cell_id) or CellState(cell.cell_id, None, False)
         prev = state.outcome
-        again = prev is None or prev == "interrupted" or "all" in rerun or prev in rerun
-        action = "run" if again else "done"
+        action = "run" if runs_again(prev, rerun) else "done"
         if action == "run" and store.is_locked(cell.cell_id):
             action = "running"
         if action == "run" and budget is not None:

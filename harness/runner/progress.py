@@ -19,8 +19,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from harness.contracts.outcomes import FINISHED_OUTCOMES
 from harness.runner.cell_text import (
-    FINISHED_OUTCOMES,
     OUTCOME_STYLE,
     cell_labels,
     cell_line,

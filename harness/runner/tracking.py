@@ -12,11 +12,11 @@ cell and is bounded in time.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from harness.contracts.keys import check_section
 
 MODES: tuple[str, ...] = ("offline", "online", "disabled")
 DEFAULT_PROJECT = "vlm-harness"
@@ -93,46 +93,32 @@ def entity_problem(entity: str) -> str | None:
 
 
 def parse_tracking(raw: Any, errors: list[str]) -> TrackingConfig:
-    """Validate a ``tracking:`` mapping; append one line per problem to ``errors``."""
+    """Validate a ``tracking:`` mapping; append one line per problem to ``errors``. Keys and
+    types go through the one check of every config key (``keys.check_section``); what W&B
+    itself would refuse is checked here."""
     if raw is None:
         return TrackingConfig()
-    if not isinstance(raw, dict):
-        errors.append(f"`tracking`: expected a mapping (mode, project, ...), got {raw!r}")
-        return TrackingConfig()
-    fields = [f.name for f in dataclasses.fields(TrackingConfig)]
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        where = f"tracking.{key}"
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f" - did you mean `{close[0]}`?" if close else f" (valid: {', '.join(fields)})"
-            errors.append(f"unknown key `{where}`{hint}")
-        elif value is None:
-            continue
-        elif key == "mode" and value not in MODES:
-            errors.append(f"`{where}`: {value!r} is not one of {', '.join(MODES)}")
-        elif key in ("project", "entity") and not isinstance(value, str):
-            errors.append(f"`{where}`: expected a string, got {value!r}")
-        elif key in ("project", "entity") and (problem := _name_problem(key, value)):
-            errors.append(f"`{where}`: {problem}")
-        elif key == "log_model" and not isinstance(value, bool):
-            errors.append(f"`{where}`: expected true or false, got {value!r}")
-        elif key == "tags" and not _is_tag_list(value):
-            errors.append(f"`{where}`: expected a list of strings of 1 to 64 characters")
-        elif key == "finish_timeout_s" and not _positive(value):
-            errors.append(f"`{where}`: expected a number of seconds > 0, got {value!r}")
-        else:
-            out[key] = tuple(value) if key == "tags" else value
-    return TrackingConfig(**out)
+    values = check_section(TrackingConfig, raw, "tracking", errors)
+    for key in list(values):
+        problem = _value_problem(key, values[key], raw[key])
+        if problem:
+            errors.append(f"`tracking.{key}`: {problem}")
+            del values[key]
+    if "tags" in values:
+        values["tags"] = tuple(values["tags"])
+    return TrackingConfig(**values)
 
 
-def _name_problem(key: str, value: str) -> str | None:
-    return project_problem(value) if key == "project" else entity_problem(value)
-
-
-def _is_tag_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(t, str) and 0 < len(t) <= 64 for t in value)
-
-
-def _positive(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+def _value_problem(key: str, value: Any, written: Any) -> str | None:
+    """Why a well-typed ``tracking.KEY`` value cannot be used, or None."""
+    if key == "mode" and value not in MODES:
+        return f"{value!r} is not one of {', '.join(MODES)}"
+    if key == "project":
+        return project_problem(value)
+    if key == "entity":
+        return entity_problem(value)
+    if key == "tags" and not all(0 < len(t) <= 64 for t in value):
+        return "expected a list of strings of 1 to 64 characters"
+    if key == "finish_timeout_s" and value <= 0:
+        return f"expected a number of seconds > 0, got {written!r}"
+    return None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.contracts.errors import EXIT_FAILED, EXIT_USAGE, UserError
+from harness.contracts.errors import EXIT_BAD_INPUT, EXIT_FAILED, UserError
 from harness.contracts.paths import with_repo_on_path
 from harness.wandb_access.download import MARKER, RESULT_PREFIX
 from harness.wandb_access.env import wandb_env
@@ -39,7 +39,7 @@ class FetchError(UserError):
 
     def __init__(self, ref: str, problem: str, tried: list[str], fix: str, kind: str) -> None:
         self.kind = kind
-        self.exit_code = EXIT_USAGE if kind in _INPUT_KINDS else EXIT_FAILED
+        self.exit_code = EXIT_BAD_INPUT if kind in _INPUT_KINDS else EXIT_FAILED
         looked = "; ".join(tried) if tried else "none"
         super().__init__(
             f"W&B artifact '{ref}': {problem}. Local copies looked for: {looked}. Fix: {fix}"

@@ -143,3 +143,15 @@ def test_bad_input_is_one_clear_message_and_exit_2(tmp_path, content, args, expe
     assert proc.returncode == 2
     assert expected in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_failed_cell_s_reason_is_in_the_table_and_the_last_line(tmp_path):
+    """Before: `failed (train: RuntimeError)` and "see error.log_tail in their summary.json"."""
+    matrix = write_matrix(tmp_path / "m.yaml", ["ok", "raise"])
+    proc = fake_cli(matrix, tmp_path / "runs")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert "failed (train: RuntimeError: boom from the fake cell)" in out  # the summary table
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("1 cell(s) failed: raise (") and "--rerun failed" in last
+    assert "train: RuntimeError: boom from the fake cell" in last

@@ -38,6 +38,15 @@ OOM = {
     "oom": {"phase": "train", "in_use_bytes": int(1.9 * GIB), "budget_bytes": 2 * GIB},
 }
 INTERRUPTED = {"outcome": "interrupted", "error": {"type": "signal", "phase": "train"}}
+FAILED = {
+    "outcome": "failed",
+    "error": {
+        "type": "DataError",
+        "phase": "setup",
+        "message": "data/train.jsonl:3: field 'answer' must be a string, got int",
+    },
+}
+REASON = "setup: DataError: data/train.jsonl:3: field 'answer' must be a string, got int"
 
 
 class Clock:
@@ -157,3 +166,21 @@ def test_summary_table_names_truncation_and_oom():
     )
     assert re.search(r"c2\s+prefix·sdpa\s+OOM \(in train, 1\.90 GiB in use / budget", text)
     assert re.search(r"c3\s+prefix·eager\s+not run", text)
+
+
+def test_a_failed_cell_shows_its_reason_live_in_plain_lines_and_in_the_table():
+    progress, out, _clock = live(160)
+    progress.start(1)
+    progress.cell_start(CELLS[1], 400)
+    progress.cell_end(CELLS[1], FAILED)
+    progress.close()
+    lines = [ln.rstrip() for ln in ANSI.sub("\n", out.getvalue()).splitlines() if ln.strip()]
+    assert f"1/1 failed  prefix·sdpa  {REASON}  0:00  c2" in lines, lines
+    plain = io.StringIO()
+    progress = PlainProgress(plain, cell_labels(CELLS, PAIRED))
+    progress.start(1)
+    progress.cell_end(CELLS[1], FAILED)
+    assert plain.getvalue().splitlines()[0] == f"[1/1] failed  prefix·sdpa  {REASON}  c2"
+    console = Console(width=200, record=True, file=io.StringIO(), color_system=None)
+    console.print(summary_table([(CELLS[1], FAILED, "ran")], cell_labels(CELLS, PAIRED)))
+    assert re.search(rf"c2\s+prefix·sdpa\s+failed \({re.escape(REASON)}\)", console.export_text())

@@ -132,3 +132,28 @@ def test_a_damaged_summary_is_run_again_and_its_file_kept(tmp_path, fake_command
     assert json.loads((cell_dir / "summary.json.1").read_text())["memory"]["train"] == {
         "peak_bytes": "big"
     }
+
+
+class _BrokenTracker:
+    """A tracker whose every hook fails (an outage, a bug in its client)."""
+
+    def on_cell_start(self, cell_id, info, config):
+        raise RuntimeError("tracker down")
+
+    on_record = on_cell_end = on_cell_start
+
+    def close(self):
+        pass
+
+
+def test_a_tracker_failure_is_a_warning_on_stderr_and_the_cell_still_completes(
+    tmp_path, fake_command, capfd
+):
+    matrix = load_matrix(write_matrix(tmp_path / "m.yaml", ["ok"]))
+    store = Store(tmp_path / "runs", matrix.name)
+    plan = make_plan(matrix, matrix.cells, store, set())
+    result = run_plan(plan, LocalProcessExecutor(command=fake_command), tracker=_BrokenTracker())
+    assert result.outcomes() == ["completed"]
+    out, err = capfd.readouterr()
+    assert "warning: tracker" not in out  # stdout is the summary table's
+    assert "warning: tracker _BrokenTracker.on_cell_start failed: tracker down" in err
