@@ -1,4 +1,4 @@
-"""CLI: ``python -m reports STORE [--out PATH] [--no-plots]`` and
+"""CLI: ``python -m reports STORE [--out PATH] [--no-plots] [--html [PATH]]`` and
 ``python -m reports compare BEFORE AFTER [--out PATH]``.
 
 Bad input (missing directory, not a run store, empty store, an unwritable ``--out``) prints one
@@ -24,6 +24,13 @@ def _report_parser() -> Parser:
     p.add_argument("store", help="run store directory, e.g. runs/attention")
     p.add_argument("--out", help="markdown path (default: STORE/EXPERIMENTS.md)")
     p.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
+    p.add_argument(
+        "--html",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="also write the self-contained page (default PATH: EXPERIMENTS.html beside the markdown)",
+    )
     return p
 
 
@@ -56,7 +63,14 @@ def _main(args_list: list[str]) -> int:
         args = _report_parser().parse_args(args_list)
         if args.out:
             writable_file(args.out, "--out")
-        print(write_report(args.store, args.out, plots=not args.no_plots))
+        if args.html:
+            writable_file(args.html, "--html")
+        md = write_report(args.store, args.out, plots=not args.no_plots)
+        print(md)
+        if args.html is not None:
+            from reports.html import HTML_FILE, write_html
+
+            print(write_html(args.store, args.html or md.with_name(HTML_FILE)))
     return 0
 
 
