@@ -53,7 +53,7 @@ class Loaded:
     """A page opened from file://, with every console message and request attempt recorded."""
 
     def __init__(self, browser, path: Path) -> None:
-        self.page = browser.new_page(viewport={"width": 1300, "height": 900})
+        self.page = browser.new_page(viewport={"width": 1400, "height": 900})
         self.console: list[str] = []
         self.requests: list[str] = []
         self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))

@@ -3,6 +3,14 @@
 (function () {
   const data = R.data;
   const VISIBLE = 12; // traces shown at first; the rest are one legend click away
+  const MAX_BARS = 100; // cells per per-cell chart; the table holds them all
+  function top(cells, key, keep) { // the MAX_BARS cells with the highest key (and all kept), in store order
+    if (cells.length <= MAX_BARS) return cells;
+    const kept = cells.filter(keep);
+    const ranked = cells.filter((c) => !keep(c)).sort((a, b) => (key(b) ?? -1) - (key(a) ?? -1));
+    const chosen = new Set([...kept, ...ranked.slice(0, Math.max(0, MAX_BARS - kept.length))]);
+    return cells.filter((c) => chosen.has(c));
+  }
   const layout = (extra) => Object.assign({ margin: { l: 60, r: 20, t: 40, b: 50 }, hovermode: "closest",
     legend: { orientation: "v" }, font: { size: 12 } }, extra);
 
@@ -25,7 +33,7 @@
   function drawCurves(div, note, xBy) {
     const { loss, val, skipped } = curveTraces(xBy);
     const xTitle = xBy === "samples" ? "training samples seen" : "optimizer step";
-    const l = layout({ height: val.length ? 760 : 520, legend: { orientation: "h", y: -0.15 }, title: { text: "Training loss" + (val.length ? " and validation exact match" : "") },
+    const l = layout({ height: val.length ? 760 : 520, legend: { orientation: "h", y: -0.18, yanchor: "top" }, title: { text: "Training loss" + (val.length ? " and validation exact match" : "") },
       xaxis: { title: { text: xTitle }, anchor: "y" }, yaxis: { title: { text: "loss" }, domain: val.length ? [0.45, 1] : [0, 1] } });
     if (val.length) Object.assign(l, { xaxis2: { title: { text: xTitle }, anchor: "y2", matches: "x" },
       yaxis2: { title: { text: "val exact match, %" }, domain: [0, 0.33] } });
@@ -51,7 +59,8 @@
   });
 
   function cellAccuracy(div) {
-    const scored = data.cells.filter((c) => c.score.rate !== null);
+    const all = data.cells.filter((c) => c.score.rate !== null);
+    const scored = top(all, (c) => c.score.rate, () => false);
     const ys = scored.map((c) => R.cellLabel(c));
     const trace = { type: "scatter", mode: "markers", name: "exact match (95% Wilson interval)", y: ys,
       x: scored.map((c) => 100 * c.score.rate), customdata: scored.map((c) => c.score.text),
@@ -59,7 +68,8 @@
       error_x: { type: "data", color: "#444", symmetric: false, array: scored.map((c) => 100 * (c.score.hi - c.score.rate)),
         arrayminus: scored.map((c) => 100 * (c.score.rate - c.score.lo)) },
       hovertemplate: "%{y}<br>%{customdata}<extra></extra>" };
-    Plotly.react(div, [trace], layout({ title: { text: "Exact match per cell" }, height: Math.max(300, 80 + 24 * scored.length),
+    const title = scored.length < all.length ? `Exact match per cell (the ${scored.length} best of ${all.length})` : "Exact match per cell";
+    Plotly.react(div, [trace], layout({ title: { text: title }, height: Math.max(300, 80 + 24 * scored.length),
       xaxis: { title: { text: "exact match, %" }, range: [0, 100] }, yaxis: { automargin: true, autorange: "reversed", type: "category" },
       margin: { l: 20, r: 20, t: 40, b: 50 } }), R.PLOT_CONFIG);
     div.dataset.traces = "1";
@@ -102,21 +112,22 @@
   });
 
   function memoryPlot(div) {
-    const cells = data.cells;
+    const cells = top(data.cells, (c) => c.memory.train || c.memory.eval, (c) => c.status === "OOM");
     const labels = cells.map((c) => c.id);
     const names = cells.map((c) => R.cellLabel(c));
     const bar = (phase, colour) => ({ type: "bar", name: `${phase} peak`, x: labels, y: cells.map((c) => R.mib(c.memory[phase])),
       marker: { color: colour }, customdata: names, hovertemplate: `%{customdata}<br>${phase} peak %{y:.0f} MiB<extra></extra>` });
     const traces = [bar("train", "#1565c0"), bar("eval", "#90caf9")];
     const ooms = cells.filter((c) => c.status === "OOM");
-    if (ooms.length) traces.push({ type: "scatter", mode: "markers+text", name: "OOM (in use at failure)", x: ooms.map((c) => c.id),
+    if (ooms.length) traces.push({ type: "scatter", mode: ooms.length <= 12 ? "markers+text" : "markers", name: "OOM (in use at failure)", x: ooms.map((c) => c.id),
       y: ooms.map((c) => R.mib(c.memory.oom_bytes || c.memory.budget) || 0), text: ooms.map((c) => `OOM in ${c.memory.oom_phase || "?"}`),
       textposition: "top center", marker: { color: R.STATUS_COLOURS.OOM, symbol: "x", size: 14 },
       hovertemplate: "%{x}<br>%{text} at %{y:.0f} MiB<extra></extra>" });
     const budgets = cells.map((c) => R.mib(c.memory.budget));
-    if (budgets.some((b) => b)) traces.push({ type: "scatter", mode: "lines", name: "budget", x: labels, y: budgets,
-      line: { color: "black", dash: "dash", shape: "hvh" }, hovertemplate: "budget %{y:.0f} MiB<extra></extra>" });
-    Plotly.react(div, traces, layout({ title: { text: "Peak memory per phase against the budget" }, barmode: "group", height: 480,
+    if (budgets.some((b) => b)) traces.push({ type: "scatter", mode: "markers", name: "budget", x: labels, y: budgets,
+      marker: { symbol: "line-ew-open", size: 60, line: { width: 3, color: "black" } }, hovertemplate: "budget %{y:.0f} MiB<extra></extra>" });
+    const title = cells.length < data.cells.length ? ` (${cells.length} of ${data.cells.length} cells: every OOM, the highest peaks)` : "";
+    Plotly.react(div, traces, layout({ title: { text: `Peak memory per phase against the budget${title}` }, barmode: "group", height: 480,
       yaxis: { title: { text: "MiB" } }, xaxis: { automargin: true, type: "category", title: { text: "cell (hover for its settings)" } } }), R.PLOT_CONFIG);
     div.dataset.traces = String(traces.length);
   }

@@ -3,22 +3,32 @@
 "use strict";
 (function () {
   const data = R.data;
+  const MAX_ITEMS = 30; // findings per section shown open, as the markdown lists; the rest fold
+  const MAX_CHIPS = 12; // cell links per finding; the click filters the table to all of them
+  function findingNode(f) {
+    const level = f.kind === "accuracy" ? (f.significant ? "significant" : "not significant") : null;
+    const chips = f.cells.slice(0, MAX_CHIPS).map((id) => R.el("a", { href: "#results", class: "chip", text: id,
+      onclick: (e) => { e.preventDefault(); R.filterCells(f.cells); } }));
+    if (f.cells.length > MAX_CHIPS) chips.push(R.el("a", { href: "#results", text: `and ${f.cells.length - MAX_CHIPS} more`,
+      onclick: (e) => { e.preventDefault(); R.filterCells(f.cells); } }));
+    return R.el("div", { class: `finding kind-${f.kind}`, dataset: { kind: f.kind } },
+      R.el("p", {}, level ? R.el("span", { class: `level ${f.significant ? "sig" : "nonsig"}`, text: level }) : null,
+        f.p_value !== null ? R.el("span", { class: "level", text: `p ${f.p_value < 0.001 ? "< 0.001" : `= ${f.p_value.toFixed(3)}`}` }) : null,
+        f.runs > 1 ? R.el("span", { class: "level", text: `${f.runs} runs per side` }) : null, R.inline(f.text)),
+      f.cells.length ? R.el("p", { class: "cells" }, "cells: ", chips) : null);
+  }
   R.addView({
     id: "findings", title: "Findings",
     render(view) {
-      view.append(R.el("p", { class: "note", text: "The report's computed findings, with the test behind each; a difference is called a win only when its test gives p < 0.05 and its interval excludes 0. Click a cell to see it in the results table." }));
-      let section = null;
-      for (const f of data.findings) {
-        if (f.section !== section) { section = f.section; view.append(R.el("h3", { text: section })); }
-        const level = f.kind === "accuracy" ? (f.significant ? "significant" : "not significant") : null;
-        view.append(R.el("div", { class: `finding kind-${f.kind}`, dataset: { kind: f.kind } },
-          R.el("p", {}, level ? R.el("span", { class: `level ${f.significant ? "sig" : "nonsig"}`, text: level }) : null,
-            f.p_value !== null ? R.el("span", { class: "level", text: `p = ${f.p_value < 0.001 ? "< 0.001" : f.p_value.toFixed(3)}` }) : null,
-            f.runs > 1 ? R.el("span", { class: "level", text: `${f.runs} runs per side` }) : null, R.inline(f.text)),
-          f.cells.length ? R.el("p", { class: "cells" }, "cells: ", f.cells.map((id) => R.el("a", { href: "#results", class: "chip", text: id,
-            onclick: (e) => { e.preventDefault(); R.filterCells(f.cells); } }))) : null));
+      view.append(R.el("p", { class: "note", text: "The report's computed findings, with the test behind each; a difference is called a win only when its test gives p < 0.05 and its interval excludes 0. Click a cell to see the cells of a finding in the results table." }));
+      const sections = new Map();
+      for (const f of data.findings) sections.set(f.section, [...(sections.get(f.section) || []), f]);
+      for (const [section, items] of sections) {
+        view.append(R.el("h3", { text: `${section} (${items.length})` }), ...items.slice(0, MAX_ITEMS).map(findingNode));
+        if (items.length > MAX_ITEMS) view.append(R.el("details", {}, R.el("summary", { text: `${items.length - MAX_ITEMS} more` }),
+          items.slice(MAX_ITEMS).map(findingNode)));
       }
-      view.append(R.el("h3", { text: "Recommendations" }), R.el("ol", {}, data.recommendations.map((r) => R.el("li", { text: r }))));
+      view.append(R.el("h3", { text: "Recommendations" }), R.el("ol", {}, data.recommendations.map((r) => R.el("li", {}, R.inline(r)))));
     },
   });
 

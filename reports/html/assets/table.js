@@ -50,8 +50,8 @@
     const pre = (title, text) => (text ? R.el("details", { open: title === "log tail" && cell.status !== "completed" },
       R.el("summary", { text: title }), R.el("pre", { text })) : null);
     return R.el("div", { class: "details" },
-      R.el("p", {}, R.el("b", { text: "outcome: " }), cell.outcome),
-      cell.problem ? R.el("p", { class: "problem" }, R.el("b", { text: "damaged: " }), cell.problem) : null,
+      R.el("p", { class: cell.problem ? "problem" : "" }, R.el("b", { text: "outcome: " }), cell.outcome),
+
       cell.score.scored_on ? R.el("p", { text: `scored on: ${cell.score.scored_on}` }) : null,
       R.el("p", {},
         data.predictions[cell.id] ? R.el("a", { href: `#samples:errors:${cell.id}`, text: "this cell's errors" }) : null,
@@ -65,8 +65,12 @@
     for (const cell of cells) {
       const row = R.el("tr", { class: `row status-${cell.status.replace(/ /g, "-")}`, dataset: { cell: cell.id, status: cell.status }, tabindex: "0" },
         columns.map((col) => R.el("td", { class: col.num ? "num" : "" }, col.node ? col.node(cell) : col.text(cell))));
-      const open = R.el("tr", { class: "detail", hidden: true }, R.el("td", { colspan: columns.length }, details(cell)));
-      const toggle = () => { open.hidden = !open.hidden; row.classList.toggle("open", !open.hidden); };
+      const open = R.el("tr", { class: "detail", hidden: true }, R.el("td", { colspan: columns.length }));
+      const toggle = () => { // built on first open: a 1,000-cell table stays light
+        if (!open.firstChild.firstChild) open.firstChild.append(details(cell));
+        open.hidden = !open.hidden;
+        row.classList.toggle("open", !open.hidden);
+      };
       row.addEventListener("click", toggle);
       row.addEventListener("keydown", (e) => { if (e.key === "Enter") toggle(); });
       body.append(row, open);
