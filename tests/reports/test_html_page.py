@@ -261,3 +261,38 @@ def test_the_reload_toggle_is_remembered(loaded):
     assert loaded.page.evaluate("localStorage.getItem('reports-html-reload')") == "1"
     loaded.page.uncheck("#reload")
     assert loaded.page.evaluate("localStorage.getItem('reports-html-reload')") == "0"
+
+
+def _single_cell(root: Path) -> Path:
+    from tests.reports.synthetic import pattern, write_cell
+
+    write_cell(root / "one", "only", {}, correct=pattern(3, 10, "one"))
+    return root / "one"
+
+
+def _nothing_scored(root: Path) -> Path:
+    from tests.reports.synthetic import write_cell
+
+    write_cell(root / "none", "a", {"train.lr": 0.1}, outcome="diverged", finished=True)
+    write_cell(root / "none", "b", {"train.lr": 0.2}, finished=False)
+    return root / "none"
+
+
+@pytest.mark.parametrize("shape", ["every_outcome", "long_values", "single_cell", "nothing_scored"])
+def test_other_store_shapes_render_every_view_without_a_console_message(browser, tmp_path, shape):
+    """Every outcome with unfinished cells; long axis values; one cell; nothing scored."""
+    from tests.reports.conftest import build_small_store
+    from tests.reports.plot_stores import long_store
+
+    build = {
+        "every_outcome": build_small_store,
+        "long_values": long_store,
+        "single_cell": _single_cell,
+        "nothing_scored": _nothing_scored,
+    }[shape]
+    page = Loaded(browser, write_html(build(tmp_path)))
+    for view in VIEWS:
+        page.show(view)
+    _shot(page, f"{shape}-results", tmp_path)
+    assert (page.requests, page.console) == ([], [])
+    page.close()

@@ -3,6 +3,7 @@ findings, a bounded number of inlined images, deterministic bytes, the CLI and t
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -138,3 +139,34 @@ def test_run_matrix_report_writes_the_markdown_and_the_page(tmp_path):
     page = (store / "fake" / HTML_FILE).read_text()
     assert (store / "fake" / "EXPERIMENTS.md").is_file()
     assert '"progress":{"cells":2,"finished":2' in page
+
+
+def test_captcha_images_are_found_in_the_cached_split_the_cells_read(tmp_path):
+    """``data.kind: captcha``: the split generated under ``data.cache_dir`` (ids ``test:N``)."""
+    from harness.data.captcha import ensure_captcha_split
+    from tests.reports.synthetic import pattern, write_cell
+
+    cache = tmp_path / "cache"
+    jsonl = ensure_captcha_split(cache, "test", 12)
+    settings = {"data.cache_dir": str(cache), "data.test_count": 12}
+    store = tmp_path / "store"
+    for name, k in (("a", 4), ("b", 9)):
+        cell = write_cell(
+            store, name, {"train.lr": k / 10}, correct=pattern(k, 12, name), settings=settings
+        )
+        records = [
+            json.loads(line) for line in (cell / "predictions.jsonl").read_text().splitlines()
+        ]
+        for i, r in enumerate(records):
+            r["id"] = f"test:{i + 1}"  # the data reader's ids: file stem and line number
+        (cell / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    results = load_results(store)
+    both = results.cell("a").correct_ids & results.cell("b").correct_ids
+    images = build_payload(results, store)["images"]
+    # the samples only one cell read right, then those both got wrong
+    assert set(images) == {f"test:{i}" for i in range(1, 13)} - both
+    lines = jsonl.read_text().splitlines()
+    for sid, uri in images.items():
+        image = json.loads(lines[int(sid.split(":")[1]) - 1])["image"]
+        raw = (jsonl.parent / image).read_bytes()
+        assert uri == "data:image/png;base64," + base64.b64encode(raw).decode()

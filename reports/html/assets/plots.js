@@ -125,10 +125,11 @@
       hovertemplate: "%{x}<br>%{text} at %{y:.0f} MiB<extra></extra>" });
     const budgets = cells.map((c) => R.mib(c.memory.budget));
     if (budgets.some((b) => b)) traces.push({ type: "scatter", mode: "markers", name: "budget", x: labels, y: budgets,
-      marker: { symbol: "line-ew-open", size: 60, line: { width: 3, color: "black" } }, hovertemplate: "budget %{y:.0f} MiB<extra></extra>" });
+      marker: { symbol: "line-ew-open", size: 60, color: "black", line: { width: 3, color: "black" } }, hovertemplate: "budget %{y:.0f} MiB<extra></extra>" });
     const title = cells.length < data.cells.length ? ` (${cells.length} of ${data.cells.length} cells: every OOM, the highest peaks)` : "";
     Plotly.react(div, traces, layout({ title: { text: `Peak memory per phase against the budget${title}` }, barmode: "group", height: 480,
-      yaxis: { title: { text: "MiB" } }, xaxis: { automargin: true, type: "category", title: { text: "cell (hover for its settings)" } } }), R.PLOT_CONFIG);
+      yaxis: { title: { text: "MiB" } }, xaxis: { automargin: true, type: "category", title: { text: "cell (hover for its settings)" },
+        tickvals: labels, ticktext: cells.map((c) => (c.status === "completed" ? c.id : `${c.id}<br>${c.status}`)) } }), R.PLOT_CONFIG);
     div.dataset.traces = String(traces.length);
   }
   R.addView({
