@@ -1,5 +1,5 @@
 """CLI: ``python -m reports STORE [--out PATH] [--no-plots] [--html [PATH]]`` and
-``python -m reports compare BEFORE AFTER [--out PATH]``.
+``python -m reports compare BEFORE AFTER [--out PATH] [--html [PATH]]``.
 
 Bad input (missing directory, not a run store, empty store, an unwritable ``--out``) prints one
 line and exits 2; a damaged cell is listed in the report, not an error.
@@ -42,6 +42,13 @@ def _compare_parser() -> Parser:
     p.add_argument("before", help="run store (or cell directory's store) before the change")
     p.add_argument("after", help="run store after the change")
     p.add_argument("--out", help="markdown path (default: print to stdout)")
+    p.add_argument(
+        "--html",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="also write the before/after page (default PATH: AFTER/COMPARISON.html)",
+    )
     return p
 
 
@@ -56,9 +63,18 @@ def _main(args_list: list[str]) -> int:
         args = _compare_parser().parse_args(args_list[1:])
         if args.out:
             writable_file(args.out, "--out")
+        if args.html:
+            writable_file(args.html, "--html")
+        if args.out:
             print(write_comparison(args.before, args.after, args.out))
         else:
             print(compare_stores(args.before, args.after), end="")
+        if args.html is not None:
+            from reports.html.compare import write_comparison_html
+
+            page = args.html or f"{args.after}/COMPARISON.html"
+            where = sys.stdout if args.out else sys.stderr  # stdout: the markdown alone
+            print(write_comparison_html(args.before, args.after, page), file=where)
     else:
         args = _report_parser().parse_args(args_list)
         if args.out:

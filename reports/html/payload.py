@@ -54,6 +54,9 @@ def _findings(store: Results) -> tuple[list[dict[str, Any]], list[str]]:
             "text": f.text,
             "axis": f.axis,
             "significant": f.significant,
+            "level": ("significant" if f.significant else "not significant")
+            if f.kind == "accuracy"
+            else "",
             "p_value": f.p_value,
             "runs": f.runs,
             "cells": _linked(store, f, pairs),
@@ -108,9 +111,18 @@ def _progress(store: Results) -> dict[str, int]:
     }
 
 
-def build_payload(store: Results, store_dir: Path) -> dict[str, Any]:
-    """The JSON object the page renders (same results, same object)."""
-    found, recs = _findings(store)
+def build_payload(
+    store: Results,
+    store_dir: Path,
+    *,
+    cell_dirs: dict[str, Path] | None = None,
+    found: tuple[list[dict[str, Any]], list[str]] | None = None,
+) -> dict[str, Any]:
+    """The JSON object the page renders (same results, same object). ``cell_dirs``: cell id ->
+    its folder, when not ``store_dir/<id>``; ``found``: (findings, recommendations) when not the
+    store's own (a before/after page)."""
+    found, recs = found if found is not None else _findings(store)
+    dirs = cell_dirs or {}
     samples, preds = sample_table(store)
     return {
         "name": store.name,
@@ -120,7 +132,9 @@ def build_payload(store: Results, store_dir: Path) -> dict[str, Any]:
         "fixed": {k: fmt.value(v) for k, v in store.fixed.items()},
         "statuses": list(STATUSES),
         "progress": _progress(store),
-        "cells": [cell_record(store, c, store_dir / c.cell_id) for c in store.cells],
+        "cells": [
+            cell_record(store, c, dirs.get(c.cell_id, store_dir / c.cell_id)) for c in store.cells
+        ],
         "accuracy": accuracy_by_axis(store),
         "findings": found,
         "recommendations": recs,

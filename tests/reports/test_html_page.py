@@ -296,3 +296,40 @@ def test_other_store_shapes_render_every_view_without_a_console_message(browser,
     _shot(page, f"{shape}-results", tmp_path)
     assert (page.requests, page.console) == ([], [])
     page.close()
+
+
+def test_the_before_after_page_links_each_verdict_to_both_cells(browser, tmp_path):
+    """``compare BEFORE AFTER --html``: both stores in one page, verdicts linked, the
+    disagreement view on one cell before and after (checked against both predictions.jsonl)."""
+    from reports.html.compare import write_comparison_html
+    from tests.reports.plot_stores import demo_store
+
+    before = demo_store(tmp_path / "before")
+    after = demo_store(tmp_path / "after")
+    lines = (after / "cell0" / "predictions.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    for r in records[:40]:  # the after run reads the first 40 samples wrong
+        r.update(correct=False, prediction="000000")
+    (after / "cell0" / "predictions.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in records)
+    )
+    page = Loaded(browser, write_comparison_html(before, after, tmp_path / "cmp.html"))
+    assert sorted(_rows(page)) == sorted(
+        f"{s}/cell{i}" for s in ("before", "after") for i in range(6)
+    )
+    page.show("findings")
+    verdicts = page.page.locator(".finding").all()
+    assert len(verdicts) == 6
+    assert verdicts[0].locator("a.chip").all_inner_texts() == ["before/cell0", "after/cell0"]
+    _shot(page, "compare-findings", tmp_path)
+    page.show("samples")
+    a, b = _predictions(before, "cell0"), _predictions(after, "cell0")
+    shown = page.page.evaluate(
+        """() => [...document.querySelectorAll('#pair table')].map(
+             t => [...t.querySelectorAll('tbody tr')].map(r => r.dataset.sample))"""
+    )
+    assert shown == [sorted(i for i in a if a[i] and not b[i])]  # nothing right only after
+    assert page.page.inner_text("#only-b").endswith(": 0")
+    _shot(page, "compare-samples", tmp_path)
+    assert (page.requests, page.console) == ([], [])
+    page.close()

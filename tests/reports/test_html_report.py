@@ -170,3 +170,14 @@ def test_captcha_images_are_found_in_the_cached_split_the_cells_read(tmp_path):
         image = json.loads(lines[int(sid.split(":")[1]) - 1])["image"]
         raw = (jsonl.parent / image).read_bytes()
         assert uri == "data:image/png;base64," + base64.b64encode(raw).decode()
+
+
+def test_compare_html_writes_the_before_after_page(store, tmp_path):
+    out = tmp_path / "cmp.html"
+    done = _reports("compare", str(store), str(store), "--html", str(out))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# Comparison:") and done.stderr.strip() == str(out)
+    page = out.read_text()
+    assert '"section":"Matched cells"' in page and '"pair":["before/cell0","after/cell0"]' in page
+    bad = _reports("compare", str(store), str(store), "--html", str(tmp_path))
+    assert bad.returncode == 2 and "--html" in bad.stderr and "Traceback" not in bad.stderr

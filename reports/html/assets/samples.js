@@ -6,13 +6,13 @@
   const MAX_ITEMS = 30; // findings per section shown open, as the markdown lists; the rest fold
   const MAX_CHIPS = 12; // cell links per finding; the click filters the table to all of them
   function findingNode(f) {
-    const level = f.kind === "accuracy" ? (f.significant ? "significant" : "not significant") : null;
+    const level = f.level || null; // significant / not significant; regression / improvement / same
     const chips = f.cells.slice(0, MAX_CHIPS).map((id) => R.el("a", { href: "#results", class: "chip", text: id,
       onclick: (e) => { e.preventDefault(); R.filterCells(f.cells); } }));
     if (f.cells.length > MAX_CHIPS) chips.push(R.el("a", { href: "#results", text: `and ${f.cells.length - MAX_CHIPS} more`,
       onclick: (e) => { e.preventDefault(); R.filterCells(f.cells); } }));
     return R.el("div", { class: `finding kind-${f.kind}`, dataset: { kind: f.kind } },
-      R.el("p", {}, level ? R.el("span", { class: `level ${f.significant ? "sig" : "nonsig"}`, text: level }) : null,
+      R.el("p", {}, level ? R.el("span", { class: `level level-${level.replace(/ /g, "-")}`, text: level }) : null,
         f.p_value !== null ? R.el("span", { class: "level", text: `p ${f.p_value < 0.001 ? "< 0.001" : `= ${f.p_value.toFixed(3)}`}` }) : null,
         f.runs > 1 ? R.el("span", { class: "level", text: `${f.runs} runs per side` }) : null, R.inline(f.text)),
       f.cells.length ? R.el("p", { class: "cells" }, "cells: ", chips) : null);
@@ -20,7 +20,7 @@
   R.addView({
     id: "findings", title: "Findings",
     render(view) {
-      view.append(R.el("p", { class: "note", text: "The report's computed findings, with the test behind each; a difference is called a win only when its test gives p < 0.05 and its interval excludes 0. Click a cell to see the cells of a finding in the results table." }));
+      view.append(R.el("p", { class: "note", text: data.findings_note || "The report's computed findings, with the test behind each; a difference is called a win only when its test gives p < 0.05 and its interval excludes 0. Click a cell to see the cells of a finding in the results table." }));
       const sections = new Map();
       for (const f of data.findings) sections.set(f.section, [...(sections.get(f.section) || []), f]);
       for (const [section, items] of sections) {
@@ -28,7 +28,7 @@
         if (items.length > MAX_ITEMS) view.append(R.el("details", {}, R.el("summary", { text: `${items.length - MAX_ITEMS} more` }),
           items.slice(MAX_ITEMS).map(findingNode)));
       }
-      view.append(R.el("h3", { text: "Recommendations" }), R.el("ol", {}, data.recommendations.map((r) => R.el("li", {}, R.inline(r)))));
+      view.append(R.el("h3", { text: data.recommendations_title || "Recommendations" }), R.el("ol", {}, data.recommendations.map((r) => R.el("li", {}, R.inline(r)))));
     },
   });
 
@@ -76,8 +76,9 @@
     render(view, arg) {
       if (scored.length === 0) { view.append(R.el("p", { text: "No cell stored per-sample predictions (predictions.jsonl)." })); return; }
       const [mode, cellId] = (arg || "").split(":");
-      const first = cellId && R.cellById.has(cellId) && data.predictions[cellId] ? cellId : scored[0].id;
-      const second = (scored.find((c) => c.id !== first) || scored[0]).id;
+      const pair = data.pair || [];
+      const first = cellId && R.cellById.has(cellId) && data.predictions[cellId] ? cellId : pair[0] || scored[0].id;
+      const second = (!cellId && pair[1]) || (scored.find((c) => c.id !== first) || scored[0]).id;
       const pairBox = R.el("div", { id: "pair" }), errBox = R.el("div", { id: "errors" });
       const aSel = pick("pair-a", first, () => pairView(pairBox, R.cellById.get(aSel.value), R.cellById.get(bSel.value)));
       const bSel = pick("pair-b", second, () => pairView(pairBox, R.cellById.get(aSel.value), R.cellById.get(bSel.value)));
