@@ -17,7 +17,7 @@ from reports import fmt
 from reports.comparisons import axis_pairs, build_configs, sweep_axes
 from reports.findings import Finding, findings, recommendations
 from reports.html.cells import STATUSES, cell_record
-from reports.html.samples import images, sample_table
+from reports.html.samples import MAX_IMAGES, images, sample_table
 from reports.markdown import SECTIONS
 from reports.results import Results, hashable
 from reports.stats import wilson_interval
@@ -141,4 +141,5 @@ def build_payload(
         "samples": samples,
         "predictions": preds,
         "images": images(store),
+        "max_images": MAX_IMAGES,
     }

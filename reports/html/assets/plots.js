@@ -103,6 +103,9 @@
       view.append(R.el("p", { class: "note", text: "Points are coloured by outcome; bars are 95% Wilson intervals. Per axis: black, pooled over the other settings (sum of k and n); lines, single settings of the other axes (mean over seeds); circles, each run." }), perCell);
       if (!data.cells.some((c) => c.score.rate !== null)) { perCell.textContent = "No cell was scored."; return; }
       cellAccuracy(perCell);
+      const unscored = data.cells.filter((c) => c.score.rate === null);
+      if (unscored.length) perCell.after(R.el("p", { class: "note", id: "accuracy-unscored",
+        text: `Not scored: ${unscored.map((c) => `${c.id} (${c.status})`).join(", ")}.` }));
       for (const [axis, acc] of Object.entries(data.accuracy)) {
         const div = R.el("div", { class: "plot axis-plot", dataset: { axis } });
         view.append(div);

@@ -52,6 +52,10 @@
   function pick(id, init, onchange) {
     return R.el("select", { id, onchange }, scored.map((c) => R.el("option", { value: c.id, text: R.cellLabel(c), selected: c.id === init })));
   }
+  function imageNote(n) {
+    if (!Object.keys(data.images).length) return "No image is inlined: the scored split's files were not found where the cells' data settings point (data.test_path, or the captcha cache under data.cache_dir) on the machine that wrote this page.";
+    return `${n} of these samples have no inlined image: the page inlines at most ${data.max_images}, the samples the cells disagree on first.`;
+  }
   function pairView(box, a, b) {
     const pa = data.predictions[a.id], pb = data.predictions[b.id];
     const onlyA = [], onlyB = [];
@@ -64,7 +68,7 @@
     box.replaceChildren(R.el("div", { class: "side-by-side" },
       R.el("div", {}, R.el("h3", { id: "only-a", dataset: { count: onlyA.length }, text: `Right only with ${a.id}: ${onlyA.length}` }), sampleTable(onlyA, [a, b])),
       R.el("div", {}, R.el("h3", { id: "only-b", dataset: { count: onlyB.length }, text: `Right only with ${b.id}: ${onlyB.length}` }), sampleTable(onlyB, [a, b]))),
-      missing([...onlyA, ...onlyB]) ? R.el("p", { class: "note", text: `${missing([...onlyA, ...onlyB])} of these samples have no inlined image (the page inlines at most ${Object.keys(data.images).length || "0"} images, or the data files were not found).` }) : null);
+      missing([...onlyA, ...onlyB]) ? R.el("p", { class: "note", text: imageNote(missing([...onlyA, ...onlyB])) }) : null);
   }
   function errorView(box, c) {
     const p = data.predictions[c.id];
