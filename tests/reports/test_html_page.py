@@ -83,6 +83,16 @@ class Loaded:
         )
         return tuple(found)
 
+    def stray_text(self) -> list[str]:
+        """Text nodes of the shown view that are a JavaScript value printed by mistake."""
+        return self.page.evaluate(
+            """() => { const out = [], walk = document.createTreeWalker(
+                 document.querySelector('main'), NodeFilter.SHOW_TEXT);
+               while (walk.nextNode()) { const t = walk.currentNode.textContent.trim();
+                 if (['null', 'undefined', 'NaN'].includes(t) || t.includes('[object ')) out.push(t); }
+               return out; }"""
+        )
+
     def close(self) -> None:
         self.page.close()
 
@@ -106,6 +116,7 @@ def test_the_page_loads_offline_with_no_console_message_and_no_request(loaded, t
     for view in VIEWS:
         loaded.show(view)
         loaded.page.wait_for_timeout(200)
+        assert loaded.stray_text() == [], view
         _shot(loaded, view, tmp_path)
     assert loaded.requests == []
     assert loaded.console == []
@@ -293,6 +304,7 @@ def test_other_store_shapes_render_every_view_without_a_console_message(browser,
     page = Loaded(browser, write_html(build(tmp_path)))
     for view in (*VIEWS, "results"):
         page.show(view)
+        assert page.stray_text() == [], view
     _shot(page, f"{shape}-results", tmp_path)
     assert (page.requests, page.console) == ([], [])
     page.close()

@@ -22,10 +22,11 @@
       if (!scale) { if (c.step.length) skipped.push(cell.id); return; }
       const visible = i < VISIBLE ? true : "legendonly";
       const name = R.cellLabel(cell);
+      const line = { color: R.COLOURS[i % R.COLOURS.length] };
       if (c.step.length) loss.push({ x: c.step.map((s) => s * scale), y: c.loss, name, legendgroup: cell.id,
-        mode: "lines", type: "scatter", visible, meta: cell.id, hovertemplate: `${cell.id}<br>%{x}: loss %{y:.4f}<extra></extra>` });
+        mode: "lines", type: "scatter", visible, meta: cell.id, line, hovertemplate: `${cell.id}<br>%{x}: loss %{y:.4f}<extra></extra>` });
       if (c.val.step.length) val.push({ x: c.val.step.map((s) => s * scale), y: c.val.exact_match.map((v) => 100 * v), name,
-        legendgroup: cell.id, showlegend: !c.step.length, mode: "lines+markers", type: "scatter", visible, meta: cell.id,
+        legendgroup: cell.id, showlegend: !c.step.length, mode: "lines+markers", type: "scatter", visible, meta: cell.id, line, marker: line,
         xaxis: "x2", yaxis: "y2", hovertemplate: `${cell.id}<br>%{x}: val exact match %{y:.1f}%<extra></extra>` });
     });
     return { loss, val, skipped };

@@ -68,7 +68,7 @@
     box.replaceChildren(R.el("div", { class: "side-by-side" },
       R.el("div", {}, R.el("h3", { id: "only-a", dataset: { count: onlyA.length }, text: `Right only with ${a.id}: ${onlyA.length}` }), sampleTable(onlyA, [a, b])),
       R.el("div", {}, R.el("h3", { id: "only-b", dataset: { count: onlyB.length }, text: `Right only with ${b.id}: ${onlyB.length}` }), sampleTable(onlyB, [a, b]))),
-      missing([...onlyA, ...onlyB]) ? R.el("p", { class: "note", text: imageNote(missing([...onlyA, ...onlyB])) }) : null);
+      ...(missing([...onlyA, ...onlyB]) ? [R.el("p", { class: "note", text: imageNote(missing([...onlyA, ...onlyB])) })] : []));
   }
   function errorView(box, c) {
     const p = data.predictions[c.id];

@@ -8,6 +8,8 @@ R.STATUS_COLOURS = {
   "interrupted": "#546e7a", "damaged": "#4e342e", "not run": "#9e9e9e",
 };
 R.PLOT_CONFIG = { displaylogo: false, responsive: true };
+// Plotly's default colour cycle, assigned per cell so a cell keeps its colour in every trace.
+R.COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
 R.el = function (tag, attrs, ...children) {
   const node = document.createElement(tag);
