@@ -1,5 +1,5 @@
-"""CLI: ``python -m reports STORE [--out PATH] [--no-plots]`` and
-``python -m reports compare BEFORE AFTER [--out PATH]``.
+"""CLI: ``python -m reports STORE [--out PATH] [--no-plots] [--html [PATH]]`` and
+``python -m reports compare BEFORE AFTER [--out PATH] [--html [PATH]]``.
 
 Bad input (missing directory, not a run store, empty store, an unwritable ``--out``) prints one
 line and exits 2; a damaged cell is listed in the report, not an error.
@@ -32,6 +32,13 @@ def _report_parser() -> Parser:
     p.add_argument("store", help="run store directory, e.g. runs/attention")
     p.add_argument("--out", help="markdown path (default: STORE/EXPERIMENTS.md)")
     p.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
+    p.add_argument(
+        "--html",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="also write the self-contained page (default PATH: EXPERIMENTS.html beside the markdown)",
+    )
     return p
 
 
@@ -43,6 +50,13 @@ def _compare_parser() -> Parser:
     p.add_argument("before", help="run store (or cell directory's store) before the change")
     p.add_argument("after", help="run store after the change")
     p.add_argument("--out", help="markdown path (default: print to stdout)")
+    p.add_argument(
+        "--html",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="also write the before/after page (default PATH: AFTER/COMPARISON.html)",
+    )
     return p
 
 
@@ -57,15 +71,32 @@ def _main(args_list: list[str]) -> int:
         args = _compare_parser().parse_args(args_list[1:])
         if args.out:
             writable_file(args.out, "--out")
+        if args.html:
+            writable_file(args.html, "--html")
+        if args.out:
             print(_writing(args.out, lambda: write_comparison(args.before, args.after, args.out)))
         else:
             print(compare_stores(args.before, args.after), end="")
+        if args.html is not None:
+            from reports.html.compare import write_comparison_html
+
+            page = args.html or f"{args.after}/COMPARISON.html"
+            where = sys.stdout if args.out else sys.stderr  # stdout: the markdown alone
+            print(write_comparison_html(args.before, args.after, page), file=where)
     else:
         args = _report_parser().parse_args(args_list)
         if args.out:
             writable_file(args.out, "--out")
+        if args.html:
+            writable_file(args.html, "--html")
         out = args.out or f"{args.store}/EXPERIMENTS.md"
-        print(_writing(out, lambda: write_report(args.store, args.out, plots=not args.no_plots)))
+        md = _writing(out, lambda: write_report(args.store, args.out, plots=not args.no_plots))
+        print(md)
+        if args.html is not None:
+            from reports.html import HTML_FILE, write_html
+
+            page = args.html or md.with_name(HTML_FILE)
+            print(_writing(str(page), lambda: write_html(args.store, page)))
     return 0
 
 

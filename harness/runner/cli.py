@@ -7,15 +7,24 @@ Exit status: 0 when every selected cell has a result (an OOM is a result), 1 whe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from harness.contracts.config import ConfigError
-from harness.contracts.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Parser, run_command
+from harness.contracts.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Parser,
+    UserError,
+    run_command,
+)
 from harness.contracts.outcomes import RERUN_CHOICES
 from harness.runner import preflight
 from harness.runner.cell_text import error_reason, label_of
@@ -84,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const="",
         metavar="PATH",
-        help="afterwards write the markdown report (default PATH: STORE/<matrix>/EXPERIMENTS.md)",
+        help="afterwards write the markdown report (default PATH: STORE/<matrix>/EXPERIMENTS.md) "
+        "and EXPERIMENTS.html beside it (rewritten after every finished cell)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress display, only the table")
     p.add_argument(
@@ -183,6 +193,8 @@ def _main(args: argparse.Namespace, err: Console) -> int:
         progress = make_progress(quiet=args.quiet, labels=labels)
         warn = (lambda text: err.print(text, markup=False)) if args.quiet else progress.message
         tracker = make_tracker(tracking, store.root, store.matrix_dir, warn)
+        if args.report is not None:
+            tracker = _PageRefresh(tracker, store.matrix_dir, _report_out(store, args.report))
         try:
             with StopRequest().installed() as stop:
                 if matrix.duplicates:
@@ -282,20 +294,51 @@ def _print_plan(plan: Plan, as_json: bool) -> None:
         print(f"  {c['action']:8} {c['cell_id']}{prev}  {axes}")
 
 
-def _write_report(store: Store, path: str, err: Console) -> bool:
-    """Write the report after the run; False (and one line) when it could not be written: the
-    run store is complete either way and ``python -m reports`` writes it later."""
-    from reports import ResultsError, write_report  # matplotlib: only when a writer is asked
+def _report_out(store: Store, path: str) -> Path:
+    return Path(path) if path else store.matrix_dir / "EXPERIMENTS.md"
 
-    out = Path(path) if path else store.matrix_dir / "EXPERIMENTS.md"
+
+class _PageRefresh:
+    """The tracker, plus EXPERIMENTS.html rewritten after every finished cell (``--report``), so
+    that the page opened from the store with its reload toggle on follows the matrix."""
+
+    def __init__(self, inner: Any, store_dir: Path, report: Path) -> None:
+        self.inner, self.store_dir, self.report = inner, store_dir, report
+
+    def on_cell_start(self, *args: Any) -> None:
+        self.inner.on_cell_start(*args)
+
+    def on_record(self, *args: Any) -> None:
+        self.inner.on_record(*args)
+
+    def on_cell_end(self, cell_id: str, summary: dict[str, Any]) -> None:
+        self.inner.on_cell_end(cell_id, summary)
+        from reports.html import HTML_FILE, write_html
+
+        # the page is written again after the run, which reports a failure
+        with contextlib.suppress(OSError, UserError, ValueError):
+            write_html(self.store_dir, self.report.with_name(HTML_FILE))
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _write_report(store: Store, path: str, err: Console) -> bool:
+    """Write the report (markdown and page) after the run; False (and one line) when it could not
+    be written: the run store is complete either way and ``python -m reports`` writes it later."""
+    from reports import write_report  # matplotlib: only when a writer is asked
+    from reports.html import HTML_FILE, write_html
+
+    out = _report_out(store, path)
     try:
         out = write_report(store.matrix_dir, out)
-    except (OSError, ResultsError) as exc:
+        write_html(store.matrix_dir, out.with_name(HTML_FILE))
+    except (OSError, UserError) as exc:
         err.print(
             f"error: the report could not be written ({exc}); the run store is complete: "
             f"write it with `python -m reports {store.matrix_dir} --out PATH`",
             markup=False,
         )
         return False
-    err.print(f"report written to {out}", markup=False)
+    err.print(f"report written to {out} and {out.with_name(HTML_FILE)}", markup=False)
     return True
