@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -62,6 +63,21 @@ if _LOG:
 """
 
 
+def _entry(name: str) -> str:
+    """The store entry a written name belongs to: an atomic write's temporary file
+    (``.summary.json.<random>.tmp``, renamed over the file) counts as the file itself."""
+    temp = re.fullmatch(r"\.(.+)\.[^.]+\.tmp", name)
+    return temp.group(1) if temp else name
+
+
+def _process(name: str) -> str:
+    """The process that opens ``name`` for writing in a cell that completed, from ``WRITERS``
+    (``cell, else runner``: the cell, at an ending it handles)."""
+    if name == LOG_FILE:  # the cell's stdout: the executor (runner) opens it, the cell writes
+        return "runner"
+    return WRITERS[name].split(",")[0]
+
+
 def test_each_run_store_file_has_one_writer(tmp_path):
     hooks = tmp_path / "hooks"
     hooks.mkdir()
@@ -98,6 +114,7 @@ def test_each_run_store_file_has_one_writer(tmp_path):
     summary = json.loads((cell_dir / SUMMARY_FILE).read_text())
     assert summary["outcome"] == "completed" and summary["written_by"] == "cell"
 
+    entries: dict[str, set[str]] = defaultdict(set)  # store entry -> processes that wrote it
     writers: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for line in log.read_text().splitlines():
         pid, kind, target = line.split("\t")
@@ -105,6 +122,11 @@ def test_each_run_store_file_has_one_writer(tmp_path):
         if path.parent == cell_dir or path.parent == store / "smoke":
             role = "runner" if int(pid) == runner.pid else "cell"
             writers[path.name].append((role, kind))
+            entries[_entry(path.name)].add(role)
+        elif cell_dir in path.parents:  # inside ckpt/ (its files and its peft/ folder)
+            entries[path.relative_to(cell_dir).parts[0]].add(
+                "runner" if int(pid) == runner.pid else "cell"
+            )
 
     def roles(name: str, kind: str | None = None) -> set[str]:
         return {r for r, k in writers[name] if kind is None or k == kind}
@@ -114,8 +136,15 @@ def test_each_run_store_file_has_one_writer(tmp_path):
     assert roles(METRICS_FILE) == roles(PREDICTIONS_FILE) == {"cell"}
     assert roles(LOG_FILE) == {"runner"}  # the executor opens it as the cell's stdout, once
     assert len(writers[CELL_FILE]) == 2  # at the start, and at the end with the runner's time
-    documented = {name: WRITERS[name] for name in (CONFIG_FILE, CELL_FILE, METRICS_FILE)}
-    assert documented == {CONFIG_FILE: "runner", CELL_FILE: "runner", METRICS_FILE: "cell"}
+    # every entry the run left in the store is in the table, was written by the process the table
+    # names and by no other (a writability probe, written and removed, is not a store entry)
+    left = {
+        n: r
+        for n, r in entries.items()
+        if (cell_dir / n).exists() or (store / "smoke" / n).exists()
+    }
+    assert set(left) == set(WRITERS), "a file the table does not list, or one not written"
+    assert left == {name: {_process(name)} for name in WRITERS}
     info = json.loads((cell_dir / CELL_FILE).read_text())
     assert info["runner_wall_s"] > 0 and info["axes"] == {"attention.mode": "causal"}
     assert "axes" not in summary and "runner_wall_s" not in summary["timings"]
