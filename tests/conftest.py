@@ -106,3 +106,12 @@ def _isolated_env(request, tmp_path_factory, monkeypatch) -> Iterator[None]:
     except ImportError:  # pragma: no cover
         pass
     yield
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """experiments/smoke.yaml run once for the session by the real runner, writes audited
+    (tests/smoke_run.py); tests only read what it left."""
+    from tests.smoke_run import run_smoke
+
+    return run_smoke(tmp_path_factory.mktemp("smoke-run"))
