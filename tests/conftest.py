@@ -48,22 +48,31 @@ CACHE_DIRS = (
     "WANDB_DATA_DIR",
     "WANDB_CONFIG_DIR",
     "WANDB_ARTIFACT_DIR",
-    "HF_HOME",
-    "MPLCONFIGDIR",
 )
-"""Variables pointed at a fresh folder under tmp."""
+"""Variables pointed at a fresh folder under tmp for every test."""
+
+SESSION_CACHE_DIRS = ("HF_HOME", "MPLCONFIGDIR")
+"""Caches under tmp shared by the session: matplotlib's font list is built once, not once per
+child process that draws a plot."""
 
 GPUS_ENV = "CUDA_VISIBLE_DEVICES"
 
 
-def hermetic_env(environ: Mapping[str, str], cache_root: Path | None) -> dict[str, str | None]:
-    """The changes that make ``environ`` hermetic: name -> value, None for a removal."""
+def hermetic_env(
+    environ: Mapping[str, str], cache_root: Path | None, session: bool = False
+) -> dict[str, str | None]:
+    """The changes that make ``environ`` hermetic: name -> value, None for a removal. The
+    session's cache folders are set for the session and kept by every test."""
+    kept = () if session else SESSION_CACHE_DIRS
     changes: dict[str, str | None] = {
-        name: None for name in environ if name.startswith(CLEARED_PREFIXES) or name in CLEARED
+        name: None
+        for name in environ
+        if (name.startswith(CLEARED_PREFIXES) or name in CLEARED) and name not in kept
     }
     changes.update(FIXED)
     if cache_root is not None:
-        changes.update({var: str(cache_root / var.lower()) for var in CACHE_DIRS})
+        names = CACHE_DIRS + SESSION_CACHE_DIRS if session else CACHE_DIRS
+        changes.update({var: str(cache_root / var.lower()) for var in names})
     return changes
 
 
@@ -76,7 +85,7 @@ def _apply(mp: pytest.MonkeyPatch, changes: Mapping[str, str | None]) -> None:
 
 
 # at import, before any test module imports torch (its OpenMP pool reads the environment once)
-for _name, _value in hermetic_env(os.environ, None).items():
+for _name, _value in hermetic_env(os.environ, None, session=True).items():
     if _value is None:
         os.environ.pop(_name, None)
     else:
@@ -87,7 +96,7 @@ for _name, _value in hermetic_env(os.environ, None).items():
 def _hermetic_session(tmp_path_factory) -> Iterator[None]:
     """The hermetic environment for session- and module-scoped fixtures."""
     with pytest.MonkeyPatch.context() as mp:
-        _apply(mp, hermetic_env(os.environ, tmp_path_factory.mktemp("session-env")))
+        _apply(mp, hermetic_env(os.environ, tmp_path_factory.mktemp("session-env"), session=True))
         yield
 
 

@@ -7,9 +7,12 @@ tests/runner/test_writers.py; here only what the report makes of it.
 
 from __future__ import annotations
 
+import pytest
+
 from reports import load_results, write_report
 
 
+@pytest.mark.slow
 def test_render_real_smoke_run(smoke_run, tmp_path):
     assert smoke_run.returncode == 0, smoke_run.output
     store = load_results(smoke_run.matrix_dir)

@@ -12,6 +12,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from harness.contracts.schema import (
     CELL_FILE,
     CONFIG_FILE,
@@ -50,6 +52,7 @@ def _process(name: str) -> str:
     return WRITERS[name].split(",")[0]
 
 
+@pytest.mark.slow
 def test_each_run_store_file_has_one_writer(smoke_run):
     assert smoke_run.returncode == 0, smoke_run.output
     store = smoke_run.matrix_dir.parent
