@@ -30,8 +30,19 @@ CLEARED_PREFIXES = (
 )
 """Caller variables that change what W&B, the thread pools or the hub code do: all removed."""
 
-CLEARED = ("RAY_ADDRESS", "TOKENIZERS_PARALLELISM", "MPLCONFIGDIR")
-"""Single variables removed as well (a Ray cluster to join, tokenizer and matplotlib settings)."""
+CLEARED = (
+    "RAY_ADDRESS",
+    "TOKENIZERS_PARALLELISM",
+    "MPLCONFIGDIR",
+    "COLUMNS",
+    "LINES",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "TTY_COMPATIBLE",
+    "TTY_INTERACTIVE",
+)
+"""Single variables removed as well: a Ray cluster to join, tokenizer and matplotlib settings,
+and what would make the CLIs' output wider, narrower or coloured."""
 
 FIXED = {
     "WANDB_MODE": "disabled",
