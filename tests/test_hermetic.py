@@ -18,11 +18,11 @@ EXPORTED = {
     "GOMP_SPINCOUNT": "0",
     "HF_HUB_OFFLINE": "0",
     "RAY_ADDRESS": "ray://nowhere:10001",
-    "COLUMNS": "50",
     "FORCE_COLOR": "1",
+    "NO_COLOR": "1",
 }
-"""What a user's shell profile may export (air-gapped cluster, thread pinning, a Ray cluster, a
-terminal width, forced colour)."""
+"""What a user's shell profile may export (air-gapped cluster, thread pinning, a Ray cluster,
+colour settings)."""
 
 
 def _child_env() -> dict[str, str]:
@@ -38,7 +38,7 @@ def test_a_child_process_gets_the_hermetic_environment(tmp_path_factory):
     assert env["WANDB_MODE"] == "disabled" and env["HF_HUB_OFFLINE"] == "1"
     assert env["CUDA_VISIBLE_DEVICES"] == ""  # not a gpu test
     assert not {k for k in env if k.startswith(("OMP_", "MKL_", "KMP_", "GOMP_"))}
-    assert not {"WANDB_PROJECT", "RAY_ADDRESS", "COLUMNS", "FORCE_COLOR"} & set(env)
+    assert not {"WANDB_PROJECT", "RAY_ADDRESS", "FORCE_COLOR", "NO_COLOR"} & set(env)
     for var in ("WANDB_DIR", "WANDB_CONFIG_DIR", "HF_HOME", "MPLCONFIGDIR"):
         assert Path(env[var]).is_relative_to(tmp_path_factory.getbasetemp())
 
