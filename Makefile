@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-gpu bench lint format clean
+.PHONY: install demo test test-slow test-gpu bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The tests marked slow (real multi-cell runs, W&B mirrors, Ray, kills); CI runs them after `test`.
+# tests/benchmarks is measurements, run by `make bench`. pytest exits 5 when it selects no test:
+# a pass here.
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m 'slow and not gpu' --ignore=tests/benchmarks || [ $$? -eq 5 ]
 
 test-gpu: $(STAMP)
 	$(PY) -m pytest -q -m gpu

@@ -212,6 +212,7 @@ def test_lora_cell_round_trips_its_best_checkpoint(cache, tmp_path, monkeypatch)
     torch.testing.assert_close(reloaded, scored, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_oom_under_a_real_budget_is_an_outcome(cache, tmp_path):
     """The seed's case in small: eager attention over a 730-token prefix does not fit the budget."""
     cfg = tiny_cell(
@@ -245,6 +246,7 @@ def test_divergence_is_an_outcome(cache, tmp_path):
     assert summary["train"]["stop_reason"] == "diverged" and summary["train"]["steps_planned"] == 10
 
 
+@pytest.mark.slow
 def test_sigterm_marks_the_cell_interrupted(cache, tmp_path):
     cfg = tiny_cell(cache, train__max_steps=100000, train__eval_every=100000)
     out = tmp_path / "cell"
@@ -274,6 +276,7 @@ def test_sigterm_marks_the_cell_interrupted(cache, tmp_path):
     assert summary["train"]["steps"] < summary["train"]["steps_planned"] == 100000
 
 
+@pytest.mark.slow
 def test_bad_jsonl_is_one_clear_failure(tmp_path):
     bad = tmp_path / "train.jsonl"
     bad.write_text('{"question": "q", "answer": "a"}\n{"question": "q"\n')
@@ -380,6 +383,7 @@ def test_a_cell_is_reproducible(cache, tmp_path):
     assert sa["metrics"] == sb["metrics"]
 
 
+@pytest.mark.slow
 def test_the_cell_stops_itself_at_its_time_limit(cache, tmp_path):
     """runtime.timeout_s counts from the process start; the cell records `timeout` itself, with
     what it trained, and exits 0 (a result); the runner only kills a cell that cannot."""

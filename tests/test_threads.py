@@ -10,7 +10,8 @@ from harness.cell.threads import available_cores, prepare_environment, resolve_t
 from harness.contracts.config import ConfigError, RuntimeConfig, parse_cell_config
 
 
-def test_auto_is_the_default_and_means_the_cores_this_process_may_use():
+def test_auto_is_the_default_and_means_the_cores_this_process_may_use(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # a caller's share would cap `auto`
     assert RuntimeConfig().threads == "auto"
     assert resolve_threads("auto") == available_cores() == len(os.sched_getaffinity(0))
     assert resolve_threads(3) == 3 and resolve_threads(None) is None

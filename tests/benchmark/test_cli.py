@@ -21,6 +21,7 @@ def _wandb_env(tmp_path: Path, url: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_seed002_wandb_artifact_end_to_end(tmp_path, base_dir, data_dir, monkeypatch):
     model_dir = tmp_path / "made" / "best_model"
     write_dylora_single(model_dir, dylora_trained(base_dir), base_dir)

@@ -53,6 +53,18 @@ def draw_all(store_dir: Path) -> dict[str, Figure]:
     return out
 
 
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory) -> dict[str, tuple[Path, dict[str, Figure]]]:
+    """Every store of STORES built and drawn once for the module: name -> (store, figures).
+    The tests below only read the figures."""
+    root = tmp_path_factory.mktemp("plot-stores")
+    out = {}
+    for name, build in STORES.items():
+        store_dir = build(root / name)
+        out[name] = (store_dir, draw_all(store_dir))
+    return out
+
+
 def shown_texts(fig: Figure) -> list[Text]:
     """Every text matplotlib drew: titles, labels, tick labels in view, annotations, legends."""
     texts: list[Text] = [*fig.texts]
@@ -71,9 +83,9 @@ def shown_texts(fig: Figure) -> list[Text]:
     return [t for t in unique if t.get_visible() and t.get_text().strip()]
 
 
-def test_every_text_lies_inside_its_figure_and_none_overlap(tmp_path):
-    for name, build in STORES.items():
-        for plot, fig in draw_all(build(tmp_path / name)).items():
+def test_every_text_lies_inside_its_figure_and_none_overlap(drawn):
+    for name, (_, figs) in drawn.items():
+        for plot, fig in figs.items():
             renderer = fig.canvas.get_renderer()
             width, height = fig.bbox.width, fig.bbox.height
             boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in shown_texts(fig)]
@@ -86,12 +98,11 @@ def test_every_text_lies_inside_its_figure_and_none_overlap(tmp_path):
                 assert not box_a.overlaps(box_b), f"{name}/{plot}: {a!r} overlaps {b!r}"
 
 
-def test_legend_labels_are_unique_and_name_each_configuration_once(tmp_path):
-    for name, build in STORES.items():
-        store_dir = build(tmp_path / name)
+def test_legend_labels_are_unique_and_name_each_configuration_once(drawn):
+    for name, (store_dir, figs) in drawn.items():
         labels = styles(load_results(store_dir)).labels
         assert len(set(labels.values())) == len(labels), labels
-        for plot, fig in draw_all(store_dir).items():
+        for plot, fig in figs.items():
             for legend in [*fig.legends, *(ax.get_legend() for ax in fig.axes)]:
                 if legend is not None:
                     names = [t.get_text() for t in legend.get_texts()]
@@ -108,9 +119,9 @@ def _colors(artist) -> set[tuple[float, ...]]:
     return set()
 
 
-def test_a_configuration_has_one_colour_in_every_plot(tmp_path):
+def test_a_configuration_has_one_colour_in_every_plot(drawn):
     for name in ("demo", "long", "small"):
-        figs = draw_all(STORES[name](tmp_path / name))
+        _, figs = drawn[name]
         seen: dict[str, set] = {}
         where: dict[str, set] = {}
         for plot, fig in figs.items():
@@ -181,8 +192,8 @@ def test_all_right_and_all_wrong_cells_draw(tmp_path):
     assert set(made) == {"accuracy", "loss", "memory", "sweeps"}
 
 
-def test_large_stores_cap_rows_and_colour_without_a_legend(tmp_path):
-    figs = draw_all(wide_store(tmp_path))
+def test_large_stores_cap_rows_and_colour_without_a_legend(drawn):
+    _, figs = drawn["wide"]
     rows = sum(len(ax.get_yticklabels()) for ax in figs["accuracy"].axes)
     assert rows == MAX_ROWS
     assert not figs["loss"].legends

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import build_small_store
 
 from reports import compare_stores, load_results, render_markdown, write_comparison, write_report
@@ -56,6 +57,7 @@ def test_rerender_is_byte_identical(small_store, tmp_path):
         assert f"](EXPERIMENTS_plots/{name}.png)" in first.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_identical_across_processes_and_hash_seeds(small_store, tmp_path):
     outs = []
     for seed in ("1", "2"):

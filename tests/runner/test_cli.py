@@ -82,6 +82,7 @@ def test_kill_9_of_the_runner_then_resume_finishes_without_repeating(tmp_path):
     assert starts(store) == 4
 
 
+@pytest.mark.slow
 def test_ctrl_c_marks_the_running_cell_interrupted_and_resume_continues(tmp_path):
     matrix = write_matrix(tmp_path / "m.yaml", ["a", "b", "c"], steps=20, step_ms=100)
     store = tmp_path / "runs"

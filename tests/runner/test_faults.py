@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness.runner import make_plan, run_plan
@@ -34,6 +35,7 @@ def run_matrix(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_a_cell_writes_fails_the_cell_and_the_store_resumes(tmp_path):
     """RLIMIT_FSIZE on the real cell's process: its checkpoint write fails as on a full disk."""
     base = tiny_cell(tmp_path / "data", checkpoint__save="final")

@@ -17,6 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from .conftest import FAKE_COMMAND, REPO, write_matrix
 
 KILLS = 10
@@ -102,6 +104,7 @@ def _check(store: Path, starts: list[tuple[str, int]], done: dict[str, tuple[int
         assert data["provenance"]["pid"] == last_pid, f"{cell} started again after completing"
 
 
+@pytest.mark.slow
 def test_the_runner_killed_at_10_random_moments_and_resumed_loses_nothing(tmp_path):
     rng = random.Random(SEED)
     matrix = write_matrix(tmp_path / "m.yaml", [f"c{i}" for i in range(CELLS)], steps=5, step_ms=60)

@@ -111,6 +111,7 @@ def real_matrix(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_three_real_cells_run_to_the_end_in_an_80_column_terminal(tmp_path):
     store = tmp_path / "runs"
     term = Terminal([str(real_matrix(tmp_path)), "--store", str(store)], width=80)

@@ -58,6 +58,7 @@ def run(executor, matrix, store_dir, workers):
     return store, run_plan(make_plan(matrix, matrix.cells, store, set()), executor, workers=workers)
 
 
+@pytest.mark.slow
 def test_fake_cells_on_ray_end_with_the_outcomes_they_get_locally(
     cluster, tmp_path, fake_command, monkeypatch
 ):
@@ -76,6 +77,7 @@ def test_fake_cells_on_ray_end_with_the_outcomes_they_get_locally(
     assert raised["error"]["message"] == "boom from the fake cell"
 
 
+@pytest.mark.slow
 def test_a_sigkill_under_a_budget_on_ray_is_recorded_as_locally(cluster, tmp_path, fake_command):
     path = write_matrix(tmp_path / "m.yaml", ["selfkill", "ok"], memory_budget_gb=0.5)
     matrix = load_matrix(path)
@@ -112,6 +114,7 @@ def test_real_cells_on_ray_match_the_local_executor(cluster, tmp_path):
         assert (a / "predictions.jsonl").read_bytes() == (b / "predictions.jsonl").read_bytes()
 
 
+@pytest.mark.slow
 def test_sigterm_on_ray_marks_running_cells_interrupted_and_resume_finishes(cluster, tmp_path):
     matrix = write_matrix(tmp_path / "m.yaml", ["a", "b", "c", "d"], steps=40, step_ms=100)
     store = tmp_path / "runs"

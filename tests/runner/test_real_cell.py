@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from harness.contracts.config import config_hash, load_cell_config
@@ -91,6 +92,7 @@ def test_run_matrix_on_smoke_yaml_writes_the_run_store(tmp_path):
     assert json.loads(again.stdout)["done"] == 2
 
 
+@pytest.mark.slow
 def test_a_real_oom_is_recorded_and_the_next_cell_completes(tmp_path):
     base = yaml.safe_load((REPO / "experiments" / "smoke.yaml").read_text())["base"]
     base["data"]["cache_dir"] = str(tmp_path / "data")
@@ -116,6 +118,7 @@ def test_a_real_oom_is_recorded_and_the_next_cell_completes(tmp_path):
     assert ok["outcome"] == "completed"
 
 
+@pytest.mark.slow
 def test_a_real_cell_that_fails_is_recorded_with_its_log_tail(tmp_path):
     """Missing data: the cell writes its own `failed` summary; the runner adds the log tail."""
     raw = {

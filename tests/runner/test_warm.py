@@ -54,6 +54,7 @@ def warm_executor():
     executor.close()
 
 
+@pytest.mark.slow
 def test_a_warm_cell_gives_bit_identical_results_to_a_cold_one(tmp_path, warm_executor):
     cell = smoke_cell(tmp_path)
     cold_task, warm_task = task_for(cell, tmp_path / "cold"), task_for(cell, tmp_path / "warm")
@@ -87,6 +88,7 @@ def long_cell(tmp_path, warm_executor, name):
     return task, handle
 
 
+@pytest.mark.slow
 def test_a_warm_cell_is_its_own_process_group_and_obeys_ctrl_c_and_kill(
     tmp_path, warm_executor, monkeypatch
 ):

@@ -84,6 +84,7 @@ def test_two_workers_give_every_outcome_of_one_worker(tmp_path, fake_command, mo
     assert {e["OMP_NUM_THREADS"] for e in envs} == {threads}
 
 
+@pytest.mark.slow
 def test_ctrl_c_with_two_workers_marks_both_running_cells_and_resume_finishes(tmp_path):
     matrix = write_matrix(tmp_path / "m.yaml", ["a", "b", "c", "d"], steps=40, step_ms=100)
     store = tmp_path / "runs"
@@ -108,6 +109,7 @@ def test_ctrl_c_with_two_workers_marks_both_running_cells_and_resume_finishes(tm
     assert sum((d / "cell.log.1").exists() for d in cell_dirs(store)) == 2
 
 
+@pytest.mark.slow
 def test_kill_9_with_two_workers_then_resume_runs_nothing_twice(tmp_path):
     matrix = write_matrix(tmp_path / "m.yaml", list("abcdef"), steps=10, step_ms=100)
     store = tmp_path / "runs"
@@ -185,6 +187,7 @@ def check_real_outcomes(rows) -> None:
     assert failed["error"]["type"] == "DataError" and "missing.jsonl" in failed["error"]["message"]
 
 
+@pytest.mark.slow
 def test_real_cells_with_two_warm_workers_record_an_oom_and_a_failure(tmp_path):
     matrix = build_matrix(real_matrix(tmp_path), "real.yaml", [])
     store = Store(tmp_path / "runs", matrix.name)
@@ -239,6 +242,7 @@ def test_the_matrix_workers_key_is_validated():
     assert ids == {c.cell_id for c in build_matrix({**base, "workers": 2}, "w.yaml", []).cells}
 
 
+@pytest.mark.slow
 def test_the_matrix_workers_key_runs_cells_at_once_and_the_flag_wins(tmp_path):
     path = write_matrix(tmp_path / "m.yaml", list("abcd"), steps=5, step_ms=100)
     raw = yaml.safe_load(path.read_text())

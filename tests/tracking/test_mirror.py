@@ -7,11 +7,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from harness.wandb_access.env import wandb_env
 
 from .conftest import REPO, read_offline_runs
 
 
+@pytest.mark.slow
 def test_a_cell_whose_end_never_comes_is_finished_as_not_finished(tmp_path, home):
     """The runner died mid-cell (end of input): the run is closed, marked, exit code 1."""
     root = tmp_path / "wandb"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 import yaml
 
 from harness.contracts.store_files import read_summary
@@ -14,6 +15,7 @@ from reports.stats import wilson_interval
 from .conftest import read_offline_runs, run_cli, smoke_matrix, warnings
 
 
+@pytest.mark.slow
 def test_smoke_matrix_is_mirrored_to_one_offline_run_per_cell(tmp_path, home):
     matrix = smoke_matrix(tmp_path, log_model=True, tags=["ci"])
     store = tmp_path / "runs"

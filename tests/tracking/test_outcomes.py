@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from harness.runner import make_plan, run_plan
@@ -14,6 +15,7 @@ from harness.runner.wandb_tracker import make_tracker, resolve_tracking
 from .conftest import SMOKE, read_offline_runs
 
 
+@pytest.mark.slow
 def test_oom_and_failed_cells_are_finished_runs_with_their_outcomes(tmp_path, home):
     base = yaml.safe_load(SMOKE.read_text())["base"]
     base["data"]["cache_dir"] = str(tmp_path / "data")
