@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from harness.benchmark.errors import EXIT_UNCHANGED, BenchmarkInputError, ReportedError, RunFailure
 from harness.benchmark.flags import add_flags, from_flags
-from harness.benchmark.settings import BenchmarkConfig
+from harness.benchmark.settings import HTML_SUFFIXES, BenchmarkConfig
 from harness.benchmark.source import check_source
 from harness.benchmark.tasks import TASKS
 from harness.contracts.errors import EXIT_OK, Parser, run_command
@@ -51,8 +51,10 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
 
 def check_output(path: Path) -> None:
     """Fail before any work when the report cannot be written there."""
-    if path.is_dir() or path.with_suffix(".json").is_dir():
-        raise BenchmarkInputError(f"--output {path}: is a folder; name a .md file")
+    page = path.suffix.lower() in HTML_SUFFIXES
+    beside = (path.with_suffix(".json"), *([path.with_suffix(".md")] if page else []))
+    if path.is_dir() or any(p.is_dir() for p in beside):
+        raise BenchmarkInputError(f"--output {path}: is a folder; name a .md or .html file")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -61,6 +63,10 @@ def check_output(path: Path) -> None:
         ) from None
     if not path.parent.is_dir() or not _writable(path.parent):
         raise BenchmarkInputError(f"--output {path}: its folder is not writable")
+    if page:  # the page inlines Plotly's bundle: a broken install is said now, not after the run
+        from reports.html.page import plotly_bundle
+
+        plotly_bundle()
 
 
 def _writable(folder: Path) -> bool:
@@ -68,19 +74,24 @@ def _writable(folder: Path) -> bool:
 
 
 def write_outputs(cfg: BenchmarkConfig, results: BenchmarkResults) -> int:
-    """Report + JSON; returns the exit status (3 when unchanged and not allowed)."""
+    """Report + JSON (+ the HTML page from that JSON when ``--output`` ends in ``.html``);
+    returns the exit status (3 when unchanged and not allowed)."""
     from harness.benchmark.render import render
-    from harness.benchmark.result_schema import write_json
+    from harness.benchmark.result_schema import read_results, write_json
     from harness.contracts.store_files import atomic_write_text
 
     status = EXIT_UNCHANGED if results.unchanged and not cfg.allow_unchanged else EXIT_OK
     results.exit_status = status
     start = time.perf_counter()
     try:
-        atomic_write_text(cfg.output, render(results.to_dict()))
+        atomic_write_text(cfg.markdown_path, render(results.to_dict()))
         results.timings.report_s = time.perf_counter() - start
         results.timings.total_s += results.timings.report_s
         write_json(cfg.json_path, results)
+        if cfg.html_path is not None:
+            from harness.benchmark.page import write_page
+
+            write_page(read_results(cfg.json_path), cfg.html_path, cfg.data)
     except OSError as e:
         raise RunFailure(f"could not write {cfg.output} / {cfg.json_path}: {e}") from e
     return status

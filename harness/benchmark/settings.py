@@ -13,6 +13,8 @@ from harness.benchmark.flags import flag
 from harness.benchmark.generation import SCORING, GenerationSettings
 from harness.benchmark.tasks import TASKS, task_spec
 
+HTML_SUFFIXES = (".html", ".htm")
+"""An ``--output`` ending so is the HTML page (``reports.html.benchmark_page``)."""
 MODELS, WANDB = "models", "W&B"
 """Titles of the flags' help sections (``SCORING``: generation and scoring)."""
 
@@ -44,8 +46,9 @@ class BenchmarkConfig:
     """Evaluate only N samples: the first N, or a seeded sample with ``sample_seed``."""
     sample_seed: int | None = flag(None, "a seeded random N instead of the first", metavar="S")
     """Draw the N samples at random with this seed (kept in file order) instead of the first N."""
-    output: Path = flag(Path("benchmark_report.md"), "markdown report")  # noqa: RUF009
-    """Markdown report; the JSON results go beside it (same name, ``.json``)."""
+    output: Path = flag(Path("benchmark_report.md"), "markdown report; .html: the page too")  # noqa: RUF009
+    """Markdown report; the JSON results go beside it (same name, ``.json``). A name ending in
+    ``.html`` is the HTML page, with the markdown and the JSON beside it (``.md``, ``.json``)."""
     quiet: bool = flag(False, "no progress or table")
     """No progress bars or table (the report and JSON are still written)."""
     tokenizer: str | None = flag(
@@ -117,10 +120,21 @@ class BenchmarkConfig:
                 raise BenchmarkInputError(f"--{name} must be > 0 seconds")
         if self.output.suffix == ".json":
             raise BenchmarkInputError(
-                f"--output {self.output}: the report is markdown; the JSON goes beside it"
+                f"--output {self.output}: the report is markdown; the JSON goes beside it "
+                "(name a .md file, or .html for the page too)"
             )
 
     @property
     def json_path(self) -> Path:
         """The JSON results file beside the report."""
         return self.output.with_suffix(".json")
+
+    @property
+    def html_path(self) -> Path | None:
+        """The HTML page: ``--output`` when it ends in ``.html``, else None (no page)."""
+        return self.output if self.output.suffix.lower() in HTML_SUFFIXES else None
+
+    @property
+    def markdown_path(self) -> Path:
+        """The markdown report: ``--output``, or beside the page (``.md``)."""
+        return self.output if self.html_path is None else self.output.with_suffix(".md")

@@ -69,12 +69,15 @@ def _json(data: Any) -> str:
     return text.replace("<", "\\u003c")
 
 
-def render_page(payload: dict[str, Any]) -> str:
-    """The whole HTML document for ``payload`` (``reports.html.payload.build_payload``)."""
+def render_page(
+    payload: dict[str, Any], assets: tuple[str, ...] = ASSETS, title: str | None = None
+) -> str:
+    """The whole HTML document for ``payload`` (``reports.html.payload.build_payload``, or the
+    benchmark page's ``reports.html.benchmark_page``, whose views are its own ``assets``)."""
     version, bundle = plotly_bundle()
     payload = {**payload, "plotly_version": version}
-    title = html.escape(f"Experiments: {payload['name']}")
-    scripts = "\n".join(f"<script>\n{_asset(name)}\n</script>" for name in ASSETS)
+    title = html.escape(title or f"Experiments: {payload['name']}")
+    scripts = "\n".join(f"<script>\n{_asset(name)}\n</script>" for name in assets)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -6,6 +6,10 @@
   const RELOAD_S = 10, KEY = "reports-html-reload";
   function progress() {
     const p = data.progress, box = document.getElementById("progress");
+    if (!p) { // a page of finished results (benchmark): nothing to reload
+      box.append(R.el("span", { class: "small", text: `Plotly ${data.plotly_version}, inlined; this file makes no network request` }));
+      return;
+    }
     let on = false;
     try { on = localStorage.getItem(KEY) === "1"; } catch (e) { /* storage off: no memory of the toggle */ }
     const toggle = R.el("input", { type: "checkbox", id: "reload", checked: on, onchange: (e) => {

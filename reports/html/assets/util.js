@@ -55,7 +55,7 @@ R.inline = function (text) {
   }
   return out;
 };
-R.cellById = new Map(R.data.cells.map((c) => [c.id, c]));
+R.cellById = new Map((R.data.cells || []).map((c) => [c.id, c])); // none on a benchmark page
 
 // Views register themselves: {id, title, render(container)}; rendered on first show.
 R.views = [];
