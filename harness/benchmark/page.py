@@ -14,7 +14,13 @@ from harness.benchmark.render import _delta, _headline, _proof, render
 from harness.benchmark.tasks import load_samples, task_spec
 from harness.data.jsonl import DataError
 from reports import fmt
-from reports.html.benchmark_page import BenchmarkWords, SampleInput, differing, write_benchmark_html
+from reports.html.benchmark_page import (
+    BenchmarkWords,
+    SampleInput,
+    differing,
+    errors,
+    write_benchmark_html,
+)
 
 HEADERS = ["metric", "base", "trained", "Δ trained − base (95% CI, test)"]
 """The result table's columns (the markdown report's)."""
@@ -64,5 +70,5 @@ def sample_inputs(task: str, data: Path | None, ids: set[str]) -> dict[str, Samp
 
 def write_page(r: dict[str, Any], out: Path, data: Path | None) -> Path:
     """Write the page of the results ``r`` (``read_results``) to ``out``."""
-    inputs = sample_inputs(r["task"], data, {s["id"] for s in differing(r)})
+    inputs = sample_inputs(r["task"], data, {s["id"] for s in [*differing(r), *errors(r)]})
     return write_benchmark_html(r, out, words(r), inputs)

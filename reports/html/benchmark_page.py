@@ -7,7 +7,7 @@ the results (``BenchmarkWords``: the markdown report's headline, metric table, d
 sentence, proof lines and the report itself) and what the data file says about each sample (its
 prompt, its image); this module only lays them out. The per-sample differences are the
 markdown's rule: the samples whose compared score (``comparison.score``) differs between base and
-trained, largest change first for a continuous score; without a base, the trained model's errors.
+trained, largest change first for a continuous score; beside them, the trained model's errors.
 """
 
 from __future__ import annotations
@@ -107,48 +107,49 @@ def _score_key(r: dict[str, Any]) -> tuple[str, bool]:
 
 
 def differing(r: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rows of the differences view: the samples whose score differs between the two models
-    (the markdown's rule); without a base, the trained model's errors (pass/fail) or every
-    sample (a number), largest first."""
+    """The samples whose score differs between the two models (the markdown's rule), largest
+    change first for a number; none without a base."""
     key, binary = _score_key(r)
-    if not key:
+    if r["comparison"] is None or not key:
         return []
-    rows = r["samples"]
-    if r["comparison"] is not None:
-        rows = [s for s in rows if s["base"][key] != s["trained"][key]]
-        if not binary:
-            rows = sorted(rows, key=lambda s: -abs(s["trained"][key] - s["base"][key]))
-    elif binary:
-        rows = [s for s in rows if not s["trained"][key]]
-    else:
-        rows = sorted(rows, key=lambda s: -s["trained"][key])
+    rows = [s for s in r["samples"] if s["base"][key] != s["trained"][key]]
+    if not binary:
+        rows.sort(key=lambda s: -abs(s["trained"][key] - s["base"][key]))
     return rows
 
 
-def _rows(r: dict[str, Any], inputs: dict[str, SampleInput]) -> list[dict[str, Any]]:
+def errors(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trained model's errors (a pass/fail score), or without a base its per-sample scores,
+    worst first (a number; a compared number is all in ``differing``)."""
     key, binary = _score_key(r)
-    out = []
-    for s in differing(r)[:MAX_ROWS]:
-        base, trained = s["base"], s["trained"]
-        delta = None
-        if not binary and base is not None:
-            delta = trained[key] - base[key]
-        out.append(
-            {
-                "id": s["id"],
-                "prompt": _clip(inputs.get(s["id"], SampleInput()).prompt),
-                "answer": trained.get("answer"),
-                "base": _side(base, key, binary),
-                "trained": _side(trained, key, binary),
-                "delta": delta,
-            }
-        )
-    return out
+    if not key:
+        return []
+    if binary:
+        return [s for s in r["samples"] if not s["trained"][key]]
+    if r["comparison"] is not None:
+        return []
+    sign = -1 if key == "mean_nll" else 1  # an NLL: the highest is the worst
+    return sorted(r["samples"], key=lambda s: sign * s["trained"][key])
+
+
+def _row(s: dict[str, Any], key: str, binary: bool, inputs: dict[str, SampleInput]) -> dict:
+    base, trained = s["base"], s["trained"]
+    return {
+        "id": s["id"],
+        "prompt": _clip(inputs.get(s["id"], SampleInput()).prompt),
+        "answer": trained.get("answer"),
+        "base": _side(base, key, binary),
+        "trained": _side(trained, key, binary),
+        "delta": trained[key] - base[key] if not binary and base is not None else None,
+    }
 
 
 def _images(rows: list[dict[str, Any]], inputs: dict[str, SampleInput]) -> dict[str, str]:
-    out = {}
+    """Sample id -> ``data:`` URI of its image, for the first ``MAX_IMAGES`` rows that have one."""
+    out: dict[str, str] = {}
     for row in rows:
+        if row["id"] in out:
+            continue
         path = inputs.get(row["id"], SampleInput()).image
         uri = _data_uri(path) if path is not None and len(out) < MAX_IMAGES else None
         if uri:
@@ -181,12 +182,15 @@ def benchmark_payload(
 ) -> dict[str, Any]:
     """The JSON object the benchmark page renders, from the results ``r`` (``read_results``)."""
     key, binary = _score_key(r)
-    rows = _rows(r, inputs)
+    diff, wrong = differing(r), errors(r)
+    rows = [_row(s, key, binary, inputs) for s in diff[:MAX_ROWS]]
+    wrong_rows = [_row(s, key, binary, inputs) for s in wrong[:MAX_ROWS]]
     name = r["trained"]["reference"] or r["trained"]["source"]
-    compared = r["base"]["evaluated"] and r["comparison"] is not None
     return {
         "name": name,
-        "title": f"Benchmark: {name} vs its base" if compared else f"Benchmark: {name}",
+        "title": f"Benchmark: {name} vs its base"
+        if r["base"]["evaluated"]
+        else f"Benchmark: {name}",
         "task": r["task"],
         "data": r["data"],
         "unchanged": bool(r["proof"]["unchanged"]),
@@ -203,9 +207,12 @@ def benchmark_payload(
         "plot": _plot(r, words.rate),
         "score_key": key,
         "binary": binary,
+        "n": len(r["samples"]),
         "differing": rows,
-        "differing_total": len(differing(r)),
-        "images": _images(rows, inputs),
+        "differing_total": len(diff),
+        "errors": wrong_rows,
+        "errors_total": len(wrong),
+        "images": _images(rows + wrong_rows, inputs),
         "markdown": words.markdown,
     }
 

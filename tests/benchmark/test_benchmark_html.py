@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.benchmark.cli import main
 from harness.benchmark.render import render
@@ -162,5 +163,55 @@ def test_the_perplexity_page_lists_the_per_sample_losses(
     _shot(page, "benchmark-perplexity-samples", tmp_path)
     page.show("results")
     _shot(page, "benchmark-perplexity-results", tmp_path)
+    assert (page.requests, page.console) == ([], [])
+    page.close()
+
+
+def test_the_vision_qa_page_inlines_the_images_of_the_trained_models_errors(
+    browser,  # noqa: F811
+    tmp_path,
+):
+    """A harness tiny-vlm checkpoint on captchas: each listed sample shows its image, inlined."""
+    from harness.cell.checkpoints import save_checkpoint
+    from harness.cell.trainable import setup_trainable
+    from harness.contracts.config import parse_cell_config
+    from harness.data.captcha import generate_split
+    from harness.models import build_model
+    from tests.cell_helpers import tiny_cell
+
+    split = generate_split(tmp_path / "captcha", "test", 3)
+    cfg = parse_cell_config(tiny_cell(tmp_path / "cap", model__num_layers=2))
+    torch.manual_seed(cfg.seed)
+    model, _ = build_model(cfg.model)
+    setup_trainable(model, cfg)
+    with torch.no_grad():  # "training": every trainable tensor moves
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    ckpt = save_checkpoint(model, cfg, tmp_path / "ckpt" / "best.safetensors", step=1, metric=0.0)
+    out = tmp_path / "vision.html"
+    args = ["--trained_model", str(ckpt), "--data", str(split), "--max_new_tokens", "3"]
+    assert main([*args, "--output", str(out), "--quiet"]) == 0
+    results = read_results(out.with_suffix(".json"))
+    wrong = [s["id"] for s in results["samples"] if not s["trained"]["correct"]]
+    assert wrong  # three new tokens cannot spell a six-character captcha
+    page = Loaded(browser, out)
+    page.show("samples")
+    assert _ids(page, "table-errors") == wrong
+    differ = [
+        s["id"] for s in results["samples"] if s["base"]["correct"] != s["trained"]["correct"]
+    ]
+    shown = [*_ids(page, "table-only-trained"), *_ids(page, "table-only-base")]
+    assert sorted(shown) == sorted(differ)
+    sources = page.page.eval_on_selector_all(
+        "#table-errors tbody tr img.thumb", "imgs => imgs.map(i => i.getAttribute('src'))"
+    )
+    assert len(sources) == len(wrong)
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    widths = page.page.eval_on_selector_all(
+        "#table-errors img.thumb", "i => i.map(x => x.naturalWidth)"
+    )
+    assert all(w > 0 for w in widths)  # the inlined PNGs decode
+    _shot(page, "benchmark-vision-samples", tmp_path)
     assert (page.requests, page.console) == ([], [])
     page.close()

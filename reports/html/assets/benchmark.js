@@ -58,32 +58,37 @@
     },
   });
 
+  const allRows = [...data.differing, ...data.errors];
   const withImages = Object.keys(data.images).length > 0;
-  const hasAnswer = data.binary && data.differing.some((s) => s.answer !== null && s.answer !== undefined);
-  const hasOutput = data.differing.some((s) => (s.trained && s.trained.output !== null) || (s.base && s.base.output !== null));
+  const hasAnswer = data.binary && allRows.some((s) => s.answer !== null && s.answer !== undefined);
+  const hasOutput = allRows.some((s) => (s.trained && s.trained.output !== null) || (s.base && s.base.output !== null));
+  const sides = cmp ? ["base", "trained"] : ["trained"];
   function scoreText(side) {
     if (!side) return "—";
     if (data.binary) return side.output === null ? (side.right ? "✓" : "✗") : side.output === "" ? "(empty)" : side.output;
     return typeof side.score === "number" ? side.score.toFixed(4) : String(side.score);
   }
+  // One row per sample: its image, id, prompt, answer, then per model its output (pass/fail: the
+  // output coloured right or wrong; a number: the output, if any, and the score), then the change.
   function table(rows, id) {
     if (!rows.length) return R.el("p", { class: "note", id, text: "none" });
-    const continuous = !data.binary;
+    const continuous = !data.binary, outputs = continuous && hasOutput;
     const head = [withImages ? "image" : null, "sample", "prompt", hasAnswer ? "answer" : null,
-      ...(data.binary || !hasOutput ? [] : ["base output", "trained output"]),
-      data.binary ? "base says" : `base ${data.score_key}`, data.binary ? "trained says" : `trained ${data.score_key}`, continuous ? "Δ trained − base" : null].filter((h) => h);
-    return R.el("div", { class: "sample-box" }, R.el("table", { class: "samples", id },
+      ...(outputs ? sides.map((x) => `${x} output`) : []),
+      ...sides.map((x) => (data.binary ? `${x} says` : `${x} ${data.score_key}`)),
+      continuous && cmp ? "Δ trained − base" : null].filter((h) => h);
+    const scoreCell = (side) => R.el("td", { class: `mono text ${data.binary && side ? (side.right ? "right" : "wrong") : ""}`, text: scoreText(side) });
+    return R.el("div", { class: "sample-box" }, R.el("table", { class: "samples wide", id },
       R.el("thead", {}, R.el("tr", {}, head.map((h) => R.el("th", { text: h })))),
       R.el("tbody", {}, rows.map((s) => {
         const img = data.images[s.id];
-        const cell = (side) => R.el("td", { class: `mono text ${data.binary && side ? (side.right ? "right" : "wrong") : ""}`, text: scoreText(side) });
         return R.el("tr", { dataset: { sample: s.id } },
           withImages ? R.el("td", {}, img ? R.el("img", { src: img, alt: s.answer || s.id, class: "thumb" }) : R.el("span", { class: "noimg", text: "no image" })) : null,
           R.el("td", { class: "mono", text: s.id }), R.el("td", { class: "mono text", text: s.prompt.trim() || "—" }),
           hasAnswer ? R.el("td", { class: "mono", text: s.answer === null || s.answer === undefined ? "—" : s.answer }) : null,
-          ...(data.binary || !hasOutput ? [] : [R.el("td", { class: "mono text", text: s.base ? s.base.output || "" : "—" }), R.el("td", { class: "mono text", text: s.trained.output || "" })]),
-          cell(s.base), cell(s.trained),
-          continuous ? R.el("td", { class: "num", text: s.delta === null ? "—" : `${s.delta > 0 ? "+" : ""}${s.delta.toFixed(4)}` }) : null);
+          ...(outputs ? sides.map((x) => R.el("td", { class: "mono text", text: s[x] ? s[x].output || "" : "—" })) : []),
+          ...sides.map((x) => scoreCell(s[x])),
+          continuous && cmp ? R.el("td", { class: "num", text: s.delta === null ? "—" : `${s.delta > 0 ? "+" : ""}${s.delta.toFixed(4)}` }) : null);
       }))));
   }
   function scatter(view) {
@@ -98,23 +103,28 @@
       { type: "scatter", mode: "lines", name: "equal", x: [lo, hi], y: [lo, hi], line: { dash: "dot", color: "#999" }, hoverinfo: "skip" },
     ], { margin: { t: 10, r: 20, b: 50, l: 60 }, height: 360, xaxis: { title: { text: `base ${data.score_key}` } }, yaxis: { title: { text: `trained ${data.score_key}` } } }, R.PLOT_CONFIG);
   }
+  function more(shown, total) {
+    return total > shown ? ` The page lists the first ${shown}; ${total - shown} more are in the JSON results.` : "";
+  }
+  function errorsPart(view) {
+    const n = data.errors_total;
+    const title = data.binary ? `Errors of the trained model: ${n} of ${data.n}` : "Per-sample scores of the trained model, worst first";
+    view.append(R.el("h2", { id: "errors-heading", dataset: { count: n }, text: title }),
+      R.el("p", { class: "note", text: `${cmp ? "" : "Not compared with a base. "}${more(data.errors.length, n)}`.trim() || null }),
+      table(data.errors, "table-errors"));
+  }
   R.addView({
     id: "samples", title: "Differences",
     render(view) {
-      const more = data.differing_total - data.differing.length;
-      const note = more > 0 ? ` The page lists the first ${data.differing.length}; ${more} more are in the JSON results.` : "";
-      if (!cmp) {
-        view.append(R.el("h2", { text: data.binary ? "Errors of the trained model" : "Per-sample scores of the trained model" }),
-          R.el("p", { class: "note", text: `Not compared with a base.${note}` }), table(data.differing, "differences"));
-        return;
-      }
+      if (!cmp) { errorsPart(view); return; }
       view.append(R.el("h2", { text: "Per-sample differences, base vs trained" }), R.el("p", {}, R.inline(words.differences)),
-        R.el("p", { class: "note", text: `The samples whose per-sample score (${data.score_key}) differs between the two models, as the markdown report lists them.${note}` }));
+        R.el("p", { class: "note", text: `The samples whose per-sample score (${data.score_key}) differs between the two models, as the markdown report lists them.${more(data.differing.length, data.differing_total)}` }));
       if (data.binary) {
         const onlyT = data.differing.filter((s) => s.trained.right), onlyB = data.differing.filter((s) => s.base.right);
         view.append(R.el("div", { class: "side-by-side" },
           R.el("div", {}, R.el("h3", { id: "only-trained", dataset: { count: onlyT.length }, text: `Right only with the trained model: ${onlyT.length}` }), table(onlyT, "table-only-trained")),
           R.el("div", {}, R.el("h3", { id: "only-base", dataset: { count: onlyB.length }, text: `Right only with the base: ${onlyB.length}` }), table(onlyB, "table-only-base"))));
+        errorsPart(view);
       } else {
         scatter(view);
         view.append(table(data.differing, "differences"));
