@@ -46,7 +46,9 @@ class BenchmarkConfig:
     """Evaluate only N samples: the first N, or a seeded sample with ``sample_seed``."""
     sample_seed: int | None = flag(None, "a seeded random N instead of the first", metavar="S")
     """Draw the N samples at random with this seed (kept in file order) instead of the first N."""
-    output: Path = flag(Path("benchmark_report.md"), "markdown report; .html: the page too")  # noqa: RUF009
+    output: Path = flag(  # noqa: RUF009 - flag() is a dataclasses.field
+        Path("benchmark_report.md"), "markdown report; .html: the page too"
+    )
     """Markdown report; the JSON results go beside it (same name, ``.json``). A name ending in
     ``.html`` is the HTML page, with the markdown and the JSON beside it (``.md``, ``.json``)."""
     quiet: bool = flag(False, "no progress or table")

@@ -37,6 +37,7 @@ class BenchmarkWords:
     headline: str
     """``The trained model is better than its base (McNemar (exact), p = ...)``."""
     headers: list[str]
+    """The result table's columns."""
     rows: list[list[str]]
     """The result table: metric, base, trained, delta."""
     differences: str = ""
@@ -89,7 +90,6 @@ def _side(record: dict[str, Any] | None, key: str, binary: bool) -> dict[str, An
         "output": _output(record),
         "score": score,
         "right": bool(score) if binary else None,
-        "detail": {k: v for k, v in record.items() if k not in OUTPUT_KEYS and k != "id"},
     }
 
 

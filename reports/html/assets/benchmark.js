@@ -17,7 +17,7 @@
         R.el("b", { text: "UNCHANGED: the \"trained\" model's logits equal the base model's." }),
         " Every number below is the base model's; see the proof under Findings."));
       view.append(R.el("p", { id: "headline" }, R.inline(words.headline)),
-        R.el("p", { class: "note", text: `Task ${data.task}; data ${data.data.path}, ${data.data.selection}; base and trained scored on the same samples.` }),
+        R.el("p", { class: "note", text: `Task ${data.task}; data ${data.data.path}, ${data.data.selection}${cmp ? "; base and trained scored on the same samples" : ""}.` }),
         R.el("div", { class: "scroll" }, R.el("table", { id: "benchmark-table" },
           R.el("thead", {}, R.el("tr", {}, words.headers.map((h) => R.el("th", { text: h })))),
           R.el("tbody", {}, words.rows.map((row) => R.el("tr", { dataset: { metric: row[0] } },
