@@ -12,6 +12,28 @@ from harness.benchmark.flags import flag
 SCORING = "generation and scoring"
 """Title of the help section of these flags (and the scoring ones of ``BenchmarkConfig``)."""
 
+AUTO = "auto"
+AUTO_START = 32
+"""``--batch_size auto``'s first batch size."""
+
+
+def parse_batch_size(value: int | str) -> int | str:
+    """``auto`` or a positive int (from the flag's text or a config's value)."""
+    if value == AUTO:
+        return AUTO
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or str(value).strip() != str(n):
+        raise BenchmarkInputError(f"--batch_size {value!r}: expected a positive integer or auto")
+    return n
+
+
+def first_size(value: int | str) -> int:
+    """The first batch size ``value`` tries."""
+    return AUTO_START if value == AUTO else int(value)
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
