@@ -197,3 +197,27 @@ def test_harness_vision_qa_is_the_same_whatever_the_batch(tmp_path):
         for size in (1, 2, "auto")
     ]
     assert runs[0].samples == runs[1].samples == runs[2].samples
+
+
+def test_perplexity_windows_and_labels_in_the_report(tmp_path, base_dir, data_dir):
+    import json
+
+    from harness.benchmark.cli import main
+
+    out = tmp_path / "r.md"
+    args = ["--trained_model", str(base_dir), "--no_compare", "--quiet", "--output", str(out)]
+    assert main([*args, "--data", str(data_dir / "text.txt"), "--max_length", "4"]) == 0
+    disjoint = json.loads(out.with_suffix(".json").read_text())
+    m = disjoint["metrics"]["trained"]
+    assert (m["max_length"], m["stride"]) == (4, 4) and m["windows"] > m["n"]
+    assert m["tokens"] == sum(s["trained"]["tokens"] for s in disjoint["samples"])
+    report = out.read_text()
+    for label in ("token perplexity (this tokenizer)", "word perplexity (lm-eval", "bits per byte"):
+        assert label in report
+    assert (
+        main([*args, "--data", str(data_dir / "text.txt"), "--max_length", "4", "--stride", "1"])
+        == 0
+    )
+    rolling = json.loads(out.with_suffix(".json").read_text())["metrics"]["trained"]
+    assert rolling["tokens"] == m["tokens"] and rolling["windows"] > m["windows"]
+    assert rolling["nll"] != pytest.approx(m["nll"])  # more context per token
