@@ -85,9 +85,11 @@ class ResultCache:
         kind: str,
         inputs: list[dict[str, Any]],
         compute: Callable[[list[int]], list[dict[str, Any]]],
+        on_hits: Callable[[int], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """The result of every input: cached ones read, the others ``compute``d (given their
-        indices, in order) and stored in one transaction."""
+        """The result of every input: cached ones read (their number passed to ``on_hits``,
+        before anything is computed), the others ``compute``d (given their indices, in order)
+        and stored in one transaction."""
         keys = [
             json.dumps(
                 {
@@ -112,6 +114,8 @@ class ResultCache:
         missing = [i for i in range(len(inputs)) if i not in found]
         self.hits += len(found)
         self.misses += len(missing)
+        if on_hits is not None and found:
+            on_hits(len(found))
         if missing:
             new = compute(missing)
             found |= dict(zip(missing, new, strict=True))

@@ -65,6 +65,7 @@ def generate(model: EvalModel, problems: list[Any], settings: GenerationSettings
         return [{"completion": c.text, "stopped": c.stopped} for c in done]
 
     got = model.results("completion", inputs, compute)
+    tick(sum(1 for n in left if n))  # every sample was cached: compute never ran
     samples, stopped = [], {}
     for (i, _), g in zip(jobs, got, strict=True):
         samples.append({"task_id": problems[i].task_id, "completion": g["completion"]})

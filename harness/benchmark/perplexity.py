@@ -88,7 +88,7 @@ def evaluate_perplexity(
             tick(1)
         return out
 
-    got = model.results("rolling", inputs, compute)
+    got = model.results("rolling", inputs, compute, tick)
     rows = [
         {
             "id": s.id,

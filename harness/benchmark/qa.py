@@ -108,7 +108,7 @@ def _text_side(
             out.append({"prediction": c.text.strip(), "nll": nll, "tokens": n_tok, "ok": ok})
         return out
 
-    got = model.results("qa", inputs, compute)
+    got = model.results("qa", inputs, compute, tick)
     rows, tokens, correct, loss_sum = [], 0, 0, 0.0
     for rec, g in zip(records, got, strict=True):
         tokens, correct, loss_sum = tokens + g["tokens"], correct + g["ok"], loss_sum + g["nll"]

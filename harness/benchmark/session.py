@@ -51,7 +51,7 @@ def _evaluate(
     spec = task_spec(task)
     model.cache, model.batch_size = ResultCache(cfg.cache_path), cfg.batch_size
     label = f"{model.label}: {task} on {len(samples)} {spec.unit}"
-    with ui.progress(label, len(samples)) as tick:
+    with ui.progress(label, len(samples), spec.unit) as tick:
         return spec.evaluate(model, samples, cfg, path, tick)
 
 

@@ -45,13 +45,15 @@ class EvalModel:
             self.lm = TextLM(self.module, self.tokenizer, self.device)
         return self.lm
 
-    def results(self, kind: str, inputs: list[dict[str, Any]], compute: Any) -> list[dict]:
+    def results(
+        self, kind: str, inputs: list[dict[str, Any]], compute: Any, on_hits: Any = None
+    ) -> list[dict]:
         """``cache.lookup`` under this model's content hash."""
         if self.cache.path is None:
             return compute(list(range(len(inputs))))
         if self.content_hash is None:
             self.content_hash = model_hash(self.module, self.tokenizer)
-        return self.cache.lookup(self.content_hash, kind, inputs, compute)
+        return self.cache.lookup(self.content_hash, kind, inputs, compute, on_hits)
 
 
 @dataclass
