@@ -22,13 +22,11 @@ import math
 import re
 import time
 
-import torch.nn.functional as F
-
+from harness.benchmark.batches import score_many
 from harness.benchmark.errors import BenchmarkInputError
 from harness.benchmark.intervals import mean_interval
 from harness.benchmark.samples import TextSample
 from harness.benchmark.sides import EvalModel, SideResult, Tick, probe_logits
-from harness.benchmark.textlm import TextLM
 
 
 def rolling_windows(
@@ -52,24 +50,18 @@ def rolling_windows(
     return out
 
 
-def rolling_nll(lm: TextLM, tokens: list[int], max_length: int, stride: int) -> tuple[float, int]:
-    """(summed NLL of every token of ``tokens``, windows) over ``rolling_windows``."""
-    prefix = lm.bos if lm.bos is not None else lm.eos
-    total, windows = 0.0, rolling_windows(tokens, prefix, max_length, stride)
-    for inp, target in windows:
-        logits = lm.logits(inp)[-len(target) :]
-        labels = logits.new_tensor(target).long()
-        total += float(F.cross_entropy(logits, labels, reduction="sum"))
-    return total, len(windows)
-
-
 def count_words(text: str) -> int:
     """Words as lm-eval counts them (``re.split(r"\\s+", text)``, empty edges included)."""
     return len(re.split(r"\s+", text))
 
 
 def evaluate_perplexity(
-    model: EvalModel, samples: list[TextSample], max_length: int, stride: int, tick: Tick
+    model: EvalModel,
+    samples: list[TextSample],
+    max_length: int,
+    stride: int,
+    tick: Tick,
+    batch_size: int | str = 1,
 ) -> SideResult:
     """Score every sample; raises BenchmarkInputError for a sample with nothing to score."""
     lm = model.text()
@@ -81,12 +73,23 @@ def evaluate_perplexity(
     inputs = [{"ids": t, "max_length": max_length, "stride": stride} for t in ids]
 
     def compute(idx: list[int]) -> list[dict]:
-        out = []
-        for i in idx:
-            nll, windows = rolling_nll(lm, ids[i], max_length, stride)
-            out.append({"nll": nll, "windows": windows})
-            tick(1)
-        return out
+        prefix = lm.bos if lm.bos is not None else lm.eos
+        windows = [(i, w) for i in idx for w in rolling_windows(ids[i], prefix, max_length, stride)]
+        left = {i: 0 for i in idx}
+        for i, _ in windows:
+            left[i] += 1
+
+        def finished(rows: list[int]) -> None:  # a sample is done once all its windows are
+            for r in rows:
+                left[windows[r][0]] -= 1
+                tick(int(left[windows[r][0]] == 0))
+
+        scored = score_many(lm, [w for _, w in windows], batch_size, finished)
+        nll = {i: 0.0 for i in idx}
+        for (i, _), (s, _, _) in zip(windows, scored, strict=True):
+            nll[i] += s
+        counts = {i: sum(1 for j, _ in windows if j == i) for i in idx}
+        return [{"nll": nll[i], "windows": counts[i]} for i in idx]
 
     got = model.results("rolling", inputs, compute, tick)
     rows = [

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from harness.benchmark.batches import generate_many
+from harness.benchmark.batches import generate_many, score_many
 from harness.benchmark.errors import BenchmarkInputError
 from harness.benchmark.generation import GenerationSettings, first_size
 from harness.benchmark.intervals import side_interval
@@ -102,11 +102,12 @@ def _text_side(
             model.batch_size,
             lambda rows: tick(len(rows)),
         )
-        out = []
-        for i, c in zip(idx, done, strict=True):
-            nll, n_tok, ok = lm.continuation(prompts[i], targets[i])
-            out.append({"prediction": c.text.strip(), "nll": nll, "tokens": n_tok, "ok": ok})
-        return out
+        pairs = [((prompts[i] + targets[i])[:-1], targets[i]) for i in idx]
+        scored = score_many(lm, pairs, model.batch_size)
+        return [
+            {"prediction": c.text.strip(), "nll": nll, "tokens": n_tok, "ok": ok}
+            for c, (nll, n_tok, ok) in zip(done, scored, strict=True)
+        ]
 
     got = model.results("qa", inputs, compute, tick)
     rows, tokens, correct, loss_sum = [], 0, 0, 0.0

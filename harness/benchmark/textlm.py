@@ -113,14 +113,28 @@ class TextLM:
         return self._forward(t, torch.ones_like(t))[0].float()
 
     @torch.no_grad()
-    def continuation(self, prompt: list[int], target: list[int]) -> tuple[float, int, int]:
-        """(summed NLL of ``target`` after ``prompt``, target tokens, argmax-correct tokens)."""
-        if not target:
-            return 0.0, 0, 0
-        logits = self.logits(prompt + target)[len(prompt) - 1 : -1]
-        labels = torch.tensor(target, device=logits.device)
-        nll = F.cross_entropy(logits, labels, reduction="sum")
-        return float(nll), len(target), int((logits.argmax(-1) == labels).sum())
+    def score_batch(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, int, int]]:
+        """For each ``(input, target)``: (summed NLL of ``target`` as predicted by the last
+        ``len(target)`` positions of ``input``, target tokens, argmax-correct tokens). One
+        right-padded forward: a causal model's real positions do not see the padding after
+        them."""
+        width = max(len(x) for x, _ in pairs)
+        ids = torch.full((len(pairs), width), self.pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, (x, _) in enumerate(pairs):
+            ids[r, : len(x)] = torch.tensor(x)
+            mask[r, : len(x)] = 1
+        logits = self._forward(ids.to(self.device), mask.to(self.device))
+        out = []
+        for r, (x, target) in enumerate(pairs):
+            if not target:
+                out.append((0.0, 0, 0))
+                continue
+            row = logits[r, len(x) - len(target) : len(x)].float()
+            labels = torch.tensor(target, device=row.device)
+            nll = F.cross_entropy(row, labels, reduction="sum")
+            out.append((float(nll), len(target), int((row.argmax(-1) == labels).sum())))
+        return out
 
     def generate(self, prompt: list[int], settings: GenerationSettings, seed: int) -> Completion:
         """One completion of ``prompt`` (a batch of one)."""

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from harness.benchmark.batches import generate_many
+from harness.benchmark.batches import generate_many, score_many
 from harness.benchmark.generation import GenerationSettings
 from harness.benchmark.sides import EvalModel
 from harness.benchmark.textlm import TextLM
@@ -108,6 +108,19 @@ def test_batched_equals_one_at_a_time_for_every_format(formats, name, settings):
         assert generate_many(lm, prompts, seeds, settings, size) == alone, size
     if settings.stop and name != "trainable-rows":  # the stop sequence was really applied
         assert "stop sequence" in {c.stopped for c in alone}
+
+
+@pytest.mark.parametrize(
+    "name", ["hf-full", "peft-adapter", "lora-file", "dylora-moe", "trainable-rows"]
+)
+def test_batched_scoring_equals_one_at_a_time_for_every_format(formats, name):
+    lm = formats[name]
+    pairs = [([*p, 5, 6, 7], [6, 7, lm.eos]) for p in _prompts(lm)]  # right-padded batches
+    alone = score_many(lm, pairs, 1)
+    for size in (3, "auto"):
+        together = score_many(lm, pairs, size)
+        assert [(n, ok) for _, n, ok in together] == [(n, ok) for _, n, ok in alone]
+        assert [x for x, _, _ in together] == pytest.approx([x for x, _, _ in alone], rel=1e-5)
 
 
 def test_rows_ending_at_different_steps_in_one_batch(formats):

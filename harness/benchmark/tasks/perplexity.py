@@ -27,7 +27,9 @@ def _load(data: Path | None) -> list[Any]:
 def _evaluate(model, samples, cfg, path, tick):
     from harness.benchmark.perplexity import evaluate_perplexity
 
-    return evaluate_perplexity(model, samples, cfg.max_length, cfg.window_stride, tick)
+    return evaluate_perplexity(
+        model, samples, cfg.max_length, cfg.window_stride, tick, cfg.batch_size
+    )
 
 
 def _metric_rows(m: dict[str, Any]) -> Rows:
