@@ -47,8 +47,9 @@ class GenerationSettings:
     top_p: float = flag(1.0, None, group=SCORING)
     """Nucleus sampling mass (sampling only)."""
     seed: int = flag(0, "sampling seed", group=SCORING)
-    """Sampling seed: sample j of item i uses ``torch.manual_seed(seed + 1_000_003 * i + j)``, so
-    a result does not depend on batching or order."""
+    """Sampling seed: sample j of item i draws from its own ``torch.Generator`` seeded with
+    ``seed + 1_000_003 * i + j`` (``textlm.RowSampler``), so a result does not depend on
+    batching or order."""
     samples_per_task: int = flag(1, "k completions per problem (pass@k)", group=SCORING)
     """Completions per HumanEval problem (n of the unbiased pass@k estimator)."""
     stop: tuple[str, ...] = ()
