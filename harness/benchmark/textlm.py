@@ -199,6 +199,11 @@ class TextLM:
             ids[r, width - len(p) :] = torch.tensor(p)
             mask[r, width - len(p) :] = 1
         stop = StopOnText(self, width, settings.stop, len(prompts))
+        kw: dict[str, Any] = {}  # greedy without stop strings: plain greedy search
+        if not settings.greedy:
+            kw["logits_processor"] = LogitsProcessorList([RowSampler(settings, seeds, self.device)])
+        if settings.stop:  # EOS needs no criterion: a row is cut at its first EOS
+            kw["stopping_criteria"] = StoppingCriteriaList([stop])
         self.calls["generate"] += 1
         out = model.generate(
             input_ids=ids.to(self.device),
@@ -207,8 +212,7 @@ class TextLM:
             do_sample=False,
             pad_token_id=self.pad,
             eos_token_id=self.eos,
-            logits_processor=LogitsProcessorList([RowSampler(settings, seeds, self.device)]),
-            stopping_criteria=StoppingCriteriaList([stop]),
+            **kw,
         )
         return [stop.trim(row[width:].tolist(), r) for r, row in enumerate(out)]
 
