@@ -1,7 +1,7 @@
 """Code generation (HumanEval layout): complete each prompt with the model, score by running tests.
 
-Completions come from ``TextLM.generate`` (BOS + the problem's prompt; greedy, or sampling with a
-per-sample seed), cut at the first stop sequence (``tasks.humaneval.CODE_STOP``). Scoring is
+Completions come from ``TextLM.generate_batch`` in batches (BOS + the problem's prompt; greedy,
+or sampling with a per-sample seed), cut at the first stop sequence (``tasks.humaneval.CODE_STOP``). Scoring is
 ``code_eval.score``: each program runs in the sandbox (its own process and temporary folder,
 wall-clock, CPU, memory, file-size and process limits), pass@k by the unbiased estimator.
 """
@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.benchmark.batches import generate_many
 from harness.benchmark.errors import BenchmarkInputError
 from harness.benchmark.generation import GenerationSettings
-from harness.benchmark.sides import EvalModel, SideResult, Tick
+from harness.benchmark.sides import EvalModel, SideResult, Tick, probe_logits
 
 
 def load_problems(data: Path | None) -> list[Any]:
@@ -30,14 +31,45 @@ def load_problems(data: Path | None) -> list[Any]:
 def generate(model: EvalModel, problems: list[Any], settings: GenerationSettings, tick: Tick):
     """``[{task_id, completion}]`` (``samples_per_task`` per problem) and per-problem details."""
     lm = model.text()
+    k = settings.samples_per_task
+    prompts = [lm.encode(p.prompt) for p in problems]
+    jobs = [(i, j) for i in range(len(problems)) for j in range(k)]
+    seeds = [settings.item_seed(i, j) for i, j in jobs]
+    gen = {key: v for key, v in settings.to_dict().items() if key != "samples_per_task"}
+    inputs = [
+        {"prompt": prompts[i], "seed": s, "generation": gen}
+        for (i, _), s in zip(jobs, seeds, strict=True)
+    ]
+    left = [k] * len(problems)
+
+    def finished(rows: list[int], idx: list[int]) -> None:
+        for r in rows:  # a problem is done once all its samples are
+            i = jobs[idx[r]][0]
+            left[i] -= 1
+            if left[i] == 0:
+                tick(1)
+
+    def compute(idx: list[int]) -> list[dict]:
+        for i in range(len(problems)):  # problems with no sample to compute are done now
+            if left[i] and not any(jobs[x][0] == i for x in idx):
+                left[i] = 0
+                tick(1)
+        done = generate_many(
+            lm,
+            [prompts[jobs[x][0]] for x in idx],
+            [seeds[x] for x in idx],
+            settings,
+            model.batch_size,
+            lambda rows: finished(rows, idx),
+        )
+        return [{"completion": c.text, "stopped": c.stopped} for c in done]
+
+    got = model.results("completion", inputs, compute)
+    tick(sum(1 for n in left if n))  # every sample was cached: compute never ran
     samples, stopped = [], {}
-    for i, p in enumerate(problems):
-        prompt = lm.encode(p.prompt)
-        for j in range(settings.samples_per_task):
-            c = lm.generate(prompt, settings, settings.item_seed(i, j))
-            samples.append({"task_id": p.task_id, "completion": c.text})
-            stopped.setdefault(p.task_id, []).append(c.stopped)
-        tick(1)
+    for (i, _), g in zip(jobs, got, strict=True):
+        samples.append({"task_id": problems[i].task_id, "completion": g["completion"]})
+        stopped.setdefault(problems[i].task_id, []).append(g["stopped"])
     return samples, stopped
 
 
@@ -87,8 +119,7 @@ def evaluate_code(
     }
     elapsed = time.perf_counter() - start
     probe_start = time.perf_counter()
-    lm = model.text()
-    first = lm.logits(lm.encode(problems[0].prompt))[-1].cpu()
+    first = probe_logits(model, model.text().encode(problems[0].prompt))
     probe_s = time.perf_counter() - probe_start
     lo, hi = result.pass_at_1_interval
     metrics = {

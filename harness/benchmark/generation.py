@@ -12,6 +12,28 @@ from harness.benchmark.flags import flag
 SCORING = "generation and scoring"
 """Title of the help section of these flags (and the scoring ones of ``BenchmarkConfig``)."""
 
+AUTO = "auto"
+AUTO_START = 32
+"""``--batch_size auto``'s first batch size."""
+
+
+def parse_batch_size(value: int | str) -> int | str:
+    """``auto`` or a positive int (from the flag's text or a config's value)."""
+    if value == AUTO:
+        return AUTO
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or str(value).strip() != str(n):
+        raise BenchmarkInputError(f"--batch_size {value!r}: expected a positive integer or auto")
+    return n
+
+
+def first_size(value: int | str) -> int:
+    """The first batch size ``value`` tries."""
+    return AUTO_START if value == AUTO else int(value)
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -25,8 +47,9 @@ class GenerationSettings:
     top_p: float = flag(1.0, None, group=SCORING)
     """Nucleus sampling mass (sampling only)."""
     seed: int = flag(0, "sampling seed", group=SCORING)
-    """Sampling seed: sample j of item i uses ``torch.manual_seed(seed + 1_000_003 * i + j)``, so
-    a result does not depend on batching or order."""
+    """Sampling seed: sample j of item i draws from its own ``torch.Generator`` seeded with
+    ``seed + 1_000_003 * i + j`` (``textlm.RowSampler``), so a result does not depend on
+    batching or order."""
     samples_per_task: int = flag(1, "k completions per problem (pass@k)", group=SCORING)
     """Completions per HumanEval problem (n of the unbiased pass@k estimator)."""
     stop: tuple[str, ...] = ()

@@ -3,7 +3,7 @@
 Harness PrefixLMs (``tiny-vlm``, ``hf-vlm``) are scored by ``harness.cell.evaluate.evaluate``, the same
 function training-time validation uses (batched greedy decoding, exact match after strip,
 teacher-forced token accuracy, CER). Every other model (transformers, PEFT, DyLoRA-MoE, trainable
-rows) is scored one sample at a time through ``TextLM`` with the same prompt layout
+rows) is scored through ``TextLM`` (batched generation, ``--batch_size``) with the same prompt layout
 (``[BOS] + "\\n\\nQuestion: {q}\\n\\nAnswer:"``) and the same metrics. Base and trained always
 take the same path (``qa_path``), so their numbers are comparable.
 """
@@ -14,10 +14,11 @@ import time
 
 import torch
 
+from harness.benchmark.batches import generate_many, score_many
 from harness.benchmark.errors import BenchmarkInputError
-from harness.benchmark.generation import GenerationSettings
+from harness.benchmark.generation import GenerationSettings, first_size
 from harness.benchmark.intervals import side_interval
-from harness.benchmark.sides import EvalModel, SideResult, Tick
+from harness.benchmark.sides import EvalModel, SideResult, Tick, probe_logits
 from harness.cell.encoding import EncodedSet
 from harness.cell.evaluate import evaluate
 from harness.contracts.text_metrics import edit_distance
@@ -25,7 +26,7 @@ from harness.data.jsonl import Record
 from harness.models.prefix_lm import PROMPT_TEMPLATE, PrefixLM
 
 PREFIX_PATH = "harness.cell.evaluate (batched greedy decoding, as training-time validation)"
-TEXT_PATH = "text generation, one sample at a time"
+TEXT_PATH = "text generation, batched (left-padded, the model's generate)"
 
 
 def qa_path(*models: EvalModel) -> str:
@@ -77,19 +78,42 @@ def _text_side(
     model: EvalModel, records: list[Record], settings: GenerationSettings, tick: Tick
 ) -> tuple[list[dict], int, int, float]:
     lm = model.text()
-    rows, tokens, correct, loss_sum = [], 0, 0, 0.0
-    for i, rec in enumerate(records):
+    for rec in records:
         if rec.image_path is not None:
             raise BenchmarkInputError(
                 f"{rec.source or rec.id}: the record has an image but the models are text-only "
                 "LMs; vision QA needs a harness vision model (tiny-vlm checkpoint, hf-vlm base)"
             )
-        prompt = lm.encode(PROMPT_TEMPLATE.format(question=rec.question))
-        pred = lm.generate(prompt, settings, settings.item_seed(i, 0)).text.strip()
-        target = [*lm.encode(rec.answer, bos=False), lm.eos]
-        nll, n_tok, ok = lm.continuation(prompt, target)
-        tokens, correct, loss_sum = tokens + n_tok, correct + ok, loss_sum + nll
-        answer = rec.answer.strip()
+    prompts = [lm.encode(PROMPT_TEMPLATE.format(question=r.question)) for r in records]
+    targets = [[*lm.encode(r.answer, bos=False), lm.eos] for r in records]
+    seeds = [settings.item_seed(i, 0) for i in range(len(records))]
+    gen = {k: v for k, v in settings.to_dict().items() if k != "samples_per_task"}
+    inputs = [
+        {"prompt": p, "target": t, "seed": s, "generation": gen}
+        for p, t, s in zip(prompts, targets, seeds, strict=True)
+    ]
+
+    def compute(idx: list[int]) -> list[dict]:
+        done = generate_many(
+            lm,
+            [prompts[i] for i in idx],
+            [seeds[i] for i in idx],
+            settings,
+            model.batch_size,
+            lambda rows: tick(len(rows)),
+        )
+        pairs = [((prompts[i] + targets[i])[:-1], targets[i]) for i in idx]
+        scored = score_many(lm, pairs, model.batch_size)
+        return [
+            {"prediction": c.text.strip(), "nll": nll, "tokens": n_tok, "ok": ok}
+            for c, (nll, n_tok, ok) in zip(done, scored, strict=True)
+        ]
+
+    got = model.results("qa", inputs, compute, tick)
+    rows, tokens, correct, loss_sum = [], 0, 0, 0.0
+    for rec, g in zip(records, got, strict=True):
+        tokens, correct, loss_sum = tokens + g["tokens"], correct + g["ok"], loss_sum + g["nll"]
+        answer, pred = rec.answer.strip(), g["prediction"]
         rows.append(
             {
                 "id": rec.id,
@@ -99,7 +123,6 @@ def _text_side(
                 "edit_distance": edit_distance(pred, answer),
             }
         )
-        tick(1)
     return rows, tokens, correct, loss_sum
 
 
@@ -111,7 +134,7 @@ def first_logits(model: EvalModel, record: Record, path: str) -> torch.Tensor:
         batch = EncodedSet([record], module).batch([0], with_answers=False).to(model.device)
         return module(batch).logits[0, -1].float().cpu()
     lm = model.text()
-    return lm.logits(lm.encode(PROMPT_TEMPLATE.format(question=record.question)))[-1].cpu()
+    return probe_logits(model, lm.encode(PROMPT_TEMPLATE.format(question=record.question)))
 
 
 def evaluate_qa(
@@ -119,7 +142,7 @@ def evaluate_qa(
     records: list[Record],
     settings: GenerationSettings,
     path: str,
-    batch_size: int,
+    batch_size: int | str,
     tick: Tick,
 ) -> SideResult:
     """Score every record; ``path`` from ``qa_path`` (the same for base and trained)."""
@@ -131,7 +154,7 @@ def evaluate_qa(
                 "drop --temperature"
             )
         rows, tokens, correct, loss_sum = _prefix_side(
-            model, records, batch_size, settings.max_new_tokens, tick
+            model, records, first_size(batch_size), settings.max_new_tokens, tick
         )
     else:
         rows, tokens, correct, loss_sum = _text_side(model, records, settings, tick)

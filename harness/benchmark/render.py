@@ -174,7 +174,25 @@ def _setup(r: dict[str, Any]) -> list[str]:
     lines.append(
         f"- Tokenizers: trained {r['trained']['tokenizer']}; base {r['base']['tokenizer'] or fmt.DASH}"
     )
+    lines += _execution(r.get("execution") or {})
     return [*lines, ""]
+
+
+def _execution(e: dict[str, Any]) -> list[str]:
+    """The batch size and the result cache: where it is and what each side found in it."""
+    if not e:
+        return []
+    cache = e.get("cache") or {}
+    if cache.get("path") is None:
+        where = "result cache off (--no_cache)"
+    else:
+        sides = [
+            f"{side} {c['hits']} cached, {c['misses']} computed"
+            for side in ("base", "trained")
+            if (c := cache.get(side)) is not None
+        ]
+        where = f"result cache `{cache['path']}` ({'; '.join(sides)})"
+    return [f"- Execution: batch size {e.get('batch_size')}; {where}"]
 
 
 def _timings(r: dict[str, Any]) -> list[str]:

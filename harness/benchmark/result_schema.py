@@ -166,6 +166,9 @@ class BenchmarkResults:
     provenance: dict[str, Any]
     """``harness.contracts.provenance.collect_provenance()`` and the torch build."""
     warnings: list[str] = field(default_factory=list)
+    execution: dict[str, Any] = field(default_factory=dict)
+    """How it ran: ``batch_size`` (N or ``auto``) and ``cache`` (the result cache's ``path``,
+    None with ``--no_cache``, and per side the ``hits`` read and ``misses`` computed)."""
     exit_status: int = 0
     schema: str = SCHEMA
 

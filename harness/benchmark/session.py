@@ -12,6 +12,7 @@ import torch
 
 from harness.benchmark import eval_models
 from harness.benchmark.attention_mode import Attention, attention_for
+from harness.benchmark.cache import ResultCache
 from harness.benchmark.compare import compare_sides
 from harness.benchmark.errors import BenchmarkInputError
 from harness.benchmark.generation import GenerationSettings
@@ -48,8 +49,9 @@ def _evaluate(
     task: str, model: EvalModel, samples: list[Any], cfg: BenchmarkConfig, path: str, ui: Terminal
 ) -> SideResult:
     spec = task_spec(task)
+    model.cache, model.batch_size = ResultCache(cfg.cache_path), cfg.batch_size
     label = f"{model.label}: {task} on {len(samples)} {spec.unit}"
-    with ui.progress(label, len(samples)) as tick:
+    with ui.progress(label, len(samples), spec.unit) as tick:
         return spec.evaluate(model, samples, cfg, path, tick)
 
 
@@ -151,13 +153,14 @@ def run_benchmark(
     attention = attention_for(cfg.attention, source.metadata, Path(info["path"]))
     base = eval_models.choose_base(cfg.base_model, info, source.metadata)
     timings: dict[str, float] = {"fetch_s": source.fetch_s, "load_base_s": 0.0}
-    base_side, path, target, base_tokenizer = None, "", base.spec, None
+    base_side, path, target, base_tokenizer, base_cache = None, "", base.spec, None, None
     if cfg.compare and base.spec is not None:
         ui.say(f"base model: {base.spec} ({base.origin})")
         base_model, base_side, path, timings["load_base_s"] = _base_side(
             cfg, base.spec, info, device, samples, ui, attention
         )
         target, base_tokenizer = base_model.module, base_model.tokenizer_source
+        base_cache = base_model.cache.summary()
         del base_model  # the loader gets the module; nothing else keeps it (hf-full replaces it)
     t = time.perf_counter()
     trained, loaded = _trained_model(cfg, source, info, target, base.spec, device, ui)
@@ -170,6 +173,8 @@ def run_benchmark(
             "scored the same way; check --base_model"
         )
     trained_side = _evaluate(task, trained, samples, cfg, path or _scoring_path(task, trained), ui)
+    caches = {"path": str(cfg.cache_path) if cfg.cache_path else None}
+    caches |= {"trained": trained.cache.summary()}
     comparison = None
     if base_side is not None:
         comparison = compare_sides(
@@ -211,6 +216,10 @@ def run_benchmark(
         timings=Timings(**timings),
         provenance=collect_provenance() | torch_info(),
         warnings=[*loaded.report.warnings, *_metadata_disagrees(source, loaded.format)],
+        execution={
+            "batch_size": cfg.batch_size,
+            "cache": caches | ({"base": base_cache} if base_cache else {}),
+        },
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.benchmark.errors import BenchmarkInputError
 from harness.benchmark.flags import flag
-from harness.benchmark.generation import SCORING, GenerationSettings
+from harness.benchmark.generation import SCORING, GenerationSettings, parse_batch_size
 from harness.benchmark.tasks import TASKS, task_spec
 
 HTML_SUFFIXES = (".html", ".htm")
@@ -89,10 +89,26 @@ class BenchmarkConfig:
     """Hard wall-clock limit of the whole W&B fetch (the child process is killed after it)."""
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     """Its flags (``--max_new_tokens``, ``--temperature``...) are declared on its fields."""
-    max_length: int = flag(1024, "perplexity: tokens per sample at most", group=SCORING)
-    """Perplexity: tokens scored per sample at most (the first ``max_length``)."""
-    batch_size: int = flag(16, "QA on harness vision models", group=SCORING)
-    """QA on harness vision models: samples per forward pass."""
+    max_length: int = flag(1024, "perplexity: tokens per window", group=SCORING)
+    """Perplexity: the model's input length, tokens per sliding window (lm-eval's
+    ``max_length``)."""
+    stride: int | None = flag(
+        None, "perplexity: window stride (default: --max_length)", group=SCORING
+    )
+    """Perplexity: tokens each window after the first predicts (each with at least
+    ``max_length - stride`` tokens of context); default ``max_length``, lm-eval's disjoint
+    windows."""
+    batch_size: str | int = flag("auto", "completions per batch, or auto", group=SCORING)
+    """Prompts generated together (left-padded, one ``generate`` call; harness vision models:
+    samples per forward pass); ``auto`` starts at ``generation.AUTO_START`` and halves on
+    out-of-memory."""
+    use_cache: bool = flag(True, "compute every result, read and write no cache", name="no_cache")
+    """Look per-sample results up in the result cache first and store new ones
+    (``harness.benchmark.cache``); ``--no_cache`` turns it off."""
+    cache: Path | None = flag(  # noqa: RUF009 - flag() is a dataclasses.field
+        None, "result cache file (default: ~/.cache/harness/benchmark.sqlite)"
+    )
+    """The result cache's SQLite file; default ``cache.default_path()``."""
     code_timeout: float = flag(10.0, "seconds per program (humaneval)", group=SCORING)
     """HumanEval: seconds per program (the seed's benchmark used 10 s)."""
     workers: int | None = flag(
@@ -114,9 +130,13 @@ class BenchmarkConfig:
             raise BenchmarkInputError("--sample_seed needs --max_samples N (the sample's size)")
         if self.workers is not None and self.workers < 1:
             raise BenchmarkInputError("--workers must be >= 1")
-        for name in ("max_length", "batch_size"):
-            if getattr(self, name) < 1:
-                raise BenchmarkInputError(f"--{name} must be >= 1")
+        if self.max_length < 1:
+            raise BenchmarkInputError("--max_length must be >= 1")
+        if self.stride is not None and not 1 <= self.stride <= self.max_length:
+            raise BenchmarkInputError(
+                f"--stride {self.stride}: must be between 1 and --max_length ({self.max_length})"
+            )
+        self.batch_size = parse_batch_size(self.batch_size)
         for name in ("wandb_timeout", "download_limit", "code_timeout"):
             if getattr(self, name) <= 0:
                 raise BenchmarkInputError(f"--{name} must be > 0 seconds")
@@ -125,6 +145,20 @@ class BenchmarkConfig:
                 f"--output {self.output}: the report is markdown; the JSON goes beside it "
                 "(name a .md file, or .html for the page too)"
             )
+
+    @property
+    def window_stride(self) -> int:
+        """The perplexity windows' stride (``--stride``, else ``--max_length``)."""
+        return self.stride or self.max_length
+
+    @property
+    def cache_path(self) -> Path | None:
+        """The result cache file in use (None: ``--no_cache``)."""
+        if not self.use_cache:
+            return None
+        from harness.benchmark.cache import default_path
+
+        return self.cache or default_path()
 
     @property
     def json_path(self) -> Path:

@@ -5,6 +5,7 @@ Progress bars only on a terminal; elsewhere (logs, CI, a pipe) one plain line pe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,14 +15,16 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from harness.benchmark.render import UNCHANGED_TITLE
-from harness.benchmark.sides import Tick, no_tick
+from harness.benchmark.sides import Tick
 from harness.benchmark.tasks import task_spec
 from reports import fmt
 
@@ -54,17 +57,24 @@ class Terminal:
             yield
 
     @contextmanager
-    def progress(self, label: str, total: int) -> Iterator[Tick]:
-        """A progress bar (a terminal) or a start line (anything else); yields ``tick(n)``."""
+    def progress(self, label: str, total: int, unit: str = "samples") -> Iterator[Tick]:
+        """A progress bar with ``unit``/s and the time left (a terminal), or a start line and
+        an end line with the rate (anything else); yields ``tick(n)``."""
         if self.quiet or not self.err.is_terminal:
             self.say(f"{label} ...")
-            yield no_tick
+            done = [0]
+            start = time.perf_counter()
+            yield lambda n: done.__setitem__(0, done[0] + n)
+            took = time.perf_counter() - start
+            self.say(f"{label}: {done[0]} {unit} in {took:.1f} s ({rate(done[0], took, unit)})")
             return
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            RateColumn(unit),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
             TimeRemainingColumn(),
         )
         with Progress(*columns, console=self.err) as bar:
@@ -86,6 +96,26 @@ class Terminal:
             table.add_row(label, base, trained, delta)
         self.out.print(table)
         self.out.print(f"report: {report}\nresults: {json_path}", markup=False, soft_wrap=True)
+
+
+def rate(n: float, seconds: float, unit: str) -> str:
+    """``12.3 samples/s`` (``-`` before anything is done)."""
+    if seconds <= 0 or n <= 0:
+        return f"- {unit}/s"
+    per_s = n / seconds
+    return f"{per_s:.2f} {unit}/s" if per_s < 10 else f"{per_s:.0f} {unit}/s"
+
+
+class RateColumn(ProgressColumn):
+    """Items per second of a progress bar (rich's running average)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(rate(speed or 0.0, 1.0, self.unit), style="progress.data.speed")
 
 
 def _rows(task: str, metrics: dict, cmp: dict | None) -> list[tuple[str, str, str, str]]:

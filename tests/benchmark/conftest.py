@@ -27,3 +27,11 @@ def data_dir(tmp_path_factory) -> Path:
     text_file(d / "text.txt")
     code_problems(d / "code.jsonl")
     return d
+
+
+@pytest.fixture(autouse=True)
+def result_cache(tmp_path, monkeypatch) -> Path:
+    """Each test its own result cache file (never the user's ~/.cache)."""
+    path = tmp_path / "result-cache.sqlite"
+    monkeypatch.setenv("HARNESS_BENCHMARK_CACHE", str(path))
+    return path

@@ -95,6 +95,10 @@ def test_seed002_wandb_artifact_end_to_end(tmp_path, base_dir, data_dir, monkeyp
         (["--trained_model", ".", "--bogus"], "unrecognized arguments: --bogus"),
         (["--trained_model", ".", "--task", "nope"], "argument --task: invalid choice: 'nope'"),
         (["--trained_model", ".", "--max_samples", "x"], "invalid int value: 'x'"),
+        (["--trained_model", ".", "--batch_size", "0"], "--batch_size '0': expected a positive"),
+        (["--trained_model", ".", "--batch_size", "big"], "expected a positive integer or auto"),
+        (["--trained_model", ".", "--stride", "0"], "--stride 0: must be between 1 and"),
+        (["--trained_model", ".", "--max_length", "8", "--stride", "9"], "and --max_length (8)"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, says):

@@ -78,7 +78,8 @@ def test_greedy_generation_is_the_same_with_and_without_the_kv_cache(trained_dir
     settings = GenerationSettings(max_new_tokens=8)
     for q, a in qa_pairs(3):
         prompt = lm.encode(PROMPT_TEMPLATE.format(question=q))
-        assert lm._generate_hf(prompt, settings)[:2] == lm._generate_loop(prompt, settings)[:2]
+        cached = lm._generate_hf(lm.module, [prompt], settings, [0])[0]
+        assert cached[:2] == lm._generate_loop(prompt, settings, 0)[:2]
         assert lm.generate(prompt, settings, 0).text == a
 
 

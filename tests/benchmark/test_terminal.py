@@ -73,6 +73,7 @@ def test_benchmark_in_a_terminal(tmp_path, base_dir, data_dir):
     assert code == 0, text
     assert_readable(text)
     assert any(BAR in line for line in text.splitlines()), "no progress bar was shown"
+    assert "samples/s" in text and "ETA" in text  # the rate and the time left
     assert "exact match" in text and "trained" in text and "base" in text  # the rich table
     assert out.is_file() and out.with_suffix(".json").is_file()
 
@@ -96,3 +97,23 @@ def test_bad_input_in_a_terminal_is_one_line(tmp_path):
     assert_readable(text)
     lines = [line for line in text.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), lines
+
+
+def test_a_log_gets_one_line_per_evaluation_with_its_rate(tmp_path, base_dir, data_dir):
+    from tests.benchmark.builders import run_cli
+
+    done = run_cli(
+        "--trained_model",
+        str(base_dir),
+        "--no_compare",
+        "--data",
+        str(data_dir / "qa.jsonl"),
+        "--max_new_tokens",
+        "2",
+        "--output",
+        str(tmp_path / "r.md"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stderr.splitlines() if x.startswith("trained: qa on 6 samples:"))
+    assert re.search(r": 6 samples in [0-9.]+ s \([0-9.]+ samples/s\)$", line), line

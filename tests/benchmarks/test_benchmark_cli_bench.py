@@ -104,6 +104,7 @@ def test_bench_benchmark_phases(benchmark, tmp_path, name):
     args = SCENARIOS[name](tmp_path)
     out = tmp_path / "report.md"
     cmd = [sys.executable, "-m", "harness.benchmark", *args, "--output", str(out), "--quiet"]
+    cmd.append("--no_cache")  # the phases as computed, not as read from an earlier run's cache
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     def run() -> float:

@@ -27,19 +27,41 @@ def _load(data: Path | None) -> list[Any]:
 def _evaluate(model, samples, cfg, path, tick):
     from harness.benchmark.perplexity import evaluate_perplexity
 
-    return evaluate_perplexity(model, samples, cfg.max_length, tick)
+    return evaluate_perplexity(
+        model, samples, cfg.max_length, cfg.window_stride, tick, cfg.batch_size
+    )
 
 
 def _metric_rows(m: dict[str, Any]) -> Rows:
     return [
-        ("perplexity", "perplexity (all tokens)", fmt.num(m["perplexity"], 3)),
+        ("perplexity", "token perplexity (this tokenizer)", fmt.num(m["perplexity"], 3)),
         ("nll_per_token", "NLL per token (nats)", fmt.num(m["nll_per_token"], 4)),
+        *_tokenizer_free(m),
         (
             "mean_nll",
             "mean per-sample NLL/token [95% CI]",
             num_ci(m["mean_sample_nll"], m["mean_sample_nll_ci95"]),
         ),
         ("tokens", "tokens scored", str(m["tokens"])),
+    ]
+
+
+def _tokenizer_free(m: dict[str, Any]) -> Rows:
+    """lm-eval's word perplexity, byte perplexity and bits per byte (absent in older results)."""
+    if "word_perplexity" not in m:
+        return []
+    return [
+        (
+            "word_perplexity",
+            "word perplexity (lm-eval: per whitespace word)",
+            fmt.num(m["word_perplexity"], 3),
+        ),
+        (
+            "byte_perplexity",
+            "byte perplexity (lm-eval: per UTF-8 byte)",
+            fmt.num(m["byte_perplexity"], 4),
+        ),
+        ("bits_per_byte", "bits per byte (lm-eval)", fmt.num(m["bits_per_byte"], 4)),
     ]
 
 
@@ -86,7 +108,7 @@ TASK = TaskSpec(
     differences=_differences,
     lower_is_better=True,
     score_is_rate=False,
-    row_deltas=(("perplexity", 3), ("nll_per_token", 4)),
+    row_deltas=(("perplexity", 3), ("nll_per_token", 4), ("bits_per_byte", 4)),
     generates=False,
-    options=(("max_length", "max_length"),),
+    options=(("max_length", "max_length"), ("stride", "window_stride")),
 )

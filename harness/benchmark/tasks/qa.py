@@ -1,6 +1,6 @@
 """``qa``: exact match on the seed's JSONL (question/answer, with or without an image), scored by
 ``harness.benchmark.qa`` (harness vision models as training-time validation; text LMs by
-generation one sample at a time)."""
+batched generation)."""
 
 from __future__ import annotations
 
