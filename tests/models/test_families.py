@@ -17,6 +17,7 @@ from tests.models.helpers import load
 
 WIDE = Image.new("RGB", (96, 32), (30, 160, 220))
 TALL = Image.new("RGB", (40, 80), (220, 60, 30))
+SQUARE = Image.new("RGB", (64, 64), (90, 90, 90))
 
 
 def _own_inputs(model, image: Image.Image) -> dict:
@@ -101,13 +102,14 @@ def test_self_check_catches_a_mask_of_another_mode(tiny_dirs):
 def test_two_aspect_ratios_in_one_batch_give_each_samples_own_loss(family_dir):
     model = load(family_dir)
     model.set_attention("image_bidirectional", "sdpa")
-    both = _batch(model, [WIDE, TALL])
+    images, answers = [WIDE, TALL, SQUARE], ("12", "345", "6")
+    together = _batch(model, images, answers)
     with torch.no_grad():
-        logits = model(both).logits
-        for i, image in enumerate((WIDE, TALL)):
-            alone = _batch(model, [image], answers=(("12", "345")[i],))
+        logits = model(together).logits
+        for i, image in enumerate(images):
+            alone = _batch(model, [image], answers=(answers[i],))
             s_alone, n_alone, _ = answer_loss(model(alone).logits, alone.labels)
-            s_both, n_both, _ = answer_loss(logits[i : i + 1], both.labels[i : i + 1])
+            s_both, n_both, _ = answer_loss(logits[i : i + 1], together.labels[i : i + 1])
             assert n_alone == n_both
             torch.testing.assert_close(s_both, s_alone, atol=1e-4, rtol=1e-5)
 
@@ -120,7 +122,7 @@ def test_loss_on_a_memorisable_set_falls_by_half(family_dir):
     torch.manual_seed(0)
     model = load(family_dir)
     model.set_attention("prefix_bidirectional", "sdpa")
-    images = [WIDE, TALL, Image.new("RGB", (64, 64), (90, 90, 90)), Image.new("RGB", (50, 30))]
+    images = [WIDE, TALL, SQUARE, Image.new("RGB", (50, 30))]
     enc = [model.encode_sample("Read it", im) for im in images]
     answers = [model.answer_ids(a) for a in ("12", "345", "6", "78")]
     batch = model.collate([e[0] for e in enc], answers, [e[1] for e in enc])
@@ -133,7 +135,7 @@ def test_loss_on_a_memorisable_set_falls_by_half(family_dir):
 
 def test_grad_accum_2_x_2_equals_micro_batch_4(family_dir):
     model = load(family_dir)
-    images = [WIDE, TALL, Image.new("RGB", (64, 64), (90, 90, 90)), Image.new("RGB", (50, 30))]
+    images = [WIDE, TALL, SQUARE, Image.new("RGB", (50, 30))]
     enc = [model.encode_sample("Read it", im) for im in images]
     answers = [model.answer_ids(a) for a in ("12", "345", "6", "78")]
 

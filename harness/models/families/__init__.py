@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from harness.models.families.base import Family
+from harness.models.families.gemma3 import Gemma3
+from harness.models.families.idefics3 import Idefics3
 from harness.models.families.llava import Llava
+from harness.models.families.llava_next import LlavaNext
 from harness.models.families.paligemma import PaliGemma
 from harness.models.families.qwen2_vl import Qwen2VL, Qwen25VL
 
-FAMILIES: list[Family] = [Llava(), Qwen2VL(), Qwen25VL(), PaliGemma()]
+FAMILIES: list[Family] = [
+    Llava(),
+    LlavaNext(),
+    Idefics3(),
+    Qwen2VL(),
+    Qwen25VL(),
+    PaliGemma(),
+    Gemma3(),
+]
 """Every supported family, in the order the README's table lists them."""
 
 
