@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from harness.contracts.config import ModelConfig
-from harness.models.families import FAMILIES, Family, family_for
+from harness.models.families import FAMILIES, CustomCode, Family, family_for
 from harness.models.hf import ModelLoadError, _dtype
 from harness.models.prefix_lm import EncodedBatch, PrefixLM
 from harness.models.vlm_masks import (
@@ -354,7 +354,7 @@ def build_hf_vlm(cfg: ModelConfig) -> HFVisionLM:
         ) from None
     family = family_for(config.model_type)
     try:
-        processor = (family or Family()).load_processor(cfg.path, remote)
+        processor = (family or CustomCode()).load_processor(cfg.path, remote)
     except _LOAD_ERRORS as exc:
         raise ModelLoadError(
             f"model.path {cfg.path!r}: could not load a processor ({_first_line(exc)}). {hint}"
@@ -371,7 +371,7 @@ def build_hf_vlm(cfg: ModelConfig) -> HFVisionLM:
                 f"model.path {cfg.path!r}: model_type {config.model_type!r} has no hf-vlm family "
                 f"adapter (supported: {names}; or remote code with model.trust_remote_code: true)"
             )
-        family = Family()  # remote code: the defaults, if the model has the usual forward
+        family = CustomCode()
     try:
         vlm = AutoModelForImageTextToText.from_pretrained(
             cfg.path, trust_remote_code=remote, dtype=_dtype(cfg.dtype)

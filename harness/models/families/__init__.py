@@ -22,6 +22,13 @@ FAMILIES: list[Family] = [
 """Every supported family, in the order the README's table lists them."""
 
 
+class CustomCode(Family):
+    """A remote-code model (``model.trust_remote_code: true``) of no known family: the LLaVA-style
+    defaults, which fit a model with the usual forward (ids with expanded image tokens, pixels)."""
+
+    name = "custom"
+
+
 def family_named(name: str) -> Family:
     """The family called ``name``; ValueError listing the valid names."""
     for family in FAMILIES:
@@ -40,4 +47,4 @@ def family_for(model_type: str) -> Family | None:
     return None
 
 
-__all__ = ["FAMILIES", "Family", "family_for", "family_named"]
+__all__ = ["FAMILIES", "CustomCode", "Family", "family_for", "family_named"]
