@@ -228,3 +228,19 @@ def test_freeze_vision_freezes_the_vision_tower(llava_dir):
     assert not any(p.requires_grad for p in tower.parameters())
     assert all(p.requires_grad for p in model.base_decoder().parameters())
     assert not any(k.startswith("vision.") for k in model.state_dict())
+
+
+def test_prefix_bidirectional_keeps_its_meaning_on_the_seed_layout(tmp_path):
+    """[BOS] + image + text: hf-vlm's prefix block is BOS + image, tiny-vlm's prefix exactly."""
+    from harness.cell.attention import prefix_ids_from_mask
+    from harness.models.vlm_masks import block_ids, image_span
+
+    model = build_hf_vlm(ModelConfig(name="hf-vlm", path=str(_save_tiny_llava(tmp_path, True))))
+    pix = torch.stack([model.preprocess(Image.new("RGB", (40, 40)))] * 2)
+    prompts = [model.prompt_ids("q"), model.prompt_ids("a longer question")]
+    for left in (False, True):
+        batch = model.collate(prompts, None, pix, left_pad=left)
+        span = image_span(batch.input_ids, model.span_ids)
+        ours = block_ids("prefix_bidirectional", span, batch.attention_mask, None)
+        assert torch.equal(ours, prefix_ids_from_mask(batch.attention_mask, 1 + PATCHES))
+        assert int((ours[0] == 0).sum()) == 1 + PATCHES
