@@ -60,10 +60,16 @@ class HFVisionLM(PrefixLM):
     reuses_prompt_cache = False
 
     def __init__(
-        self, vlm: nn.Module, processor, path: str, family: Family, prompt_format: str = "seed"
+        self,
+        vlm: nn.Module,
+        processor,
+        path: str,
+        family: Family | None = None,
+        prompt_format: str = "seed",
     ) -> None:
         tokenizer = processor.tokenizer
         super().__init__(vlm, tokenizer)
+        family = family or family_for(vlm.config.model_type) or CustomCode()
         self.processor, self.path, self.family = processor, path, family
         cfg = vlm.config
         image_id = getattr(cfg, "image_token_id", None)
