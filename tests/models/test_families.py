@@ -156,3 +156,17 @@ def test_grad_accum_2_x_2_equals_micro_batch_4(family_dir):
     assert abs(one.loss - two.loss) < 1e-5
     for a, b in zip(model.parameters(), twin.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["causal", "image_bidirectional"])
+def test_left_padded_generation_equals_each_sample_alone(family_dir, mode):
+    model = load(family_dir)
+    model.set_attention(mode, "sdpa")
+    model.eval()
+    enc = [model.encode_sample(q, im) for q, im in (("Read it", WIDE), ("What is it?", TALL))]
+    batch = model.collate([e[0] for e in enc], None, [e[1] for e in enc], left_pad=True)
+    together = model.generate_greedy(batch, 5)
+    alone = [model.generate_greedy(model.collate([p], None, [x]), 5)[0] for p, x in enc]
+    assert together == alone and all(len(r) <= 5 for r in together)
+    first = model(model.collate([enc[0][0]], None, [enc[0][1]])).logits[0, -1].argmax()
+    assert not alone[0] or alone[0][0] == int(first)
