@@ -8,7 +8,7 @@ from harness.models.families.idefics3 import Idefics3
 from harness.models.families.llava import Llava
 from harness.models.families.llava_next import LlavaNext
 from harness.models.families.paligemma import PaliGemma
-from harness.models.families.qwen2_vl import Qwen2VL, Qwen25VL
+from harness.models.families.qwen2_vl import Qwen2VL, Qwen3VL, Qwen25VL
 
 FAMILIES: list[Family] = [
     Llava(),
@@ -16,6 +16,7 @@ FAMILIES: list[Family] = [
     Idefics3(),
     Qwen2VL(),
     Qwen25VL(),
+    Qwen3VL(),
     PaliGemma(),
     Gemma3(),
 ]

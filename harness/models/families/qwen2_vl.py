@@ -113,8 +113,9 @@ class Qwen2VL(Family):
             vision_end_token_id=ids[3],
         )
         # 4 to 16 merged tokens per image: 96x32 captchas give a 2x4 grid of merged patches.
+        merged = 2 * vision["patch_size"]  # pixels per side of one merged token
         images = images_cls(
-            size={"shortest_edge": 4 * 28 * 28, "longest_edge": 16 * 28 * 28},
+            size={"shortest_edge": 4 * merged**2, "longest_edge": 16 * merged**2},
             patch_size=vision["patch_size"],
             merge_size=2,
             temporal_patch_size=2,
@@ -155,5 +156,48 @@ class Qwen25VL(Qwen2VL):
             temporal_patch_size=2,
             window_size=56,
             fullatt_block_indexes=[1],
+        )
+        return text, vision
+
+
+class Qwen3VL(Qwen2VL):
+    name = "qwen3_vl"
+    model_types = ("qwen3_vl",)
+
+    def _classes(self):
+        from transformers import (
+            Qwen2VLImageProcessorPil,
+            Qwen3VLConfig,
+            Qwen3VLForConditionalGeneration,
+            Qwen3VLProcessor,
+        )
+
+        return (
+            Qwen3VLConfig,
+            Qwen3VLForConditionalGeneration,
+            Qwen3VLProcessor,
+            Qwen2VLImageProcessorPil,
+        )
+
+    def _configs(self, tok, ids):
+        text, _ = super()._configs(tok, ids)
+        text["head_dim"] = 16
+        text["rope_parameters"] = {
+            "rope_type": "default",
+            "mrope_section": [4, 2, 2],
+            "mrope_interleaved": True,
+            "rope_theta": 1e4,
+        }
+        vision = dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=32,
+            patch_size=16,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            num_position_embeddings=16,
+            deepstack_visual_indexes=[0],
         )
         return text, vision
