@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.models.families.base import Family
 from harness.models.families.gemma3 import Gemma3
-from harness.models.families.idefics3 import Idefics3
+from harness.models.families.idefics3 import Idefics3, SmolVLM
 from harness.models.families.llava import Llava
 from harness.models.families.llava_next import LlavaNext
 from harness.models.families.paligemma import PaliGemma
@@ -14,6 +14,7 @@ FAMILIES: list[Family] = [
     Llava(),
     LlavaNext(),
     Idefics3(),
+    SmolVLM(),
     Qwen2VL(),
     Qwen25VL(),
     Qwen3VL(),

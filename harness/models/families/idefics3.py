@@ -23,6 +23,15 @@ CHAT_TEMPLATE = (
     "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"
 )
 """The shape of Idefics3-8B-Llama3's template: ``User:<image>{question}<end_of_utterance>``."""
+VISION = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    image_size=56,
+    patch_size=14,
+)
+"""The tiny vision tower: image_size / patch_size divisible by scale_factor 2; 4 tokens a crop."""
 
 
 class Idefics3(Family):
@@ -41,16 +50,8 @@ class Idefics3(Family):
         )
 
         tok = tokenizer((*SPECIALS, "<|im_start|>"))
-        vision = dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            image_size=56,
-            patch_size=14,
-        )
         config = Idefics3Config(
-            vision_config=vision,
+            vision_config=VISION,
             text_config=TEXT | dict(model_type="llama", **token_ids(tok)),
             image_token_id=tok.convert_tokens_to_ids("<image>"),
             scale_factor=2,
@@ -60,3 +61,56 @@ class Idefics3(Family):
         )
         processor = Idefics3Processor(images, tok, image_seq_len=4, chat_template=CHAT_TEMPLATE)
         save(seeded(Idefics3ForConditionalGeneration, config), processor, out)
+
+
+class SmolVLM(Idefics3):
+    """SmolVLM: Idefics3's prompt strings and crops. Its own processor needs ``num2words`` and a
+    torchvision video processor; without them an ``Idefics3Processor`` over its saved image
+    processor and tokenizer builds the same prompts."""
+
+    name = "smolvlm"
+    model_types = ("smolvlm",)
+
+    def load_processor(self, path: str, remote: bool):
+        import json
+        from pathlib import Path
+
+        from transformers import AutoImageProcessor, AutoTokenizer, Idefics3Processor
+
+        try:
+            processor = super().load_processor(path, remote)
+            if hasattr(processor, "image_processor"):
+                return processor
+        except (OSError, ImportError, ValueError):  # num2words / torchvision missing
+            pass
+        saved = json.loads((Path(path) / "processor_config.json").read_text(encoding="utf-8"))
+        images = AutoImageProcessor.from_pretrained(path, trust_remote_code=remote)
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
+        return Idefics3Processor(
+            images,
+            tok,
+            image_seq_len=saved.get("image_seq_len", 169),
+            chat_template=tok.chat_template,
+        )
+
+    def write_tiny(self, out: Path) -> None:
+        from transformers import (
+            Idefics3Processor,
+            SmolVLMConfig,
+            SmolVLMForConditionalGeneration,
+            SmolVLMImageProcessorPil,
+        )
+
+        tok = tokenizer((*SPECIALS, "<|im_start|>"))
+        config = SmolVLMConfig(
+            vision_config=VISION,
+            text_config=TEXT | dict(model_type="llama", **token_ids(tok)),
+            image_token_id=tok.convert_tokens_to_ids("<image>"),
+            scale_factor=2,
+        )
+        images = SmolVLMImageProcessorPil(
+            size={"longest_edge": 112}, max_image_size={"longest_edge": 56}
+        )
+        processor = Idefics3Processor(images, tok, image_seq_len=4, chat_template=CHAT_TEMPLATE)
+        model = seeded(SmolVLMForConditionalGeneration, config)
+        save(model, processor, out, "SmolVLMProcessor")
