@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from harness.contracts.config import ModelConfig
+from harness.contracts.config import LoraConfig, ModelConfig
 from harness.models.families import FAMILIES, CustomCode, Family, family_for
 from harness.models.hf import ModelLoadError, _dtype
 from harness.models.prefix_lm import EncodedBatch, PrefixLM
@@ -105,7 +105,9 @@ class HFVisionLM(PrefixLM):
 
     def lora_target_modules(self, names: list[str]) -> str:
         """PEFT ``target_modules`` for ``names`` inside the language model only (the vision tower
-        has q_proj/v_proj too)."""
+        has q_proj/v_proj too); the config's default list means the family's default targets."""
+        if names == LoraConfig().target_modules:
+            names = list(self.family.lora_targets)
         scope = self.family.language_model.replace(".", r"\.")
         return rf"^{scope}\..*\.({'|'.join(names)})$"
 
