@@ -170,3 +170,13 @@ def test_left_padded_generation_equals_each_sample_alone(family_dir, mode):
     assert together == alone and all(len(r) <= 5 for r in together)
     first = model(model.collate([enc[0][0]], None, [enc[0][1]])).logits[0, -1].argmax()
     assert not alone[0] or alone[0][0] == int(first)
+
+
+def test_lora_targets_only_the_language_model(family_dir):
+    from peft import LoraConfig, get_peft_model
+
+    model = load(family_dir)
+    targets = model.lora_target_modules(["q_proj", "v_proj"])
+    wrapped = get_peft_model(model.decoder, LoraConfig(r=2, target_modules=targets))
+    adapted = [n for n, _ in wrapped.named_modules() if n.endswith(".lora_A")]
+    assert adapted and all(model.family.language_model + "." in n for n in adapted)

@@ -37,6 +37,7 @@ VISION = dict(
 class Idefics3(Family):
     name = "idefics3"
     model_types = ("idefics3",)
+    language_model = "model.text_model"
     vision_tower = "model.vision_model"
     projector = "model.connector"
     span_tokens = (FAKE,)
