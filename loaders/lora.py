@@ -13,8 +13,9 @@ from loaders.errors import RankMismatchError, ShapeMismatchError
 # Leaves of a LoRA pair: seed 000 (`.lora_A`, no `.weight`), PEFT (`.lora_A.weight`,
 # `.lora_A.<adapter>.weight`).
 _LEAVES = ("lora_A", "lora_B")
-# Prefixes that wrap a model's own module names (PEFT, DDP, torch.compile).
-STRIP_PREFIXES = ("foundation_model.", "base_model.model.", "module.", "_orig_mod.")
+# Prefixes that wrap a model's own module names (PEFT, DDP, torch.compile; `decoder.`: an hf-vlm
+# cell's checkpoint, whose PrefixLM holds the transformers VLM as `decoder`).
+STRIP_PREFIXES = ("foundation_model.", "base_model.model.", "module.", "_orig_mod.", "decoder.")
 # The official moondream repo renamed its modules; map old names onto new ones.
 MOONDREAM_RENAMES = (
     ("text_model.transformer.h", "text.blocks"),

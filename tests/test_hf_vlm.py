@@ -133,9 +133,11 @@ def test_forward_and_generate_on_collated_batches(model):
     assert not alone[0] or alone[0][0] == int(first)
 
 
-def test_prefix_bidirectional_is_refused(model):
-    with pytest.raises(ModelLoadError, match=r"attention\.mode.*tiny-vlm"):
-        model.set_attention("prefix_bidirectional", "sdpa")
+def test_flash_attention_is_refused_where_it_would_drop_the_mask(model):
+    # hf-vlm now runs every attention mode (tests/models); flash_attention_2 keeps only padding
+    with pytest.raises(ModelLoadError, match=r"flash_attention_2 would drop"):
+        model.set_attention("prefix_bidirectional", "flash_attention_2")
+    model.set_attention("causal", "sdpa")
 
 
 def test_load_errors_are_one_line(tmp_path, llava_dir):
@@ -203,12 +205,14 @@ def test_cell_runs_end_to_end(tmp_path, llava_dir, train):
     assert summary["outcome"] == "completed" and summary["metrics"]["n"] == 4
 
 
-def test_cell_refuses_prefix_bidirectional_cleanly(tmp_path, llava_dir):
-    cfg = _cell(tmp_path / "data", llava_dir) | {"attention": {"mode": "prefix_bidirectional"}}
+def test_cell_refuses_a_missing_chat_template_cleanly(tmp_path, llava_dir):
+    cfg = _cell(tmp_path / "data", llava_dir)
+    cfg["data"]["prompt_format"] = "chat_template"  # this processor has no chat template
     out = tmp_path / "cell"
     assert run_cell(parse_cell_config(cfg), out) == 1
     err = json.loads((out / "summary.json").read_text())["error"]
-    assert err["type"] == "ModelLoadError" and "attention.mode" in err["message"]
+    assert err["type"] == "ModelLoadError" and "chat_template" in err["message"]
+    assert "\n" not in err["message"]
 
 
 def test_freeze_vision_freezes_the_vision_tower(llava_dir):
@@ -224,3 +228,19 @@ def test_freeze_vision_freezes_the_vision_tower(llava_dir):
     assert not any(p.requires_grad for p in tower.parameters())
     assert all(p.requires_grad for p in model.base_decoder().parameters())
     assert not any(k.startswith("vision.") for k in model.state_dict())
+
+
+def test_prefix_bidirectional_keeps_its_meaning_on_the_seed_layout(tmp_path):
+    """[BOS] + image + text: hf-vlm's prefix block is BOS + image, tiny-vlm's prefix exactly."""
+    from harness.cell.attention import prefix_ids_from_mask
+    from harness.models.vlm_masks import block_ids, image_span
+
+    model = build_hf_vlm(ModelConfig(name="hf-vlm", path=str(_save_tiny_llava(tmp_path, True))))
+    pix = torch.stack([model.preprocess(Image.new("RGB", (40, 40)))] * 2)
+    prompts = [model.prompt_ids("q"), model.prompt_ids("a longer question")]
+    for left in (False, True):
+        batch = model.collate(prompts, None, pix, left_pad=left)
+        span = image_span(batch.input_ids, model.span_ids)
+        ours = block_ids("prefix_bidirectional", span, batch.attention_mask, None)
+        assert torch.equal(ours, prefix_ids_from_mask(batch.attention_mask, 1 + PATCHES))
+        assert int((ours[0] == 0).sum()) == 1 + PATCHES

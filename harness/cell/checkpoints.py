@@ -43,7 +43,11 @@ def load_lora_state(model: PrefixLM, tensors: dict[str, torch.Tensor]) -> None:
         match = _PEFT_KEY.match(name)
         if match:
             peft_name[f"{_strip_peft(match['mod'])}.lora_{match['ab']}"] = name
-    update = {peft_name.get(k, k): (v.t() if k in peft_name else v) for k, v in tensors.items()}
+    unwrapped = {_strip_peft(n): n for n in state}  # extras saved without PEFT's wrapper
+    update = {
+        peft_name[k] if k in peft_name else unwrapped.get(k, k): v.t() if k in peft_name else v
+        for k, v in tensors.items()
+    }
     model.load_state_dict({k: v for k, v in update.items() if k in state}, strict=False)
 
 
@@ -61,6 +65,9 @@ def restore_checkpoint(model: PrefixLM, cfg: CellConfig, path: Path, device: str
 def lora_state(model: PrefixLM, extra_modules: list[str]) -> dict[str, torch.Tensor]:
     """Seed-000 layout from a PEFT-wrapped decoder: A as [in, r], B as [r, out], + extra modules."""
     out: dict[str, torch.Tensor] = {}
+    # An extra module may be an alias (hf-vlm's `projector`): save it under its registered name.
+    registered = {id(m): n for n, m in model.named_modules()}
+    extra_modules = [registered.get(id(model.get_submodule(m)), m) for m in extra_modules]
     for name, tensor in model.state_dict().items():
         match = _PEFT_KEY.match(name)
         if match:
@@ -68,7 +75,7 @@ def lora_state(model: PrefixLM, extra_modules: list[str]) -> dict[str, torch.Ten
             out[key] = tensor.detach().t().contiguous()
             continue
         if any(name == m or name.startswith(m + ".") for m in extra_modules):
-            out[name] = tensor.detach().contiguous()
+            out[_strip_peft(name)] = tensor.detach().contiguous()
         elif "modules_to_save" in name:
             out[_strip_peft(name).replace(".modules_to_save.default", "")] = tensor.detach()
     return out
@@ -105,7 +112,13 @@ def save_checkpoint(
     if cfg.train.method == "lora":
         tensors = lora_state(model, cfg.train.lora.extra_trainable)
     else:
-        tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        tensors, seen = {}, set()
+        for k, v in model.state_dict().items():
+            # Tied weights (Gemma's lm_head is its embedding) share storage, which safetensors
+            # refuses: the second name gets its own copy of the same values.
+            ptr = v.untyped_storage().data_ptr()
+            tensors[k] = v.detach().clone() if ptr in seen else v.detach().contiguous()
+            seen.add(ptr)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:

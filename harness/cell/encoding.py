@@ -95,7 +95,7 @@ class EncodedSet:
                 prompts[r.question] = model.prompt_ids(r.question)
         self.prompts = [prompts[r.question] for r in records]
         self.answers = [model.answer_ids(r.answer) for r in records]
-        self.pixels: torch.Tensor | None = None
+        self.pixels: torch.Tensor | list | None = None
         if model.image_tokens:
             missing = [r for r in records if r.image_path is None]
             if missing:
@@ -103,12 +103,29 @@ class EncodedSet:
                     f"{missing[0].source or missing[0].id}: record has no image, but model "
                     f"{type(model).__name__} needs one (use a text model for text-only data)"
                 )
-            if images is not None:
+            if getattr(model, "per_sample_images", False):
+                self._encode_per_sample(records, images)
+            elif images is not None:
                 self.pixels = model.preprocess_arrays(images)
             else:
                 self.pixels = torch.stack(
                     [model.preprocess(load_image(r.image_path, r.source or r.id)) for r in records]
                 )
+
+    def _encode_per_sample(self, records: list[Record], images: np.ndarray | None) -> None:
+        """Each record's prompt and image inputs from its own image (a model whose prompt
+        depends on the image size: hf-vlm); ``self.pixels`` is then a list, one per record."""
+        from PIL import Image
+
+        self.prompts, self.pixels = [], []
+        for i, r in enumerate(records):
+            if images is not None:
+                image = Image.fromarray(images[i])
+            else:
+                image = load_image(r.image_path, r.source or r.id)
+            prompt, inputs = self.model.encode_sample(r.question, image)
+            self.prompts.append(prompt)
+            self.pixels.append(inputs)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -116,7 +133,10 @@ class EncodedSet:
     def batch(
         self, idx: list[int], with_answers: bool = True, left_pad: bool = False
     ) -> EncodedBatch:
-        pix = self.pixels[idx] if self.pixels is not None else None
+        if isinstance(self.pixels, list):
+            pix = [self.pixels[i] for i in idx]
+        else:
+            pix = self.pixels[idx] if self.pixels is not None else None
         return self.model.collate(
             [self.prompts[i] for i in idx],
             [self.answers[i] for i in idx] if with_answers else None,

@@ -87,7 +87,6 @@ class CellRun:
     def run(self) -> None:
         import torch
 
-        from harness.cell.attention import self_check
         from harness.cell.encoding import load_splits
         from harness.cell.memory import PeakMeter, apply_budget
         from harness.cell.train import MetricsSink, TrainResult, train
@@ -111,9 +110,9 @@ class CellRun:
         self.test_is_val = splits.test_is_val
         model, _ = build_model(cfg.model)
         model.set_attention(cfg.attention.mode, cfg.attention.impl)
+        model.set_prompt_format(cfg.data.prompt_format)
         if cfg.attention.self_check:
-            prefix_len = model.prefix_len()
-            self_check(model.base_decoder(), cfg.attention.mode, cfg.attention.impl, prefix_len)
+            model.check_attention(cfg.attention.mode, cfg.attention.impl)
         self.summary.train.params = setup_trainable(model, cfg)
         model.to(device)
         autocast, scaler = precision_context(cfg, device)

@@ -61,6 +61,9 @@ class DataConfig:
     """Generated image height in pixels."""
     question: str = "What is the text in this captcha image?"
     """Question asked for every generated captcha."""
+    prompt_format: Literal["seed", "chat_template"] = "seed"
+    """`seed`: image, then "Question: ... Answer:" (the seed's layout); `chat_template`: the
+    model's own chat template (hf-vlm)."""
 
 
 @dataclass
@@ -93,9 +96,9 @@ class ModelConfig:
     """Images are resized to this height before the vision stem (tiny-vlm)."""
     input_width: int = 96
     """Images are resized to this width before the vision stem (tiny-vlm)."""
-    freeze_vision: bool = False
-    """Freeze the vision encoder (the seed's default for a pretrained SigLIP). tiny-vlm's stem is
-    random-init, so it trains by default; the projector always trains."""
+    freeze_vision: bool | None = None
+    """Freeze the vision encoder; unset: frozen for hf-vlm (pretrained, as the seed does), trained
+    for tiny-vlm (its stem is random-init). The projector always trains."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights dtype at load time (autocast is set by train.precision)."""
 
@@ -106,8 +109,10 @@ MASKLESS_IMPLS: tuple[str, ...] = ("flash_attention_2",)
 
 @dataclass
 class AttentionConfig:
-    mode: Literal["causal", "prefix_bidirectional"] = "causal"
-    """`prefix_bidirectional`: BOS + image tokens attend both ways, text causally."""
+    mode: Literal["causal", "prefix_bidirectional", "image_bidirectional", "native"] = "causal"
+    """`prefix_bidirectional`: the image and the text before it (BOS) attend both ways, text after
+    it causally; `image_bidirectional`: only the image's tokens both ways (hf-vlm); `native`: the
+    model's own training mask (hf-vlm; PaliGemma, Gemma 3: bidirectional over the image)."""
     impl: Literal["sdpa", "eager_dense", "flash_attention_2"] = "sdpa"
     """`sdpa`: memory-efficient bool mask; `eager_dense`: the seed's eager attention + dense
     additive mask; `flash_attention_2`: causal only (CUDA + the flash-attn package)."""
@@ -268,13 +273,18 @@ def cross_field_errors(cfg: CellConfig) -> list[str]:
         errors.append(
             "`attention.mode: prefix_bidirectional` needs an image prefix; hf-causal-lm is text-only"
         )
-    if cfg.attention.mode == "prefix_bidirectional" and cfg.attention.impl in MASKLESS_IMPLS:
+    mode = cfg.attention.mode
+    if mode != "causal" and cfg.attention.impl in MASKLESS_IMPLS:
         errors.append(
             f"`attention.impl: {cfg.attention.impl}` cannot run `attention.mode: "
-            "prefix_bidirectional`: transformers' flash_attention_2 path keeps only padding and "
+            f"{mode}`: transformers' flash_attention_2 path keeps only padding and "
             "causality and ignores any other mask, so the cell would train causally; use "
-            "`attention.impl: sdpa` (or `eager_dense`) for prefix_bidirectional"
+            f"`attention.impl: sdpa` (or `eager_dense`) for {mode}"
         )
+    if mode in ("image_bidirectional", "native") and m.name != "hf-vlm":
+        errors.append(f"`attention.mode: {mode}` needs model.name: hf-vlm")
+    if d.prompt_format == "chat_template" and m.name != "hf-vlm":
+        errors.append("`data.prompt_format: chat_template` needs model.name: hf-vlm")
     threads = cfg.runtime.threads
     if isinstance(threads, int) and threads <= 0:
         errors.append(f"`runtime.threads` must be > 0, `auto` or null, got {threads}")

@@ -1,28 +1,41 @@
 """`hf-vlm`: transformers-native vision-language models (``AutoModelForImageTextToText``).
 
-The HF model merges its own image features: ``forward`` passes ``input_ids`` (with the processor's
-expanded image placeholders), ``attention_mask`` and ``pixel_values`` straight through. Prompts
-are the seed layout (``[BOS?] + image block + "\\n\\nQuestion: ..."``) exactly as the model's
-processor tokenizes them; the image block is learned once from a dummy image. Only processors
-with a fixed image size (Llava-style: one ``pixel_values`` tensor, no ``image_sizes``/grids) are
-supported, since ``EncodedSet`` stacks one preprocessed tensor per record. Attention is
-``causal`` only. Nothing downloads unless ``model.path`` is a hub id on a networked machine;
-remote code runs only with ``model.trust_remote_code: true``.
+The model merges its own image features from the processor's outputs; what differs per family
+(processor quirks, extra tensors, positions, native mask, LoRA targets) is in
+``harness.models.families``. Each sample is encoded by the processor with its own image, so
+images of any size batch together (the family pads tiles and crops). Prompts follow
+``data.prompt_format``: ``seed`` (the seed layout: image, then ``Question: ... Answer:``) or
+``chat_template`` (the model's own chat template). Attention masks: ``harness.models.vlm_masks``.
+Nothing downloads unless ``model.path`` is a hub id on a networked machine; remote code runs only
+with ``model.trust_remote_code: true``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from PIL import Image
 from torch import nn
 
-from harness.contracts.config import ModelConfig
+from harness.contracts.config import LoraConfig, ModelConfig
+from harness.models.families import FAMILIES, CustomCode, Family, family_for
 from harness.models.hf import ModelLoadError, _dtype
-from harness.models.prefix_lm import PROMPT_TEMPLATE, EncodedBatch, PrefixLM
+from harness.models.prefix_lm import EncodedBatch, PrefixLM
+from harness.models.vlm_masks import (
+    VLM_MODES,
+    VLMCheck,
+    block_ids,
+    build_mask,
+    check_vlm_mask,
+    image_span,
+    sliding_window,
+)
 
 _LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, ImportError)
-_VISION_NAMES = ("vision_tower", "vision_model", "visual")
-_PROBE_QUESTION = "What is the text in this captcha image?"
+PROBE_QUESTION = "What is the text in this captcha image?"
+PROBE_SIZE = (96, 32)
+CHAT_USER = [{"type": "image"}, {"type": "text", "text": "{question}"}]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -30,68 +43,55 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class HFVisionLM(PrefixLM):
-    """A transformers VLM (``decoder``, possibly PEFT-wrapped) and its processor as a PrefixLM."""
+@dataclass
+class SampleInputs:
+    """One sample's processor outputs besides its ids: image tensors (batch dim 1) and the
+    per-token values (``token_type_ids``, ``mm_token_type_ids``) of its prompt."""
 
-    def __init__(self, vlm: nn.Module, processor, path: str) -> None:
+    images: dict[str, torch.Tensor]
+    per_token: dict[str, list[int]]
+
+
+class HFVisionLM(PrefixLM):
+    """A transformers VLM (``decoder``, possibly PEFT-wrapped), its processor and its family."""
+
+    per_sample_images = True
+    """EncodedSet encodes each record with its own image (``encode_sample``)."""
+    reuses_prompt_cache = False
+
+    def __init__(
+        self,
+        vlm: nn.Module,
+        processor,
+        path: str,
+        family: Family | None = None,
+        prompt_format: str = "seed",
+    ) -> None:
         tokenizer = processor.tokenizer
         super().__init__(vlm, tokenizer)
-        self.processor = processor
-        self.path = path
+        family = family or family_for(vlm.config.model_type) or CustomCode()
+        self.processor, self.path, self.family = processor, path, family
         cfg = vlm.config
         image_id = getattr(cfg, "image_token_id", None)
         image_id = getattr(cfg, "image_token_index", None) if image_id is None else image_id
-        image_id = getattr(processor, "image_token_id", None) if image_id is None else image_id
         if image_id is None:
             raise self._error("the model config names no image_token_id")
         self.image_token_id = int(image_id)
-        self.image_token = getattr(
-            processor, "image_token", None
-        ) or tokenizer.convert_ids_to_tokens(self.image_token_id)
-        self._pre, self._block = self._image_block()
-        self.image_tokens = self._block.count(self.image_token_id)
-        expected = self._processor_ids(_PROBE_QUESTION, Image.new("RGB", (64, 64), (128,) * 3))
-        if self.prompt_ids(_PROBE_QUESTION) != expected:
-            raise self._error(
-                f"{type(processor).__name__} builds prompts in a way hf-vlm cannot reproduce"
-            )
-        # Not registered as a submodule (the tower already lives in ``decoder``): only lets
-        # ``model.freeze_vision`` in harness.cell.trainable find the vision encoder.
-        towers = [m for n, m in vlm.named_modules() if n.rsplit(".", 1)[-1] in _VISION_NAMES]
-        object.__setattr__(self, "vision", towers[0] if towers else None)
+        wrappers = tokenizer.convert_tokens_to_ids(list(family.span_tokens))
+        self.span_ids = [self.image_token_id, *wrappers]
+        self.set_prompt_format(prompt_format)
+        self._probe = Image.new("RGB", PROBE_SIZE, (128,) * 3)
+        ids, _ = self.encode_sample(PROBE_QUESTION, self._probe)
+        self.image_tokens = ids.count(self.image_token_id)
+        if not self.image_tokens:
+            raise self._error("the processor put no image token in the prompt")
+        # Aliases, not submodules (they already live in ``decoder``): ``model.freeze_vision``
+        # and ``train.lora.extra_trainable: [projector]`` in harness.cell.trainable find them.
+        object.__setattr__(self, "vision", _submodule(vlm, family.vision_tower))
+        object.__setattr__(self, "projector", _submodule(vlm, family.projector))
 
     def _error(self, what: str) -> ModelLoadError:
-        return ModelLoadError(f"model.path {self.path!r}: {what} (hf-vlm)")
-
-    def _processor_ids(self, question: str, image: Image.Image) -> list[int]:
-        text = self.image_token + PROMPT_TEMPLATE.format(question=question)
-        return list(self.processor(images=[image], text=[text])["input_ids"][0])
-
-    def _image_block(self) -> tuple[list[int], list[int]]:
-        """(special ids before the image, the processor's expanded image block); refuses
-        processors whose block depends on the image size or that need extra image inputs."""
-        blocks = []
-        for size in ((64, 64), (96, 32)):
-            image = Image.new("RGB", size, (128,) * 3)
-            extra = set(self.processor.image_processor(images=image)) - {"pixel_values"}
-            if extra:
-                raise self._error(f"the image processor also needs {sorted(extra)}; unsupported")
-            full = list(self.processor(images=[image], text=[self.image_token])["input_ids"][0])
-            plain = list(self.tokenizer(self.image_token)["input_ids"])
-            if plain.count(self.image_token_id) != 1:
-                raise self._error(
-                    f"the tokenizer does not encode {self.image_token!r} as one token"
-                )
-            k = plain.index(self.image_token_id)
-            pre, post = plain[:k], plain[k + 1 :]
-            if full[: len(pre)] != pre or full[len(full) - len(post) :] != post:
-                raise self._error("the processor output does not wrap the tokenizer's ids")
-            blocks.append((pre, full[len(pre) : len(full) - len(post)]))
-        if blocks[0] != blocks[1] or self.image_token_id not in blocks[0][1]:
-            raise self._error(
-                "image tokens depend on the image size (dynamic resolution); unsupported"
-            )
-        return blocks[0]
+        return ModelLoadError(f"model.path {self.path!r}: {what} (hf-vlm, {self.family.name})")
 
     # ------------------------------------------------------------------ model parts
     def base_vlm(self) -> nn.Module:
@@ -103,36 +103,113 @@ class HFVisionLM(PrefixLM):
         """The VLM's language model: what the attention self-check and gradient checkpointing use."""
         return self.base_vlm().get_decoder()
 
+    def lora_target_modules(self, names: list[str]) -> str:
+        """PEFT ``target_modules`` for ``names`` inside the language model only (the vision tower
+        has q_proj/v_proj too); the config's default list means the family's default targets."""
+        if names == LoraConfig().target_modules:
+            names = list(self.family.lora_targets)
+        scope = self.family.language_model.replace(".", r"\.")
+        return rf"^{scope}\..*\.({'|'.join(names)})$"
+
     def set_attention(self, mode: str, impl: str) -> None:
-        """``causal`` only (the VLM builds its own masks); sdpa or eager on the whole VLM."""
+        """Any of ``VLM_MODES`` with sdpa or eager_dense; flash_attention_2 only where it keeps the
+        mask (causal, for a family whose own mask is causal)."""
         from harness.cell.attention import use_attention
 
-        if mode != "causal":
+        if mode not in VLM_MODES:
+            raise ModelLoadError(f"attention.mode {mode!r}: hf-vlm supports {', '.join(VLM_MODES)}")
+        if impl == "flash_attention_2" and (
+            mode != "causal" or self.family.native_mask != "causal"
+        ):
             raise ModelLoadError(
-                f"attention.mode {mode!r} is not supported by hf-vlm (the HF model builds its own "
-                "attention masks); use attention.mode: causal, or model.name: tiny-vlm for "
-                "prefix_bidirectional"
+                f"attention.impl: flash_attention_2 would drop the {mode} mask of "
+                f"{self.family.name} (it keeps only padding); use attention.impl: sdpa"
             )
         self.attention_mode, self.attention_impl = mode, impl
-        use_attention(self.base_vlm(), mode, impl)
+        use_attention(self.base_vlm(), "causal", impl)
 
     # ------------------------------------------------------------------ encoding
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """The processor's ``pixel_values`` for one image (``[C, H, W]``)."""
-        out = self.processor.image_processor(images=image.convert("RGB"), return_tensors="pt")
-        return out["pixel_values"][0]
+    def set_prompt_format(self, prompt_format: str) -> None:
+        """``seed`` or ``chat_template`` (``data.prompt_format``)."""
+        if prompt_format == "chat_template" and not getattr(self.processor, "chat_template", None):
+            raise self._error(
+                "data.prompt_format: chat_template, but the processor has no chat template; "
+                "use data.prompt_format: seed"
+            )
+        self.prompt_format = prompt_format
+
+    def prompt_text(self, question: str) -> str:
+        if self.prompt_format == "chat_template":
+            content = [dict(c, text=question) if c["type"] == "text" else c for c in CHAT_USER]
+            return self.processor.apply_chat_template(
+                [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+            )
+        image = self.family.placeholder(self.processor)
+        return self.family.seed_prompt.format(image=image, question=question)
+
+    def encode_sample(self, question: str, image: Image.Image) -> tuple[list[int], SampleInputs]:
+        """The processor's prompt ids for ``question`` about ``image`` and its other outputs."""
+        out = self.family.processor_inputs(
+            self.processor, self.prompt_text(question), image.convert("RGB")
+        )
+        ids = out["input_ids"][0].tolist()
+        images = {k: out[k] for k in self.family.image_keys(out)}
+        per_token = {k: out[k][0].tolist() for k in self.family.sequence_keys if k in out}
+        return ids, SampleInputs(images, per_token)
 
     def prompt_ids(self, question: str) -> list[int]:
-        """The processor's ids for one image + the seed prompt (image placeholder expanded)."""
-        text = self.image_token + PROMPT_TEMPLATE.format(question=question)
-        ids = list(self.tokenizer(text)["input_ids"])
-        k = ids.index(self.image_token_id)
-        return ids[:k] + self._block + ids[k + 1 :]
+        """Prompt ids with a probe image (exact for families with a fixed token count)."""
+        return self.encode_sample(question, self._probe)[0]
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """The processor's ``pixel_values`` for one image."""
+        return self.encode_sample(PROBE_QUESTION, image)[1].images["pixel_values"][0]
 
     def prefix_len(self) -> int:
-        return len(self._pre) + len(self._block)
+        """Positions up to the end of the probe prompt's image span."""
+        ids, _ = self.encode_sample(PROBE_QUESTION, self._probe)
+        span = image_span(torch.tensor([ids]), self.span_ids)[0]
+        return int(span.nonzero().max()) + 1
+
+    def collate(self, prompts, answers, pixel_values, left_pad: bool = False) -> EncodedBatch:
+        """Pad ids like PrefixLM; batch the family's image tensors and per-token values."""
+        samples = pixel_values
+        if isinstance(pixel_values, torch.Tensor):  # preprocessed pixels of fixed-size images
+            samples = [SampleInputs({"pixel_values": p[None]}, {}) for p in pixel_values]
+        batch = super().collate(prompts, answers, None, left_pad)
+        if not samples:
+            return batch
+        images = self.family.batch_images([s.images for s in samples])
+        batch.pixel_values = images.pop("pixel_values", None)
+        width = batch.input_ids.shape[1]
+        for key in samples[0].per_token:
+            values = torch.zeros((len(prompts), width), dtype=torch.long)
+            for i, s in enumerate(samples):
+                row = s.per_token[key] + [self.family.answer_type] * len(
+                    answers[i] if answers else []
+                )
+                start = width - len(row) if left_pad else 0
+                values[i, start : start + len(row)] = torch.tensor(row)
+            images[key] = values
+        batch.extras = images
+        return batch
 
     # ------------------------------------------------------------------ forward
+    def attention_inputs(self, input_ids, attention_mask, extras):
+        """(4D mask or per-layer-type dict, position ids) for the current attention mode."""
+        vlm = self.base_vlm()
+        positions = self.family.position_ids(vlm, input_ids, attention_mask, extras)
+        if self.attention_impl == "flash_attention_2":
+            return attention_mask, positions
+        span = image_span(input_ids, self.span_ids)
+        native = self.family.native_block_ids(input_ids, extras, span)
+        blocks = block_ids(self.attention_mode, span, attention_mask, native)
+        dtype = vlm.get_input_embeddings().weight.dtype
+        shape = (*input_ids.shape, 1)
+        placeholder = torch.empty(shape, dtype=dtype, device=input_ids.device)
+        mask = build_mask(vlm.config.get_text_config(), placeholder, attention_mask, blocks)
+        return mask, positions
+
     def forward(
         self,
         batch: EncodedBatch | None = None,
@@ -144,69 +221,148 @@ class HFVisionLM(PrefixLM):
         attention_mask: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
     ):
-        """HF model outputs (``.logits``) for an EncodedBatch or raw ``input_ids``."""
+        """HF model outputs (``.logits``) for an EncodedBatch (or raw ids and pixels)."""
+        extras: dict[str, torch.Tensor] = {}
         if batch is not None:
             input_ids, attention_mask = batch.input_ids, batch.attention_mask
-            pixel_values = batch.pixel_values
+            pixel_values, extras = batch.pixel_values, batch.extras or {}
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        mask, positions = self.attention_inputs(input_ids, attention_mask, extras)
         if pixel_values is not None:
-            if bool((input_ids == self.image_token_id).any()):
-                pixel_values = pixel_values.to(self.base_vlm().dtype)
-            else:  # a decode step: the image is already in the cache
-                pixel_values = None
+            pixel_values = pixel_values.to(self.base_vlm().dtype)
         return self.decoder(
             input_ids=input_ids,
-            attention_mask=attention_mask,
+            attention_mask=mask,
+            position_ids=positions if position_ids is None else position_ids,
             pixel_values=pixel_values,
-            position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=past_key_values,
             use_cache=use_cache,
+            **self.family.model_kwargs(extras),
         )
-
-    reuses_prompt_cache = False  # generate_greedy is the VLM's own generate
 
     @torch.no_grad()
     def generate_greedy(self, batch: EncodedBatch, max_new_tokens: int) -> list[list[int]]:
-        """Greedy ``generate`` on left-padded prompts; new tokens up to (without) EOS."""
-        from transformers import GenerationConfig
-
+        """Greedy decoding of left-padded prompts: the prefill uses the training mask of the
+        attention mode; each new token sees every earlier real token."""
         rows = batch.input_ids.shape[0]
         if max_new_tokens <= 0:
             return [[] for _ in range(rows)]
-        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
-        gen = GenerationConfig(
-            do_sample=False,
-            num_beams=1,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=eos,
-            pad_token_id=pad,
+        _, positions = self.attention_inputs(
+            batch.input_ids, batch.attention_mask, batch.extras or {}
         )
-        pixels = batch.pixel_values
-        out = self.base_vlm().generate(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            pixel_values=None if pixels is None else pixels.to(self.base_vlm().dtype),
-            generation_config=gen,
-        )
-        new = out[:, batch.input_ids.shape[1] :].tolist()
+        out = self(batch, use_cache=True, position_ids=positions)
+        eos = self.tokenizer.eos_token_id
+        attention, past = batch.attention_mask, out.past_key_values
+        position = positions[..., -1:]
+        done = torch.zeros(rows, dtype=torch.bool, device=attention.device)
+        next_tok, generated = out.logits[:, -1].argmax(-1), []
+        for _ in range(max_new_tokens):
+            next_tok = torch.where(done, torch.full_like(next_tok, eos), next_tok)
+            generated.append(next_tok)
+            done |= next_tok == eos
+            if bool(done.all()):
+                break
+            attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
+            position = position + 1
+            out = self.decoder(
+                input_ids=next_tok[:, None],
+                attention_mask=attention,
+                position_ids=position,
+                cache=past,
+                use_cache=True,
+            )
+            past, next_tok = out.past_key_values, out.logits[:, -1].argmax(-1)
+        new = torch.stack(generated, dim=1).tolist()
         return [row[: row.index(eos)] if eos in row else row for row in new]
+
+    # ------------------------------------------------------------------ self-check
+    def check_attention(self, mode: str, impl: str) -> VLMCheck:
+        """``check_vlm_mask`` on two probe samples of different lengths, right- then left-padded:
+        the real layout, positions and mask builder of this family and mode."""
+        text_config = self.base_vlm().config.get_text_config()
+        window = sliding_window(text_config)
+        types = getattr(text_config, "layer_types", None) or ["full_attention"] * int(
+            text_config.num_hidden_layers
+        )
+        windows = [window if t == "sliding_attention" else None for t in types]
+        questions = (PROBE_QUESTION, "Which digits?")
+        encoded = [self.encode_sample(q, self._probe) for q in questions]
+        result = None
+        for left in (False, True):
+            batch = self.collate([e[0] for e in encoded], None, [e[1] for e in encoded], left)
+            batch = batch.to(next(self.parameters()).device)
+            extras = batch.extras or {}
+            span = image_span(batch.input_ids, self.span_ids)
+            native = self.family.native_block_ids(batch.input_ids, extras, span)
+            blocks = block_ids(mode, span, batch.attention_mask, native)
+            positions = self.family.position_ids(
+                self.base_vlm(), batch.input_ids, batch.attention_mask, extras
+            )
+            result = check_vlm_mask(
+                self.base_decoder(),
+                lambda e, m, b: build_mask(text_config, e, m, b),
+                batch.attention_mask,
+                blocks,
+                span,
+                positions,
+                windows,
+                mode,
+                impl,
+            )
+        return result
+
+
+def _submodule(vlm: nn.Module, path: str) -> nn.Module | None:
+    try:
+        return vlm.get_submodule(path)
+    except AttributeError:
+        return None
+
+
+def _refuse_remote_code(path: str, remote: bool) -> None:
+    """One line when a local folder's config.json maps classes to code in the folder."""
+    import json
+    from pathlib import Path
+
+    config = Path(path) / "config.json"
+    if remote or not config.is_file():
+        return
+    try:
+        auto_map = json.loads(config.read_text(encoding="utf-8")).get("auto_map")
+    except (OSError, ValueError, AttributeError):
+        return
+    if auto_map:
+        files = sorted({str(v).split(".")[0] for v in auto_map.values() if isinstance(v, str)})
+        raise ModelLoadError(
+            f"model.path {path!r}: config.json auto_map runs the folder's own code "
+            f"({', '.join(f + '.py' for f in files)}); set model.trust_remote_code: true if you "
+            "trust it"
+        )
 
 
 def build_hf_vlm(cfg: ModelConfig) -> HFVisionLM:
-    """``AutoModelForImageTextToText`` + ``AutoProcessor`` from ``model.path`` as a PrefixLM."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    """``AutoModelForImageTextToText`` + the family's processor from ``model.path``."""
+    from transformers import AutoConfig, AutoModelForImageTextToText
 
     if not cfg.path:
         raise ModelLoadError("model.path is required for hf-vlm (a local directory or hub id)")
     hint = (
         "Give a local directory with config.json, weights and processor files of a vision-language "
-        "model, or a hub id on a machine with network access; set model.trust_remote_code: true "
-        "only for code you trust."
+        "model (python -m harness.models.tiny writes one), or a hub id on a machine with network "
+        "access; set model.trust_remote_code: true only for code you trust."
     )
     remote = cfg.trust_remote_code
+    _refuse_remote_code(cfg.path, remote)
     try:
-        processor = AutoProcessor.from_pretrained(cfg.path, trust_remote_code=remote)
+        config = AutoConfig.from_pretrained(cfg.path, trust_remote_code=remote)
+    except _LOAD_ERRORS as exc:
+        raise ModelLoadError(
+            f"model.path {cfg.path!r}: could not read a model config ({_first_line(exc)}). {hint}"
+        ) from None
+    family = family_for(config.model_type)
+    try:
+        processor = (family or CustomCode()).load_processor(cfg.path, remote)
     except _LOAD_ERRORS as exc:
         raise ModelLoadError(
             f"model.path {cfg.path!r}: could not load a processor ({_first_line(exc)}). {hint}"
@@ -216,6 +372,14 @@ def build_hf_vlm(cfg: ModelConfig) -> HFVisionLM:
             f"model.path {cfg.path!r}: found {type(processor).__name__}, not a processor with an "
             f"image processor and a tokenizer (hf-vlm needs one). {hint}"
         )
+    if family is None:
+        if not remote:
+            names = ", ".join(t for f in FAMILIES for t in f.model_types)
+            raise ModelLoadError(
+                f"model.path {cfg.path!r}: model_type {config.model_type!r} has no hf-vlm family "
+                f"adapter (supported: {names}; or remote code with model.trust_remote_code: true)"
+            )
+        family = CustomCode()
     try:
         vlm = AutoModelForImageTextToText.from_pretrained(
             cfg.path, trust_remote_code=remote, dtype=_dtype(cfg.dtype)
@@ -230,4 +394,4 @@ def build_hf_vlm(cfg: ModelConfig) -> HFVisionLM:
         raise ModelLoadError(f"model.path {cfg.path!r}: the tokenizer has no EOS token; add one")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return HFVisionLM(vlm, processor, cfg.path)
+    return HFVisionLM(vlm, processor, cfg.path, family)

@@ -31,9 +31,15 @@ class EncodedBatch:
     """0 on BOS + image positions (the bidirectional block), -1 elsewhere."""
     labels: torch.Tensor | None = None
     pixel_values: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] | None = None
+    """Other model inputs by name (hf-vlm: the processor's grids, sizes, masks, token types)."""
 
     def to(self, device: torch.device | str) -> EncodedBatch:
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        def move(t):
+            if isinstance(t, dict):
+                return {k: v.to(device) for k, v in t.items()}
+            return None if t is None else t.to(device)
+
         return EncodedBatch(*(move(getattr(self, f)) for f in self.__dataclass_fields__))
 
     @property
@@ -74,6 +80,24 @@ class PrefixLM(nn.Module):
         """The transformers model under any PEFT wrapper."""
         dec = self.decoder
         return dec.get_base_model() if hasattr(dec, "get_base_model") else dec
+
+    def check_attention(self, mode: str, impl: str):
+        """Perturbation self-check of the mask (harness.cell.attention.self_check)."""
+        from harness.cell.attention import self_check
+
+        return self_check(self.base_decoder(), mode, impl, self.prefix_len())
+
+    def set_prompt_format(self, prompt_format: str) -> None:
+        """Only the seed layout (``data.prompt_format: seed``); hf-vlm also has chat_template."""
+        if prompt_format != "seed":
+            raise ValueError(
+                f"data.prompt_format: {prompt_format} needs model.name: hf-vlm (a model with a "
+                "chat template); use data.prompt_format: seed"
+            )
+
+    def lora_target_modules(self, names: list[str]) -> list[str] | str:
+        """PEFT ``target_modules`` for ``train.lora.target_modules`` (name suffixes)."""
+        return list(names)
 
     # ------------------------------------------------------------------ forward
     def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None) -> torch.Tensor:

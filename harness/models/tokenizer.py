@@ -26,8 +26,14 @@ WORDS = [
 ]
 
 
-def build_char_tokenizer() -> PreTrainedTokenizerFast:
-    """Printable ASCII, one token per character, a few whole words, and pad/bos/eos/unk/<image>."""
+def build_char_tokenizer(
+    specials: list[str] | tuple[str, ...] = (), named: dict[str, str] | None = None
+) -> PreTrainedTokenizerFast:
+    """Printable ASCII, one token per character, a few whole words, and pad/bos/eos/unk/<image>.
+
+    ``specials``: more special tokens (a VLM family's image tokens), appended after the words;
+    ``named``: special tokens that the family's processor reads as tokenizer attributes
+    (``{"boi_token": "<start_of_image>"}``)."""
     vocab = {tok: i for i, tok in enumerate(SPECIALS + CHARS)}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
@@ -39,6 +45,10 @@ def build_char_tokenizer() -> PreTrainedTokenizerFast:
         pad_token=PAD,
         unk_token=UNK,
         additional_special_tokens=[IMAGE],
+        **({"extra_special_tokens": {"image_token": IMAGE, **named}} if named else {}),
     )
     tok.add_tokens(WORDS)
+    extra = [t for t in dict.fromkeys([*specials, *(named or {}).values()]) if t != IMAGE]
+    if extra:
+        tok.add_tokens(extra, special_tokens=True)
     return tok

@@ -133,8 +133,8 @@ def test_validation_reports_every_problem_with_hints():
         "base: `train.lr`: expected a number, got 'fast'",
         "base: `model`: expected a mapping of fields, got 3",
         "matrix: unknown key `train.grad_acum` - did you mean `train.grad_accum`?",
-        "matrix: `attention.mode`: 'causl' is not one of: causal, prefix_bidirectional"
-        " - did you mean `causal`?",
+        "matrix: `attention.mode`: 'causl' is not one of: causal, prefix_bidirectional,"
+        " image_bidirectional, native - did you mean `causal`?",
         "matrix.train.lr: expected a non-empty list of values, got []",
         "--set unknown key `train.max_step` - did you mean `train.max_steps`?",
     ]

@@ -1,0 +1,54 @@
+"""Shared pieces of the tiny random-init family folders (``python -m harness.models.tiny``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from harness.models.tokenizer import build_char_tokenizer
+
+TEXT = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+)
+"""Language-model sizes every tiny family shares (the family adds its own keys)."""
+
+
+def tokenizer(specials: tuple[str, ...] = (), named: dict[str, str] | None = None):
+    """The char tokenizer of harness.models.tokenizer with a family's special tokens."""
+    return build_char_tokenizer(specials, named)
+
+
+def token_ids(tok) -> dict[str, int]:
+    """``vocab_size`` and the bos/eos/pad ids of ``tok`` for a text config."""
+    return dict(
+        vocab_size=len(tok),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+
+
+def seeded(model_cls, config, seed: int = 0):
+    """``model_cls(config)`` with weights from a fixed seed (the same folder on every machine)."""
+    torch.manual_seed(seed)
+    return model_cls(config).eval()
+
+
+def save(model, processor, out: Path, processor_class: str | None = None) -> None:
+    """Model, generation config and processor files in ``out``; ``processor_class`` rewrites the
+    class named in processor_config.json (a subclass used only to build it without torchvision)."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    if processor_class:
+        import json
+
+        path = out / "processor_config.json"
+        data = json.loads(path.read_text())
+        data["processor_class"] = processor_class
+        path.write_text(json.dumps(data, indent=2) + "\n")
