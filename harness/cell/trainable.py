@@ -28,7 +28,7 @@ def setup_trainable(model: PrefixLM, cfg: CellConfig) -> dict[str, int]:
     tc = cfg.train
     if tc.method == "full":
         model.requires_grad_(True)
-        if model.vision is not None and _freeze_vision(cfg):
+        if model.vision is not None and cfg.model.vision_frozen():
             model.vision.requires_grad_(False)
     else:
         from peft import LoraConfig, get_peft_model
@@ -63,14 +63,6 @@ def setup_trainable(model: PrefixLM, cfg: CellConfig) -> dict[str, int]:
         "trainable_params": trainable,
         "total_params": sum(p.numel() for p in model.parameters()),
     }
-
-
-def _freeze_vision(cfg: CellConfig) -> bool:
-    """``model.freeze_vision``; unset: frozen for hf-vlm (a pretrained tower, as seed 001 does),
-    trained for tiny-vlm (its stem is random-init)."""
-    if cfg.model.freeze_vision is None:
-        return cfg.model.name == "hf-vlm"
-    return cfg.model.freeze_vision
 
 
 def _linear_names(model: PrefixLM) -> set[str]:
