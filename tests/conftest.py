@@ -59,8 +59,11 @@ CACHE_DIRS = (
     "WANDB_DATA_DIR",
     "WANDB_CONFIG_DIR",
     "WANDB_ARTIFACT_DIR",
+    "XDG_CACHE_HOME",
+    "HARNESS_BENCHMARK_CACHE",
 )
-"""Variables pointed at a fresh folder under tmp for every test."""
+"""Variables pointed at a fresh folder under tmp for every test (the benchmark's result cache
+too: never the user's ~/.cache)."""
 
 SESSION_CACHE_DIRS = ("HF_HOME", "MPLCONFIGDIR")
 """Caches under tmp shared by the session: matplotlib's font list is built once, not once per
