@@ -1,88 +1,152 @@
-"""Samples needed for 80 % power at alpha = 0.05, computed for the test the report uses.
+"""Samples needed for 80 % power at alpha = 0.05, from the exact power of the test the report uses.
 
-Paired comparisons (exact McNemar): Connor's (1987) formula from the discordant rates; where it
-gives few samples (normal approximations fail there) the exact power of the exact test is summed
-instead and the smallest n with power >= 80 % is returned. Unpaired comparisons (Fisher exact):
-the Casagrande-Pike-Smith (1978) correction of the normal formula, which tracks Fisher's test.
 The observed rates stand in for the true ones, so the number is a planning hint, not a result.
+A closed formula starts the search (Connor 1987 for paired samples and exact McNemar;
+Casagrande-Pike-Smith 1978 for Fisher's exact test on two samples), but neither delivers what it
+promises: Connor's n gives 0.75-0.80 exact power. The exact power of the exact test is summed
+instead and the smallest n that reaches 80 % is returned; where that search would be too long
+(large n) the hint says "about" and the power it reaches, and says so when it was not computed.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
-from reports.distributions import betainc, binom_half_cdf, log_comb
+import numpy as np
+import scipy.stats
+
+from reports.distributions import log_comb
 from reports.stats import ALPHA, Z95
 
 POWER = 0.8
 Z_POWER = 0.8416212335729143
 """Standard normal quantile of POWER."""
-EXACT_POWER_LIMIT = 60
-"""Connor's formula above this many paired samples; exact power below it."""
-
-_critical: list[int] = [-1]
-
-
-def critical_value(m: int) -> int:
-    """Largest b with exact McNemar p(b, m - b) < ALPHA (-1 when no outcome rejects)."""
-    while len(_critical) <= m:
-        size, lower = len(_critical), _critical[-1]
-        while lower + 1 <= size // 2 and 2 * binom_half_cdf(lower + 1, size) < ALPHA:
-            lower += 1
-        _critical.append(lower)
-    return _critical[m]
+SEARCH_FROM_ONE = 200
+"""Formula estimates up to this size: every n from 1 up is tried (exact power is not monotone
+in n, so a small n may reach 80 % before a larger one does)."""
+PAIRED_SEARCH = 5000
+"""Above this Connor estimate the paired hint is "about": n grows by 1 % steps."""
+UNPAIRED_SEARCH = 150
+"""Above this Casagrande-Pike-Smith estimate the unpaired hint is "about" (one power sum)."""
+UNPAIRED_POWER = 2000
+"""Above this many samples per side the unpaired power is not summed at all."""
 
 
-def _power_given(m: int, share: float) -> float:
-    """Power of the exact McNemar test with m discordant samples, a share of which A wins."""
-    low = critical_value(m)
-    if low < 0:
-        return 0.0
-    # P(B <= low) + P(B >= m - low), B ~ Binomial(m, share)
-    return betainc(m - low, low + 1, 1 - share) + betainc(m - low, low + 1, share)
+@dataclass(frozen=True)
+class SampleSize:
+    """A sample-size hint: ``n`` and the exact power the test has there."""
+
+    n: int
+    power: float | None
+    """Exact power at ``n``; None when too large to sum (the formula's value stands)."""
+    smallest: bool
+    """True when ``n`` is the smallest size tried upward that reaches 80 % (else "about")."""
+    method: str
+    """How ``n`` was found, for the report."""
+
+
+def critical_values(m: np.ndarray) -> np.ndarray:
+    """Largest b with exact McNemar p(b, m - b) < ALPHA for each m (-1 when none rejects)."""
+    return scipy.stats.binom.ppf(ALPHA / 2, m, 0.5).astype(int) - 1
+
+
+def _power_given(m: np.ndarray, share: float) -> np.ndarray:
+    """Power of exact McNemar with m discordant samples, a share of which A wins."""
+    low = critical_values(m)
+    lower = scipy.stats.binom.cdf(low, m, share)
+    upper = scipy.stats.binom.sf(m - low - 1, m, share)
+    return np.where(low < 0, 0.0, lower + upper)
 
 
 def mcnemar_power(n: int, discordant: float, share: float) -> float:
     """Exact power of the exact McNemar test on n paired samples: each is discordant with
     probability ``discordant`` and, if so, won by A with probability ``share``."""
     if discordant >= 1.0:
-        return _power_given(n, share)
-    log_d, log_c = math.log(discordant), math.log1p(-discordant)
+        return float(_power_given(np.array([n]), share)[0])
     mean, sd = n * discordant, math.sqrt(n * discordant * (1 - discordant))
-    lo, hi = max(0, int(mean - 10 * sd - 1)), min(n, int(mean + 10 * sd + 1))
-    return math.fsum(
-        math.exp(log_comb(n, m) + m * log_d + (n - m) * log_c) * _power_given(m, share)
-        for m in range(lo, hi + 1)
-    )
+    m = np.arange(max(0, int(mean - 10 * sd - 1)), min(n, int(mean + 10 * sd + 1)) + 1)
+    weights = scipy.stats.binom.pmf(m, n, discordant)
+    return math.fsum(weights * _power_given(m, share))
+
+
+def _search(power_at, estimate: int, limit: int, method: str) -> SampleSize:
+    """Smallest n with power >= POWER, from 1 (small estimates) or half the estimate up; above
+    ``limit``, 1 % steps up from the estimate ("about")."""
+    if estimate <= limit:
+        start = 1 if estimate <= SEARCH_FROM_ONE else estimate // 2
+        for n in range(start, 4 * estimate + 8):
+            reached = power_at(n)
+            if reached >= POWER:
+                return SampleSize(n, reached, True, "exact power")
+    n = estimate
+    reached = power_at(n)
+    while reached < POWER:
+        n = math.ceil(n * 1.01)
+        reached = power_at(n)
+    return SampleSize(n, reached, False, f"{method}, then exact power in 1% steps")
+
+
+def _connor(a_only: int, b_only: int, n: int) -> int:
+    discordant, delta = (a_only + b_only) / n, abs(a_only - b_only) / n
+    root = Z95 * math.sqrt(discordant) + Z_POWER * math.sqrt(max(discordant - delta**2, 0.0))
+    return max(1, math.ceil(root**2 / delta**2))
 
 
 @lru_cache(maxsize=4096)
-def paired_samples_needed(a_only: int, b_only: int, n: int) -> tuple[int, str] | None:
-    """(paired samples for 80 % power of exact McNemar, how it was computed), or None."""
+def paired_samples_needed(a_only: int, b_only: int, n: int) -> SampleSize | None:
+    """Paired samples for 80 % exact power of exact McNemar at the observed discordant rates."""
     if n <= 0 or a_only == b_only:
         return None
-    discordant, delta = (a_only + b_only) / n, abs(a_only - b_only) / n
-    root = Z95 * math.sqrt(discordant) + Z_POWER * math.sqrt(max(discordant - delta**2, 0.0))
-    approx = math.ceil(root**2 / delta**2)
-    if approx > EXACT_POWER_LIMIT:
-        return (approx, "Connor's formula")
+    discordant = (a_only + b_only) / n
     share = max(a_only, b_only) / (a_only + b_only)
-    for size in range(1, 8 * EXACT_POWER_LIMIT):
-        if mcnemar_power(size, discordant, share) >= POWER:
-            return (size, "exact power")
-    return None
+    return _search(
+        lambda size: mcnemar_power(size, discordant, share),
+        _connor(a_only, b_only, n),
+        PAIRED_SEARCH,
+        "Connor's formula",
+    )
 
 
-def unpaired_samples_needed(p1: float, p2: float) -> tuple[int, str] | None:
-    """(samples per side for 80 % power of Fisher's exact test, how), or None when p1 == p2."""
-    delta = abs(p1 - p2)
-    if delta == 0:
-        return None
-    mean = (p1 + p2) / 2
+def fisher_power(n: int, p1: float, p2: float) -> float:
+    """Exact power of the two-sided Fisher exact test with n samples per side."""
+    x = np.arange(n + 1)
+    px, py = scipy.stats.binom.pmf(x, n, p1), scipy.stats.binom.pmf(x, n, p2)
+    logs_n = np.array([log_comb(n, i) for i in range(n + 1)])
+    total = 0.0
+    for s in range(2 * n + 1):
+        xs = np.arange(max(0, s - n), min(s, n) + 1)
+        logs = logs_n[xs] + logs_n[s - xs]
+        h = np.exp(logs - logs.max())
+        h /= h.sum()
+        ordered = np.sort(h)
+        cums = np.cumsum(ordered)
+        p = cums[np.searchsorted(ordered, h * (1 + 1e-7), side="right") - 1]
+        total += float(np.sum(px[xs] * py[s - xs] * (p < ALPHA)))
+    return total
+
+
+def _casagrande(p1: float, p2: float) -> int:
+    delta, mean = abs(p1 - p2), (p1 + p2) / 2
     root = Z95 * math.sqrt(2 * mean * (1 - mean)) + Z_POWER * math.sqrt(
         p1 * (1 - p1) + p2 * (1 - p2)
     )
     normal = root**2 / delta**2
-    corrected = normal / 4 * (1 + math.sqrt(1 + 4 / (normal * delta))) ** 2
-    return (math.ceil(corrected), "Casagrande-Pike-Smith")
+    return math.ceil(normal / 4 * (1 + math.sqrt(1 + 4 / (normal * delta))) ** 2)
+
+
+@lru_cache(maxsize=1024)
+def unpaired_samples_needed(p1: float, p2: float) -> SampleSize | None:
+    """Samples per side for 80 % exact power of Fisher's exact test, or None when p1 == p2."""
+    if p1 == p2:
+        return None
+    estimate = _casagrande(p1, p2)
+    if estimate <= UNPAIRED_SEARCH:
+        return _search(
+            lambda n: fisher_power(n, p1, p2), estimate, UNPAIRED_SEARCH, "Casagrande-Pike-Smith"
+        )
+    if estimate <= UNPAIRED_POWER:
+        reached = fisher_power(estimate, p1, p2)
+        return SampleSize(estimate, reached, False, "Casagrande-Pike-Smith")
+    return SampleSize(estimate, None, False, "Casagrande-Pike-Smith, exact power not summed")

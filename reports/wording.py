@@ -40,17 +40,24 @@ def _interval(cmp: Comparison) -> str:
 
 
 def _hint(cmp: Comparison) -> str:
-    """Samples for 80 % power of this test at the observed rates, when more than were used."""
+    """Samples for 80 % exact power of this test at the observed rates, when more than were
+    used: the smallest such n, or "about" n with the power it reaches."""
     if cmp.paired:
         need = paired_samples_needed(cmp.a_only, cmp.b_only, cmp.n_a)
         unit, at = "paired samples", "this gap and disagreement rate"
     else:
         need = unpaired_samples_needed(*rates(cmp))
         unit, at = "samples per side", "this gap"
-    if need is None or need[0] <= max(cmp.n_a, cmp.n_b):
+    if need is None or need.n <= max(cmp.n_a, cmp.n_b):
         return ""
     test = cmp.test.split()[0]
-    return f" (at {at}, 80% power would need about {need[0]:,} {unit}: {test}, {need[1]})"
+    if need.smallest:
+        return (
+            f" (at {at}, {test} exact reaches 80% power from {need.n:,} {unit}: "
+            f"{100 * need.power:.1f}%, exact power)"
+        )
+    reached = "" if need.power is None else f", {100 * need.power:.1f}% power there"
+    return f" (at {at}, 80% power needs about {need.n:,} {unit}: {test}, {need.method}{reached})"
 
 
 def _run_text(axis: str, va: str, vb: str, at: str, cmp: Comparison) -> str:
