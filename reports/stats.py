@@ -148,6 +148,24 @@ def t_test(values: Sequence[float]) -> tuple[float, tuple[float, float]]:
     return (float(2 * scipy.stats.t.sf(abs(mean / se), n - 1)), (mean - half, mean + half))
 
 
+def tost(values: Sequence[float], margin: float) -> tuple[float, tuple[float, float]]:
+    """Equivalence of the mean to 0 within ``margin``: two one-sided t-tests (TOST) and the
+    90 % interval that agrees with them (p < 0.05 exactly when it lies inside +/- margin).
+
+    With zero spread the interval is the mean itself and p is 0 (inside) or 1. Needs at least
+    two values.
+    """
+    n = len(values)
+    mean, std = mean_std(values)
+    if std == 0:
+        return (0.0 if abs(mean) < margin else 1.0, (mean, mean))
+    se, df = std / math.sqrt(n), n - 1
+    lower = float(scipy.stats.t.sf((mean + margin) / se, df))
+    upper = float(scipy.stats.t.cdf((mean - margin) / se, df))
+    half = float(scipy.stats.t.ppf(1 - ALPHA, df)) * se
+    return (max(lower, upper), (mean - half, mean + half))
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof = 1; 0.0 for a single value)."""
     if not values:

@@ -102,11 +102,22 @@ MASKLESS_IMPLS: tuple[str, ...] = ("flash_attention_2",)
 """``attention.impl`` values whose transformers mask path ignores custom masks (causal only)."""
 
 
+SAME_FUNCTION = "same_function"
+"""Field metadata of a key whose values must not change the function learned, only speed or
+memory: why (the report reads it to find A/A pairs, whose gap is run-to-run noise)."""
+
+
 @dataclass
 class AttentionConfig:
     mode: Literal["causal", "prefix_bidirectional"] = "causal"
     """`prefix_bidirectional`: BOS + image tokens attend both ways, text causally."""
-    impl: Literal["sdpa", "eager_dense", "flash_attention_2"] = "sdpa"
+    impl: Literal["sdpa", "eager_dense", "flash_attention_2"] = field(
+        default="sdpa",
+        metadata={
+            SAME_FUNCTION: "every implementation computes the same attention mask, equal up to "
+            "float rounding; only speed and memory differ"
+        },
+    )
     """`sdpa`: memory-efficient bool mask; `eager_dense`: the seed's eager attention + dense
     additive mask; `flash_attention_2`: causal only (CUDA + the flash-attn package)."""
     self_check: bool = True
