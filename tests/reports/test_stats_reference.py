@@ -19,6 +19,7 @@ import scipy.special
 import scipy.stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+from statsmodels.stats.weightstats import ttost_paired
 
 from reports import distributions, power, stats, wording
 
@@ -297,3 +298,20 @@ def test_unpaired_interval_and_test_agree_or_the_wording_says_both():
         assert "scored higher" not in text and "inconclusive" in text and "disagree" in text
         assert "Fisher exact p" in text and "(Newcombe)" in text
     assert disagreements > 0  # the wording path is exercised
+
+
+def test_tost_matches_statsmodels():
+    """Issue 22: the A/A pair's equivalence test (TOST on per-seed gaps, margin +/- m)."""
+    rng = random.Random(RNG_SEED)
+    for _ in range(300):
+        gaps = [rng.gauss(rng.choice([0.0, 0.02, 0.08]), 0.03) for _ in range(rng.randint(2, 10))]
+        margin = rng.choice([0.01, 0.05, 0.1])
+        ref, _, _ = ttost_paired(np.array(gaps), np.zeros(len(gaps)), -margin, margin)
+        p, (lo, hi) = stats.tost(gaps, margin)
+        assert p == pytest.approx(ref, rel=1e-9, abs=1e-15), (gaps, margin)
+        # the 90% interval agrees with the test: inside the margins exactly when p < 0.05
+        assert (-margin < lo and hi < margin) == (p < stats.ALPHA)
+        ci = scipy.stats.ttest_1samp(gaps, 0.0).confidence_interval(0.90)
+        assert (lo, hi) == (pytest.approx(ci.low, rel=1e-9), pytest.approx(ci.high, rel=1e-9))
+    assert stats.tost([0.01, 0.01, 0.01], 0.05) == (0.0, (0.01, 0.01))
+    assert stats.tost([0.08, 0.08], 0.05)[0] == 1.0
