@@ -109,6 +109,13 @@ def _plots(store: Results, plots: Mapping[str, str]) -> list[str]:
             f"_Shows the {MAX_ROWS} cells with the highest exact match of "
             f"{len(store.cells)}; the table lists all._",
         ]
+    out += _image(plots, "seeds", "Exact match over seeds per configuration")
+    if "seeds" in plots:
+        out += [
+            "",
+            "_Each seed's exact match (dots) and the mean with its 95% interval over the seeds "
+            "(black: seed variance, the level a configuration-level claim rests on)._",
+        ]
     out += _image(plots, "memory", "Peak memory per cell, OOM at the budget")
     if capped and "memory" in plots:
         out += [

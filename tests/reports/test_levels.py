@@ -177,3 +177,26 @@ def test_an_aa_pair_that_differs_over_seeds_says_to_check_the_implementations(tm
         "The seed-level test finds a difference (p < 0.001): check that the implementations "
         "compute the same function."
     )
+
+
+def test_the_seeds_plot_shows_every_seed_and_the_seed_level_interval(no_effect, single_run):
+    from reports.plot_seeds import seeds_figure
+    from reports.stats import t_test
+
+    assert seeds_figure(load_results(single_run)) is None  # one run each: no seed interval
+    store = load_results(no_effect)
+    (ax,) = seeds_figure(store).axes
+    dots = {line.get_gid(): list(line.get_xdata()) for line in ax.lines if line.get_gid()}
+    assert dots == {
+        "causal·sdpa": [84.0, 76.0, 80.0],
+        "prefix·sdpa": [60.0, 84.0, 72.0],
+        "prefix·eager": [82.0, 62.0, 70.0],
+    }
+    _, (lo, hi) = t_test([84.0, 76.0, 80.0])
+    bars = [c for c in ax.collections if len(c.get_segments()) == 1]
+    ends = sorted(
+        tuple(round(float(x), 6) for x in seg[:, 0]) for c in bars for seg in c.get_segments()
+    )
+    assert (round(lo, 6), round(hi, 6)) in ends
+    rendered = render_markdown(store, {"seeds": "p/seeds.png"})
+    assert "![Exact match over seeds per configuration](p/seeds.png)" in rendered
