@@ -38,7 +38,8 @@ def _keys(config: Config) -> dict:
 
 
 def aa_pairs(store: Results, configs: list[Config]) -> list[AAPair]:
-    """Every one-axis pair (both scored) whose differing keys are all marked same-function."""
+    """Every one-axis pair (both scored, both trained their budget) whose differing keys are
+    all marked same-function."""
     out = []
     for axis in sweep_axes(store):
         for a, b in axis_pairs(store, configs, axis):
@@ -48,7 +49,9 @@ def aa_pairs(store: Results, configs: list[Config]) -> list[AAPair]:
                 for k in sorted(set(ka) | set(kb))
                 if k not in REPEAT_KEYS and hashable(ka.get(k)) != hashable(kb.get(k))
             )
-            if a.scored and b.scored and keys and all(k in store.same_function for k in keys):
+            short = any(c.shortfall for c in (*a.scored, *b.scored))  # a budget confound
+            marked = keys and all(k in store.same_function for k in keys)
+            if a.scored and b.scored and marked and not short:
                 out.append(AAPair(axis, a, b, keys))
     return out
 

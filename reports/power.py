@@ -28,10 +28,12 @@ SEARCH_FROM_ONE = 200
 in n, so a small n may reach 80 % before a larger one does)."""
 PAIRED_SEARCH = 5000
 """Above this Connor estimate the paired hint is "about": n grows by 1 % steps."""
-UNPAIRED_SEARCH = 150
+UNPAIRED_SEARCH = 60
 """Above this Casagrande-Pike-Smith estimate the unpaired hint is "about" (one power sum)."""
 UNPAIRED_POWER = 2000
 """Above this many samples per side the unpaired power is not summed at all."""
+BLOCK = 256
+"""Sizes whose power is summed in one array."""
 
 
 @dataclass(frozen=True)
@@ -60,31 +62,45 @@ def _power_given(m: np.ndarray, share: float) -> np.ndarray:
     return np.where(low < 0, 0.0, lower + upper)
 
 
-def mcnemar_power(n: int, discordant: float, share: float) -> float:
-    """Exact power of the exact McNemar test on n paired samples: each is discordant with
-    probability ``discordant`` and, if so, won by A with probability ``share``."""
+def power_curve(sizes: np.ndarray, discordant: float, share: float) -> np.ndarray:
+    """Exact power of the exact McNemar test at each of ``sizes`` paired samples: each sample
+    is discordant with probability ``discordant`` and, if so, won by A with probability
+    ``share``. The power given m discordant samples is computed once for every m; each size
+    sums it against Binomial(n, discordant) over +/- 10 standard deviations."""
+    given = _power_given(np.arange(int(sizes.max()) + 1), share)
     if discordant >= 1.0:
-        return float(_power_given(np.array([n]), share)[0])
-    mean, sd = n * discordant, math.sqrt(n * discordant * (1 - discordant))
-    m = np.arange(max(0, int(mean - 10 * sd - 1)), min(n, int(mean + 10 * sd + 1)) + 1)
-    weights = scipy.stats.binom.pmf(m, n, discordant)
-    return math.fsum(weights * _power_given(m, share))
+        return given[sizes]
+    width = int(10 * math.sqrt(sizes.max() * discordant * (1 - discordant))) + 2
+    centre = np.round(sizes * discordant).astype(int)[:, None]
+    m = centre + np.arange(-width, width + 1)[None, :]
+    inside = (m >= 0) & (m <= sizes[:, None])
+    m = np.clip(m, 0, sizes[:, None])
+    weights = np.where(inside, scipy.stats.binom.pmf(m, sizes[:, None], discordant), 0.0)
+    return (weights * given[m]).sum(axis=1)
+
+
+def mcnemar_power(n: int, discordant: float, share: float) -> float:
+    """Exact power of the exact McNemar test on n paired samples (``power_curve`` at n)."""
+    return float(power_curve(np.array([n]), discordant, share)[0])
 
 
 def _search(power_at, estimate: int, limit: int, method: str) -> SampleSize:
     """Smallest n with power >= POWER, from 1 (small estimates) or half the estimate up; above
-    ``limit``, 1 % steps up from the estimate ("about")."""
+    ``limit``, 1 % steps up from the estimate ("about"). ``power_at`` maps an array of sizes to
+    their powers."""
     if estimate <= limit:
         start = 1 if estimate <= SEARCH_FROM_ONE else estimate // 2
-        for n in range(start, 4 * estimate + 8):
-            reached = power_at(n)
-            if reached >= POWER:
-                return SampleSize(n, reached, True, "exact power")
+        for low in range(start, 4 * estimate + 8, BLOCK):
+            sizes = np.arange(low, min(low + BLOCK, 4 * estimate + 8))
+            reached = power_at(sizes)
+            hits = np.flatnonzero(reached >= POWER)
+            if hits.size:
+                return SampleSize(int(sizes[hits[0]]), float(reached[hits[0]]), True, "exact power")
     n = estimate
-    reached = power_at(n)
+    reached = float(power_at(np.array([n]))[0])
     while reached < POWER:
         n = math.ceil(n * 1.01)
-        reached = power_at(n)
+        reached = float(power_at(np.array([n]))[0])
     return SampleSize(n, reached, False, f"{method}, then exact power in 1% steps")
 
 
@@ -102,7 +118,7 @@ def paired_samples_needed(a_only: int, b_only: int, n: int) -> SampleSize | None
     discordant = (a_only + b_only) / n
     share = max(a_only, b_only) / (a_only + b_only)
     return _search(
-        lambda size: mcnemar_power(size, discordant, share),
+        lambda sizes: power_curve(sizes, discordant, share),
         _connor(a_only, b_only, n),
         PAIRED_SEARCH,
         "Connor's formula",
@@ -144,7 +160,10 @@ def unpaired_samples_needed(p1: float, p2: float) -> SampleSize | None:
     estimate = _casagrande(p1, p2)
     if estimate <= UNPAIRED_SEARCH:
         return _search(
-            lambda n: fisher_power(n, p1, p2), estimate, UNPAIRED_SEARCH, "Casagrande-Pike-Smith"
+            lambda sizes: np.array([fisher_power(int(n), p1, p2) for n in sizes]),
+            estimate,
+            UNPAIRED_SEARCH,
+            "Casagrande-Pike-Smith",
         )
     if estimate <= UNPAIRED_POWER:
         reached = fisher_power(estimate, p1, p2)
