@@ -58,7 +58,7 @@ def _hint(cmp: Comparison) -> str:
             f" (at {at}, {test} exact reaches 80% power from {need.n:,} {unit}: "
             f"{100 * need.power:.1f}%, exact power)"
         )
-    reached = "" if need.power is None else f", {100 * need.power:.1f}% power there"
+    reached = "" if need.power is None else f", {100 * need.power:.2f}% power there"
     return f" (at {at}, 80% power needs about {need.n:,} {unit}: {test}, {need.method}{reached})"
 
 

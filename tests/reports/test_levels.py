@@ -200,3 +200,33 @@ def test_the_seeds_plot_shows_every_seed_and_the_seed_level_interval(no_effect, 
     assert (round(lo, 6), round(hi, 6)) in ends
     rendered = render_markdown(store, {"seeds": "p/seeds.png"})
     assert "![Exact match over seeds per configuration](p/seeds.png)" in rendered
+
+
+def test_sample_size_hints_above_the_search_say_about_with_the_power_reached():
+    from reports import stats, wording
+
+    paired = wording.accuracy_text("x", "a", "b", stats.compare_paired(40, 33, 500, 300, 293), "")
+    assert paired.endswith(
+        "(at this gap and disagreement rate, 80% power needs about 6,024 paired samples: "
+        "McNemar, Connor's formula, then exact power in 1% steps, 80.33% power there)."
+    )
+    small = wording.accuracy_text("x", "a", "b", stats.compare_unpaired(3, 5, 330, 500), "")
+    assert "80% power needs about 1,049 samples per side: Fisher, Casagrande-Pike-Smith, " in small
+    assert small.endswith("% power there).")
+    large = wording.accuracy_text("x", "a", "b", stats.compare_unpaired(300, 500, 290, 500), "")
+    assert large.endswith(
+        "80% power needs about 9,592 samples per side: Fisher, Casagrande-Pike-Smith, exact "
+        "power not summed)."
+    )
+
+
+def test_an_aa_pair_short_of_its_budget_is_a_budget_confound(tmp_path):
+    from tests.reports.synthetic import ATTENTION_OPTIONS, pattern, write_cell
+
+    store = tmp_path / "short"
+    for i, option in enumerate(ATTENTION_OPTIONS[1:]):
+        write_cell(store, f"c{i}", option, correct=pattern(400, 500, str(i)), steps=20,
+                   planned_steps=40 if i else 20, stop_reason="time_cap" if i else "budget")  # fmt: skip
+    assert _texts(store, "noise_floor") == []
+    (text,) = _texts(store, "confounded")
+    assert "**confounded by the training budget**" in text
