@@ -30,7 +30,7 @@ PAIRED_SEARCH = 5000
 """Above this Connor estimate the paired hint is "about": n grows by 1 % steps."""
 UNPAIRED_SEARCH = 60
 """Above this Casagrande-Pike-Smith estimate the unpaired hint is "about" (one power sum)."""
-UNPAIRED_POWER = 2000
+UNPAIRED_POWER = 300
 """Above this many samples per side the unpaired power is not summed at all."""
 BLOCK = 256
 """Sizes whose power is summed in one array."""
@@ -125,12 +125,24 @@ def paired_samples_needed(a_only: int, b_only: int, n: int) -> SampleSize | None
     )
 
 
-def fisher_power(n: int, p1: float, p2: float) -> float:
-    """Exact power of the two-sided Fisher exact test with n samples per side."""
+@lru_cache(maxsize=256)
+def _log_combs(n: int) -> np.ndarray:
+    return np.array([log_comb(n, i) for i in range(n + 1)])
+
+
+def _binom_pmf(n: int, p: float) -> np.ndarray:
+    """Binomial(n, p) probabilities of 0..n (log space; scipy at p = 0 or 1)."""
+    if p <= 0.0 or p >= 1.0:
+        return scipy.stats.binom.pmf(np.arange(n + 1), n, p)
     x = np.arange(n + 1)
-    px, py = scipy.stats.binom.pmf(x, n, p1), scipy.stats.binom.pmf(x, n, p2)
-    logs_n = np.array([log_comb(n, i) for i in range(n + 1)])
-    total = 0.0
+    return np.exp(_log_combs(n) + x * math.log(p) + (n - x) * math.log1p(-p))
+
+
+def _rejects(n: int) -> np.ndarray:
+    """(n + 1) x (n + 1) booleans: Fisher's two-sided test rejects x/n vs y/n at ALPHA (it
+    depends on n alone, so it is computed once per n)."""
+    logs_n = _log_combs(n)
+    out = np.zeros((n + 1, n + 1), dtype=bool)
     for s in range(2 * n + 1):
         xs = np.arange(max(0, s - n), min(s, n) + 1)
         logs = logs_n[xs] + logs_n[s - xs]
@@ -139,8 +151,17 @@ def fisher_power(n: int, p1: float, p2: float) -> float:
         ordered = np.sort(h)
         cums = np.cumsum(ordered)
         p = cums[np.searchsorted(ordered, h * (1 + 1e-7), side="right") - 1]
-        total += float(np.sum(px[xs] * py[s - xs] * (p < ALPHA)))
-    return total
+        out[xs, s - xs] = p < ALPHA
+    return out
+
+
+_cached_rejects = lru_cache(maxsize=512)(_rejects)
+
+
+def fisher_power(n: int, p1: float, p2: float) -> float:
+    """Exact power of the two-sided Fisher exact test with n samples per side."""
+    rejects = _cached_rejects(n) if n <= UNPAIRED_POWER else _rejects(n)
+    return float(_binom_pmf(n, p1) @ (rejects @ _binom_pmf(n, p2)))
 
 
 def _casagrande(p1: float, p2: float) -> int:

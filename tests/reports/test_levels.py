@@ -210,9 +210,11 @@ def test_sample_size_hints_above_the_search_say_about_with_the_power_reached():
         "(at this gap and disagreement rate, 80% power needs about 6,024 paired samples: "
         "McNemar, Connor's formula, then exact power in 1% steps, 80.33% power there)."
     )
-    small = wording.accuracy_text("x", "a", "b", stats.compare_unpaired(3, 5, 330, 500), "")
-    assert "80% power needs about 1,049 samples per side: Fisher, Casagrande-Pike-Smith, " in small
-    assert small.endswith("% power there).")
+    small = wording.accuracy_text("x", "a", "b", stats.compare_unpaired(11, 20, 6, 20), "")
+    assert small.endswith(
+        "80% power needs about 68 samples per side: Fisher, Casagrande-Pike-Smith, 79.69% "
+        "power there)."
+    )
     large = wording.accuracy_text("x", "a", "b", stats.compare_unpaired(300, 500, 290, 500), "")
     assert large.endswith(
         "80% power needs about 9,592 samples per side: Fisher, Casagrande-Pike-Smith, exact "
