@@ -1,8 +1,10 @@
 """Accuracy comparisons between configurations that differ in one axis, and confounds.
 
-Nothing here is worded unless a number backs it (the words are in ``reports/wording.py``):
-"A beats B" only when the test gives p < 0.05 and its interval excludes 0 (with repeats: when
-the test over samples and the test over seeds both do), otherwise "no detectable difference".
+Nothing here is worded unless a number backs it (the words are in ``reports/wording.py``), and
+each finding says what its evidence covers: with one run per side a comparison is about the two
+trained runs (a significant one: "the A run scored higher than the B run"), never a win of a
+configuration; "A beats B" needs matched seeds and both the test over samples and the test over
+seeds below 0.05 (``Finding.claim``), otherwise "no detectable difference".
 Two configurations are compared only when they differ in exactly one (non-repeat) axis and both
 trained their full budget; a value pair of an axis that no such pair covers is reported as
 confounded, naming the other keys, and a pair where a side stopped short (a time cap) as
@@ -31,6 +33,7 @@ from reports.tables import configurations
 
 KINDS = (
     "outcomes",
+    "noise_floor",
     "accuracy",
     "not_comparable",
     "confounded",
@@ -61,6 +64,14 @@ class Finding:
     """For confounds: the recommendation that would remove it (a sentence)."""
     runs: int = 0
     """For accuracy findings: training runs (seeds) per side the comparison rests on."""
+    gap: float | None = None
+    """Accuracy findings: A - B (mean over seeds); noise floors: the largest run-to-run gap."""
+
+    @property
+    def claim(self) -> bool:
+        """A configuration-level win: significant over two or more matched seeds. A
+        significant single-run comparison is about the two trained runs only."""
+        return self.significant and self.runs >= 2
 
 
 @dataclass(frozen=True)
@@ -180,7 +191,17 @@ def accuracy_finding(axis: str, a: Config, b: Config, examples: bool) -> Finding
     text += wording.scoring_note([*a.scored, *b.scored])
     win = (va, vb) if cmp.significant else (None, None)
     runs = len(cmp.per_seed) if isinstance(cmp, SeedComparison) else 1
-    return Finding("accuracy", text, axis, cmp.significant, win[0], win[1], cmp.p_value, runs=runs)
+    return Finding(
+        "accuracy",
+        text,
+        axis,
+        cmp.significant,
+        win[0],
+        win[1],
+        cmp.p_value,
+        runs=runs,
+        gap=cmp.diff,
+    )
 
 
 def budget_finding(axis: str, a: Config, b: Config) -> Finding | None:
@@ -225,13 +246,17 @@ def sweep_axes(store: Results) -> list[str]:
     return [k for k in store.axes if k not in REPEAT_KEYS]
 
 
-def accuracy_findings(store: Results, configs: list[Config]) -> list[Finding]:
+def accuracy_findings(
+    store: Results, configs: list[Config], skip: frozenset[tuple[int, int]] = frozenset()
+) -> list[Finding]:
     """Every one-axis pair: a tested difference, a budget confound, or why it cannot be
-    compared."""
+    compared (``skip``: ``(id(a), id(b))`` of pairs reported elsewhere, the A/A pairs)."""
     out = []
     examples = len(configs) <= 8
     for axis in sweep_axes(store):
         for a, b in axis_pairs(store, configs, axis):
+            if (id(a), id(b)) in skip:
+                continue
             if a.scored and b.scored:
                 out.append(budget_finding(axis, a, b) or accuracy_finding(axis, a, b, examples))
                 continue
@@ -320,8 +345,9 @@ def single_run_finding(accuracy: list[Finding]) -> list[Finding]:
     text = (
         f"{which} (trained once, no matched `repeats`/`seeds`): their tests compare these "
         "trained models on the same held-out samples; they do not measure run-to-run (seed) "
-        "variance, so a gap between two configurations may still lie within it. "
-        "Add `repeats: 3` to the matrix to measure it."
+        "variance, so they are worded as being about the runs, never as a win of a "
+        "configuration, and feed no recommendation. Add `repeats: 3` to the matrix to compare "
+        "the configurations."
     )
     return [Finding("single_run", text)]
 

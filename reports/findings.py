@@ -2,7 +2,7 @@
 
 Accuracy comparisons and confounds live in ``reports/comparisons.py``; this module adds outcomes,
 memory (ratios between the values of an axis, cells over the budget), error kinds from
-predictions, and recommendations derived only from significant comparisons.
+predictions, and recommendations derived only from configuration-level wins (matched seeds).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from reports.comparisons import (
     single_run_finding,
     sweep_axes,
 )
+from reports.noise import aa_pairs, against_floor, noise_findings
 from reports.results import ERROR_KINDS, CellResult, Results
 from reports.tables import error_counts, peak
 
@@ -192,40 +193,71 @@ def _caveat(store: Results | None, axis: str, value: str) -> str:
 
 
 def recommendations(found: list[Finding], store: Results | None = None) -> list[str]:
-    """Per axis: a value to prefer only when it wins significantly and never loses."""
+    """Per axis: a value to prefer only when it wins at the configuration level (matched seeds,
+    both tests) and never loses; single-run comparisons recommend nothing."""
     out = []
     axes = sorted({f.axis for f in found if f.kind == "accuracy"})
     for axis in axes:
-        sig = [f for f in found if f.kind == "accuracy" and f.axis == axis and f.significant]
+        sig = [f for f in found if f.kind == "accuracy" and f.axis == axis and f.claim]
         if not sig:
             continue
-        total = sum(f.kind == "accuracy" and f.axis == axis for f in found)
+        total = sum(f.kind == "accuracy" and f.axis == axis and f.runs >= 2 for f in found)
         wins = Counter(fmt.value(f.winner) for f in sig)
         losers = {fmt.value(f.loser) for f in sig}
         best = sorted(v for v in wins if v not in losers)
+        seeds = sorted({f.runs for f in sig})
+        over = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
         if len(best) == 1:
             out.append(
-                f"Prefer `{axis}={best[0]}`: significantly better in {wins[best[0]]} of "
-                f"{total} comparisons along `{axis}`, never significantly worse."
-                + _caveat(store, axis, best[0])
+                f"Prefer `{axis}={best[0]}`: significantly better over {over} matched seeds in "
+                f"{wins[best[0]]} of {total} seed-level comparisons along `{axis}`, never "
+                "significantly worse." + _caveat(store, axis, best[0])
             )
         else:
             out.append(
-                f"`{axis}`: no single best value (significant wins for "
+                f"`{axis}`: no single best value (significant wins over {over} seeds for "
                 f"{', '.join(sorted(wins))}, depending on the other settings)."
             )
     if not out:
-        out.append("None can be made at this n: no one-axis accuracy comparison was significant.")
+        out.append(_no_recommendation(found))
     suggestions = [f.suggestion for f in found if f.kind == "confounded" and f.suggestion]
     return out + list(dict.fromkeys(suggestions))
+
+
+def _no_recommendation(found: list[Finding]) -> str:
+    tested = [f for f in found if f.kind == "accuracy"]
+    seeded = [f for f in tested if f.runs >= 2]
+    single = [f for f in tested if f.runs < 2]
+    if not tested:
+        return "None can be made: no one-axis accuracy comparison was tested."
+    if seeded:
+        head = (
+            "None can be made at this n: no configuration-level comparison (matched seeds, "
+            "both tests) was significant"
+        )
+    else:
+        head = (
+            "None can be made: no comparison has matched seeds, so none is about the configurations"
+        )
+    differ = sum(f.significant for f in single)
+    if differ:
+        head += (
+            f"; {differ} of the {len(single)} single-run comparisons found two runs that "
+            "differ, which says nothing about their configurations (add `repeats: 3`)"
+        )
+    return head + "."
 
 
 def findings(store: Results) -> list[Finding]:
     """Every finding, grouped in the order of KINDS."""
     configs = build_configs(store)
-    accuracy = accuracy_findings(store, configs)
+    pairs = aa_pairs(store, configs)
+    noise = noise_findings(store, pairs)
+    skip = frozenset((id(p.a), id(p.b)) for p in pairs)
+    accuracy = against_floor(accuracy_findings(store, configs, skip), noise)
     found = (
         outcome_findings(store)
+        + noise
         + accuracy
         + confound_findings(store, configs)
         + multiple_testing_finding(accuracy)

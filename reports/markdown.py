@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from reports import fmt, tables
 from reports.findings import Finding, findings, recommendations
+from reports.headline import headline
 from reports.plots import MAX_PANELS, MAX_ROWS, MAX_SERIES, plot_axes
 from reports.results import Results
 
@@ -34,6 +35,7 @@ HEADLINE = (
 )
 SECTIONS = (
     ("outcomes", "Outcomes"),
+    ("noise_floor", "A/A noise floor"),
     ("accuracy", "Accuracy: one-axis comparisons"),
     ("not_comparable", "Not comparable"),
     ("confounded", "Confounded comparisons"),
@@ -107,6 +109,13 @@ def _plots(store: Results, plots: Mapping[str, str]) -> list[str]:
             f"_Shows the {MAX_ROWS} cells with the highest exact match of "
             f"{len(store.cells)}; the table lists all._",
         ]
+    out += _image(plots, "seeds", "Exact match over seeds per configuration")
+    if "seeds" in plots:
+        out += [
+            "",
+            "_Each seed's exact match (dots) and the mean with its 95% interval over the seeds "
+            "(black: seed variance, the level a configuration-level claim rests on)._",
+        ]
     out += _image(plots, "memory", "Peak memory per cell, OOM at the budget")
     if capped and "memory" in plots:
         out += [
@@ -142,9 +151,12 @@ def _findings(store: Results, found: list[Finding]) -> list[str]:
         "## Findings",
         "",
         "Computed from the stored results: configurations are compared only when they differ "
-        "in exactly one axis and both trained their full budget; a difference is called a win "
-        "only when its test gives p < 0.05 and its 95% interval excludes 0 (with repeats: when "
-        "the test over samples and the test over seeds both give p < 0.05).",
+        "in exactly one axis and both trained their full budget. With one run per "
+        "configuration a comparison is about the two trained runs (its test covers the "
+        "samples, not run-to-run variance) and is never called a win; a configuration is "
+        "called better than another only over matched seeds, when the test over samples and "
+        "the test over seeds both give p < 0.05. Configurations that differ only in keys that must not "
+        "change the function learned (an A/A pair) measure the run-to-run noise floor.",
     ]
     for kind, title in SECTIONS:
         items = [f for f in found if f.kind == kind]
@@ -216,7 +228,9 @@ def render_markdown(store: Results, plot_paths: Mapping[str, str] | None = None)
         f"_Generated from the run store `{store.name}` ({len(store.cells)} cells) by "
         f"`python -m reports`; regenerate any time, the same results give the same file._"
     )
-    out += ["", *_matrix(store), "", *_results(store)]
+    top = headline(store, found)
+    out += ["", *top, ""] if top else [""]
+    out += [*_matrix(store), "", *_results(store)]
     out += ["", "## Training metrics", "", tables.training_table(store)]
     out += _image(plots, "loss", "Training loss per cell")
     out += _plots(store, {k: v for k, v in plots.items() if k != "loss"})

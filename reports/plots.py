@@ -23,6 +23,7 @@ from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from harness.contracts.schema import budget_shortfall
 from reports.comparisons import build_configs, sweep_axes
 from reports.plot_cells import FIGURES, MAX_ROWS, shown_cells
+from reports.plot_seeds import seeds_figure
 from reports.plot_style import (
     RC,
     facets,
@@ -253,6 +254,7 @@ def figures(store: Results) -> dict[str, Any]:
     """Plot name -> a function that draws it (a Figure, or None when there is nothing to show)."""
     return {
         "accuracy": FIGURES["accuracy"],
+        "seeds": seeds_figure,
         "loss": loss_figure,
         "memory": FIGURES["memory"],
         "sweeps": lambda s: sweep_figure(s, plot_axes(s)),

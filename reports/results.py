@@ -41,6 +41,7 @@ from harness.contracts.schema import (
 from harness.contracts.store_files import read_metrics, read_predictions, read_summary
 from harness.contracts.text_metrics import edit_distance
 from harness.contracts.yaml_io import StoreYamlLoader
+from reports.key_marks import same_function_keys
 
 MATRIX_FILE = "matrix.json"
 REPEAT_KEYS = ("seed",)
@@ -70,6 +71,8 @@ class CellResult:
     """(step, loss, token_accuracy) from the train records of metrics.jsonl."""
     predictions: tuple[dict[str, Any], ...] = ()
     """predictions.jsonl records."""
+    keys: dict[str, Any] = field(default_factory=dict)
+    """The recorded axes as dotted keys, before paired axes are folded into their label."""
 
     @property
     def outcome(self) -> str:
@@ -144,6 +147,8 @@ class Results:
     """Flattened settings that are identical across every cell with a config."""
     meta: dict[str, Any] = field(default_factory=dict)
     """``matrix.json`` as read, paired axes relabelled (``{}`` when absent)."""
+    same_function: dict[str, str] = field(default_factory=same_function_keys)
+    """Keys the key table marks as not changing the function learned -> why (A/A pairs)."""
 
     def cell(self, cell_id: str) -> CellResult:
         """The cell with this id."""
@@ -223,6 +228,7 @@ def _load_cell(path: Path) -> CellResult:
     cell = CellResult(
         cell_id=str(info.get("cell_id") or path.name),
         axes=dict(axes) if isinstance(axes, dict) else {},
+        keys=dict(axes) if isinstance(axes, dict) else {},
         repeat=repeat if isinstance(repeat, int) else 0,
     )
     try:

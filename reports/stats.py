@@ -1,7 +1,8 @@
 """Tests and intervals for comparing accuracies, each exactly what its label says.
 
-Conventions: proportions in [0, 1], intervals at 95 %, two-sided p-values, no scipy (log-space
-sums in ``reports/distributions.py``). Every test is exact at every size; each comparison pairs
+Conventions: proportions in [0, 1], intervals at 95 %, two-sided p-values; exact integer or
+log-space sums in ``reports/distributions.py``, the beta and t distributions from scipy. Every
+test is exact at every size; each comparison pairs
 a test with an interval that agrees with it (excludes 0 exactly when p < 0.05), or says so when
 the two can disagree (Fisher's test with Newcombe's interval). ``tests/reports`` checks each
 function against scipy / statsmodels over many random tables.
@@ -15,19 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.special
+import scipy.stats
 
-from reports.distributions import (
-    betainc_inv,
-    binom_half_cdf,
-    log_comb,
-    t_quantile,
-    t_two_sided_p,
-)
+from reports.distributions import binom_half_cdf, hypergeom_two_sided, log_comb
 
 Z95 = 1.959963984540054
 ALPHA = 0.05
-_TIE = 1e-7
-"""Relative tolerance under which two tables count as equally likely (as R's fisher.test)."""
 
 
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -48,8 +43,8 @@ def clopper_pearson(k: int, n: int, alpha: float = ALPHA) -> tuple[float, float]
     """Exact (Clopper-Pearson) interval for a binomial proportion k/n."""
     if n <= 0:
         return (0.0, 1.0)
-    lo = 0.0 if k <= 0 else betainc_inv(k, n - k + 1, alpha / 2)
-    hi = 1.0 if k >= n else betainc_inv(k + 1, n - k, 1 - alpha / 2)
+    lo = 0.0 if k <= 0 else float(scipy.special.betaincinv(k, n - k + 1, alpha / 2))
+    hi = 1.0 if k >= n else float(scipy.special.betaincinv(k + 1, n - k, 1 - alpha / 2))
     return (lo, hi)
 
 
@@ -86,17 +81,12 @@ def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
     """Two-sided Fisher exact test of k1/n1 vs k2/n2 (unpaired samples), at any size.
 
     Sums the hypergeometric probabilities of all tables with the observed margins that are no
-    more likely than the observed one, in log space relative to the most likely table: O(n).
+    more likely than the observed one (``distributions.hypergeom_two_sided``: in integers up to
+    6,000 samples, so ties are exact and p = 1/20 is not below 0.05; in log space above): O(n).
     """
     if n1 <= 0 or n2 <= 0:
         return 1.0
-    s = k1 + k2
-    lo, hi = max(0, s - n2), min(s, n1)
-    logs = [log_comb(n1, x) + log_comb(n2, s - x) for x in range(lo, hi + 1)]
-    top, observed = max(logs), logs[k1 - lo]
-    weights = [math.exp(v - top) for v in logs]
-    bound = math.exp(observed - top) * (1 + _TIE)
-    return min(1.0, sum(w for w in weights if w <= bound) / sum(weights))
+    return hypergeom_two_sided(k1, n1, k2, n2)
 
 
 def newcombe_interval(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
@@ -154,8 +144,26 @@ def t_test(values: Sequence[float]) -> tuple[float, tuple[float, float]]:
     if std == 0:
         return (1.0 if mean == 0 else 0.0, (mean, mean))
     se = std / math.sqrt(n)
-    half = t_quantile(1 - ALPHA / 2, n - 1) * se
-    return (t_two_sided_p(mean / se, n - 1), (mean - half, mean + half))
+    half = float(scipy.stats.t.ppf(1 - ALPHA / 2, n - 1)) * se
+    return (float(2 * scipy.stats.t.sf(abs(mean / se), n - 1)), (mean - half, mean + half))
+
+
+def tost(values: Sequence[float], margin: float) -> tuple[float, tuple[float, float]]:
+    """Equivalence of the mean to 0 within ``margin``: two one-sided t-tests (TOST) and the
+    90 % interval that agrees with them (p < 0.05 exactly when it lies inside +/- margin).
+
+    With zero spread the interval is the mean itself and p is 0 (inside) or 1. Needs at least
+    two values.
+    """
+    n = len(values)
+    mean, std = mean_std(values)
+    if std == 0:
+        return (0.0 if abs(mean) < margin else 1.0, (mean, mean))
+    se, df = std / math.sqrt(n), n - 1
+    lower = float(scipy.stats.t.sf((mean + margin) / se, df))
+    upper = float(scipy.stats.t.cdf((mean - margin) / se, df))
+    half = float(scipy.stats.t.ppf(1 - ALPHA, df)) * se
+    return (max(lower, upper), (mean - half, mean + half))
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

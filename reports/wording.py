@@ -1,8 +1,10 @@
 """The words of an accuracy comparison: every number next to the test or method behind it.
 
-A single-run comparison states its test and the interval that agrees with it (or, for Fisher
-with Newcombe's interval, says when the two disagree); a comparison over seeds states the test
-over samples and the test over seeds and which variance each covers; a sample-size hint comes
+A single-run comparison is worded as being about the two trained runs ("the A run scored higher
+than the B run on the same 500 samples"), never as a win of a configuration, and states its test
+and the interval that agrees with it (or, for Fisher with Newcombe's interval, says when the two
+disagree); only a comparison over matched seeds can say "A beats B", with the number of seeds,
+the test over samples and the test over seeds and which variance each covers; a sample-size hint comes
 from the power of the test used, or is left out.
 """
 
@@ -40,33 +42,52 @@ def _interval(cmp: Comparison) -> str:
 
 
 def _hint(cmp: Comparison) -> str:
-    """Samples for 80 % power of this test at the observed rates, when more than were used."""
+    """Samples for 80 % exact power of this test at the observed rates, when more than were
+    used: the smallest such n, or "about" n with the power it reaches."""
     if cmp.paired:
         need = paired_samples_needed(cmp.a_only, cmp.b_only, cmp.n_a)
         unit, at = "paired samples", "this gap and disagreement rate"
     else:
         need = unpaired_samples_needed(*rates(cmp))
         unit, at = "samples per side", "this gap"
-    if need is None or need[0] <= max(cmp.n_a, cmp.n_b):
+    if need is None or need.n <= max(cmp.n_a, cmp.n_b):
         return ""
     test = cmp.test.split()[0]
-    return f" (at {at}, 80% power would need about {need[0]:,} {unit}: {test}, {need[1]})"
+    if need.smallest:
+        return (
+            f" (at {at}, {test} exact reaches 80% power from {need.n:,} {unit}: "
+            f"{100 * need.power:.1f}%, exact power)"
+        )
+    reached = "" if need.power is None else f", {100 * need.power:.2f}% power there"
+    return f" (at {at}, 80% power needs about {need.n:,} {unit}: {test}, {need.method}{reached})"
+
+
+def _samples(cmp: Comparison) -> str:
+    if cmp.paired:
+        return f"on the same {cmp.n_a} samples"
+    return f"on different samples ({_n(cmp)})"
 
 
 def _run_text(axis: str, va: str, vb: str, at: str, cmp: Comparison) -> str:
+    """One trained run per side: the words are about the two runs, never the configurations."""
     test = f"{cmp.test} {fmt.pvalue(cmp.p_value)}"
     numbers = f"{_rates(cmp)}, {fmt.pts(cmp.diff)}"
     if cmp.significant:
-        return f"`{axis}`: **{va} beats {vb}**{at}: {numbers}, {_interval(cmp)}, {test}, {_n(cmp)}."
+        return (
+            f"`{axis}`: the {va} run scored higher than the {vb} run{at} {_samples(cmp)}: "
+            f"{numbers}, {_interval(cmp)}, {test}. One training run each: a difference between "
+            f"these two trained runs, not shown for the configurations (no seed variance "
+            f"measured), so it is not a win of {va}."
+        )
     if cmp.agrees:
         return (
-            f"`{axis}`: {va} vs {vb}{at}: no detectable difference at {_n(cmp)} "
-            f"({numbers}, {_interval(cmp)}, {test}){_hint(cmp)}."
+            f"`{axis}`: {va} vs {vb}{at}, one run each: no detectable difference at {_n(cmp)} "
+            f"between the two runs ({numbers}, {_interval(cmp)}, {test}){_hint(cmp)}."
         )
     side = "excludes" if excludes_zero(cmp.ci) else "includes"
     below = "below" if cmp.p_value < ALPHA else "not below"
     return (
-        f"`{axis}`: {va} vs {vb}{at}: inconclusive at {_n(cmp)} ({numbers}): the "
+        f"`{axis}`: {va} vs {vb}{at}, one run each: inconclusive at {_n(cmp)} ({numbers}): the "
         f"{_interval(cmp)} {side} 0 but {test} is {below} {ALPHA}; the two methods disagree "
         f"near the threshold, so this is not called a difference{_hint(cmp)}."
     )

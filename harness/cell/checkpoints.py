@@ -16,7 +16,8 @@ import torch
 from safetensors.torch import save_file
 
 from harness.contracts import checkpoint_meta as cm
-from harness.contracts.config import CellConfig, config_hash, to_dict
+from harness.contracts.config import CellConfig, to_dict
+from harness.contracts.identity import config_hash
 from harness.models.prefix_lm import PrefixLM
 
 _OS_ERROR = re.compile(r"I/O error: .*\(os error (\d+)\)")

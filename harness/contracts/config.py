@@ -9,8 +9,6 @@ each with its dotted key and what is valid.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -103,6 +101,7 @@ class ModelConfig:
     def vision_frozen(self) -> bool:
         """``freeze_vision`` as it takes effect (the unset default resolved per model)."""
         return self.name == "hf-vlm" if self.freeze_vision is None else self.freeze_vision
+
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights dtype at load time (autocast is set by train.precision)."""
 
@@ -111,13 +110,24 @@ MASKLESS_IMPLS: tuple[str, ...] = ("flash_attention_2",)
 """``attention.impl`` values whose transformers mask path ignores custom masks (causal only)."""
 
 
+SAME_FUNCTION = "same_function"
+"""Field metadata of a key whose values must not change the function learned, only speed or
+memory: why (the report reads it to find A/A pairs, whose gap is run-to-run noise)."""
+
+
 @dataclass
 class AttentionConfig:
     mode: Literal["causal", "prefix_bidirectional", "image_bidirectional", "native"] = "causal"
     """`prefix_bidirectional`: the image and the text before it (BOS) attend both ways, text after
     it causally; `image_bidirectional`: only the image's tokens both ways (hf-vlm); `native`: the
     model's own training mask (hf-vlm; PaliGemma, Gemma 3: bidirectional over the image)."""
-    impl: Literal["sdpa", "eager_dense", "flash_attention_2"] = "sdpa"
+    impl: Literal["sdpa", "eager_dense", "flash_attention_2"] = field(
+        default="sdpa",
+        metadata={
+            SAME_FUNCTION: "every implementation computes the same attention mask, equal up to "
+            "float rounding; only speed and memory differ"
+        },
+    )
     """`sdpa`: memory-efficient bool mask; `eager_dense`: the seed's eager attention + dense
     additive mask; `flash_attention_2`: causal only (CUDA + the flash-attn package)."""
     self_check: bool = True
@@ -371,33 +381,6 @@ def load_cell_config(path: str) -> CellConfig:
 def to_dict(cfg: Any) -> dict[str, Any]:
     """Plain-data view of a config (YAML/JSON-safe)."""
     return dataclasses.asdict(cfg)
-
-
-ADDED_KEYS: tuple[tuple[str, str, Any], ...] = (("data", "prompt_format", "seed"),)
-"""Keys added after run stores existed, with the value that does what every cell did before the
-key existed: left out of the hash at that value, so old stores keep their cell ids and resume."""
-
-
-def identity_view(data: dict[str, Any]) -> dict[str, Any]:
-    """What a cell's id hashes: the resolved config with each ``ADDED_KEYS`` entry left out at its
-    old meaning and ``model.freeze_vision`` as it takes effect (unset was ``false`` before hf-vlm
-    froze its tower by default: a tiny-vlm cell keeps its id, an hf-vlm cell that now freezes
-    gets a new one)."""
-    view = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
-    for section, key, old in ADDED_KEYS:
-        if isinstance(view.get(section), dict) and view[section].get(key, old) == old:
-            view[section].pop(key, None)
-    model = view.get("model")
-    if isinstance(model, dict) and "freeze_vision" in model and model["freeze_vision"] is None:
-        model["freeze_vision"] = model.get("name") == "hf-vlm"
-    return view
-
-
-def config_hash(cfg: CellConfig | dict[str, Any], length: int = 12) -> str:
-    """Content hash of a resolved config (``identity_view``): the cell's identity."""
-    data = identity_view(to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg)
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
 CELL_KEYS = KeyTable(CellConfig)

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.contracts.config import CELL_KEYS, CellConfig, ConfigError, config_hash, to_dict
+from harness.contracts.config import CELL_KEYS, CellConfig, ConfigError, to_dict
+from harness.contracts.identity import config_hash
 from harness.contracts.keys import get_dotted, unknown_key
 from harness.contracts.yaml_io import parse_yaml, read_yaml
 from harness.runner.tracking import TrackingConfig, parse_tracking

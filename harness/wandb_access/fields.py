@@ -7,8 +7,10 @@ mapping is tested without W&B and documented in one place (README "Weights & Bia
   train record's fields are ``train/<field>``, an eval record's ``<split>/<field>``;
 - summary: summary.json flattened with ``/`` (``outcome``, ``metrics/exact_match``,
   ``oom/phase``, ``memory/train/peak_bytes``, ``timings/wall_s``, ...), plus
-  ``metrics/exact_match_ci95_low|high`` (Wilson) and ``truncated`` (why a completed cell did
-  not train its full budget);
+  ``metrics/exact_match_ci95_low|high`` (Wilson) with ``metrics/exact_match_ci95_covers``
+  (``CI_COVERS``: the interval is about this one trained run's samples, as every W&B run is one
+  run; seed variance and claims about a configuration are the report's, over matched seeds) and
+  ``truncated`` (why a completed cell did not train its full budget);
 - model artifact: the scored checkpoint under ``best_model/`` with ``MODEL_METADATA_KEYS``.
 """
 
@@ -19,6 +21,8 @@ from typing import Any
 from harness.contracts.checkpoint_meta import BASE_MODEL_KEY, CONFIG_HASH_KEY, VERSION_KEY
 from harness.contracts.schema import budget_shortfall
 
+CI_COVERS = "this run's held-out samples (one trained run; seed variance not included)"
+"""What the summary's exact-match interval covers (``metrics/exact_match_ci95_covers``)."""
 MODEL_DIR = "best_model"
 """Folder of the checkpoint inside a model artifact (``loaders`` looks there first)."""
 NAME_MAX = 128
@@ -109,6 +113,7 @@ def summary_fields(summary: dict[str, Any], config: dict[str, Any]) -> dict[str,
         low, high = wilson_interval(k, n)
         fields["metrics/exact_match_ci95_low"] = low
         fields["metrics/exact_match_ci95_high"] = high
+        fields["metrics/exact_match_ci95_covers"] = CI_COVERS
     if summary.get("outcome") == "completed":
         planned = (config.get("train") or {}).get("max_steps")
         short = budget_shortfall(summary, planned if isinstance(planned, int) else None)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harness.contracts.config import CellConfig, config_hash, to_dict
+from harness.contracts.config import CellConfig, to_dict
+from harness.contracts.identity import config_hash
 
 
 def _before_the_new_keys(cfg: CellConfig) -> dict:

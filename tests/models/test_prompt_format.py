@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from harness.cell.attention import prefix_ids_from_mask
-from harness.contracts.config import config_hash, parse_cell_config
+from harness.contracts.config import parse_cell_config
+from harness.contracts.identity import config_hash
 from harness.models.vlm_masks import block_ids, image_span
 from tests.models.helpers import load
 

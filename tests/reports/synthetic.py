@@ -277,3 +277,41 @@ def write_sweep_store(
                 peak_train=GIB // 2 + width * 2**20,
             )
     return Path(store_dir)
+
+
+ATTENTION_OPTIONS = (
+    {"attention.mode": "causal", "attention.impl": "sdpa"},
+    {"attention.mode": "prefix_bidirectional", "attention.impl": "sdpa"},
+    {"attention.mode": "prefix_bidirectional", "attention.impl": "eager_dense"},
+)
+"""The demo's paired `attention` axis: the last two options are an A/A pair (same mask)."""
+
+
+def write_attention_store(
+    store_dir: str | Path, scores: Sequence[Sequence[int]], n: int = 500
+) -> Path:
+    """A store shaped like ``experiments/attention.yaml``: ``scores[i][s]`` samples of ``n``
+    right for option i of ``ATTENTION_OPTIONS`` at seed s (matched by repeat index; one seed: no
+    seed axis), with ``matrix.json`` as the runner writes it (the paired `attention` axis)."""
+    store = Path(store_dir)
+    seeds = len(scores[0])
+    for i, (option, per_seed) in enumerate(zip(ATTENTION_OPTIONS, scores, strict=True)):
+        for seed, k in enumerate(per_seed):
+            axes = {**option, **({"seed": seed} if seeds > 1 else {})}
+            cell_id = f"o{i}s{seed}"
+            write_cell(
+                store,
+                cell_id,
+                axes,
+                correct=pattern(k, n, cell_id),
+                repeat=seed,
+                matrix="attention",
+                settings={"seed": seed},
+            )
+    meta = {
+        "name": "attention",
+        "axes": {"attention": [dict(o) for o in ATTENTION_OPTIONS]},
+        "paired": {"attention": ["attention.mode", "attention.impl"]},
+    }
+    write_json(store / "matrix.json", meta)
+    return store

@@ -23,7 +23,7 @@ def test_5_of_20_vs_4_of_20_is_not_a_win(tmp_path):
     assert "beats" not in text
     assert "McNemar exact p = " in text
     found = findings(load_results(store))
-    assert recommendations(found)[0].startswith("None can be made at this n")
+    assert recommendations(found)[0].startswith("None can be made: no comparison has matched")
     assert "beats" not in render_markdown(load_results(store))
 
 
@@ -34,20 +34,33 @@ def test_5_of_20_vs_4_of_20_unpaired_uses_fisher(tmp_path):
     assert "(Newcombe)" in text
 
 
-def test_180_of_200_vs_120_of_200_is_a_win(tmp_path):
+def test_180_of_200_vs_120_of_200_is_about_the_two_runs(tmp_path):
+    """Issue 22: with one run per configuration a significant gap is about the two trained
+    runs, never a win of a configuration, and recommends nothing."""
     store = two_cell_store(tmp_path, 120, 180, 200)
     (text,) = _texts(store, "accuracy")
-    assert "**prefix_bidirectional beats causal**" in text
-    assert "+30.0 pts" in text and "McNemar exact p < 0.001" in text
+    assert text.startswith(
+        "`attention.mode`: the prefix_bidirectional run scored higher than the causal run at "
+        "train.grad_accum=8 on the same 200 samples: 90.0% vs 60.0%, +30.0 pts"
+    )
+    assert "McNemar exact p < 0.001" in text and "beats" not in text
     assert "95% CI [" in text and "(exact, conditional on the" in text
+    assert "One training run each: a difference between these two trained runs" in text
     recs = recommendations(findings(load_results(store)))
-    assert recs[0].startswith("Prefer `attention.mode=prefix_bidirectional`")
+    assert recs == [
+        "None can be made: no comparison has matched seeds, so none is about the "
+        "configurations; 1 of the 1 single-run comparisons found two runs that differ, which "
+        "says nothing about their configurations (add `repeats: 3`)."
+    ]
+    assert "Prefer" not in render_markdown(load_results(store))
 
 
-def test_180_vs_120_unpaired_is_a_win(tmp_path):
+def test_180_vs_120_unpaired_is_about_the_two_runs(tmp_path):
     store = two_cell_store(tmp_path, 180, 120, 200, paired=False)
     (text,) = _texts(store, "accuracy")
-    assert "**causal beats prefix_bidirectional**" in text and "Fisher exact p < 0.001" in text
+    assert "the causal run scored higher than the prefix_bidirectional run" in text
+    assert "on different samples (n = 200)" in text and "Fisher exact p < 0.001" in text
+    assert "beats" not in text
 
 
 def test_confound_detector_names_the_other_axis(tmp_path):
@@ -176,7 +189,7 @@ def test_paired_axis_is_compared_as_one_axis(tmp_path):
     assert loaded.axes == ("accumulation",)
     assert _texts(store, "confounded") == []
     (text,) = _texts(store, "accuracy")
-    assert "grad_accum=4, max_steps=700" in text and "beats" in text
+    assert "the grad_accum=4, max_steps=700 run scored higher than the grad_accum=8" in text
 
 
 def test_single_runs_come_with_a_variance_caveat(tmp_path):

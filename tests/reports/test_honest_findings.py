@@ -115,15 +115,16 @@ def test_repeats_without_predictions_are_not_tested_over_samples(tmp_path):
 
 
 def test_sample_size_hint_uses_the_tests_power(tmp_path):
-    """Was "about 1 samples per cell" for 3/3 vs 0/3, and 1,562 for 7 vs 2 of 100."""
+    """Was "about 1 samples per cell" for 3/3 vs 0/3, and 1,562 for 7 vs 2 of 100; then (issue
+    22) "about 281" from Connor's formula, which has 77 % power there: exact McNemar needs 303."""
     (text,) = _texts(_pair(tmp_path / "p", _first(3, 3), _first(0, 3)), "accuracy")
-    assert "about 6 paired samples: McNemar, exact power" in text
+    assert "McNemar exact reaches 80% power from 6 paired samples: 100.0%, exact power" in text
     (text,) = _texts(_pair(tmp_path / "u", _first(3, 3), _first(0, 3), paired=False), "accuracy")
-    assert "about 4 samples per side: Fisher, Casagrande-Pike-Smith" in text
+    assert "Fisher exact reaches 80% power from 4 samples per side: 100.0%, exact power" in text
     a = _first(50, 100)
     b = [i < 43 or i in (50, 51) for i in range(100)]  # 7 vs 2 discordant
     (text,) = _texts(_pair(tmp_path / "c", a, b), "accuracy")
-    assert "about 281 paired samples: McNemar, Connor's formula" in text
+    assert "McNemar exact reaches 80% power from 303 paired samples: 80.1%, exact power" in text
     assert "samples per cell" not in text
 
 

@@ -50,10 +50,10 @@ def test_rerender_is_byte_identical(small_store, tmp_path):
     assert first.read_bytes() == second.read_bytes()
     plots_one = sorted((tmp_path / "one" / "EXPERIMENTS_plots").iterdir())
     plots_two = sorted((tmp_path / "two" / "EXPERIMENTS_plots").iterdir())
-    assert [p.name for p in plots_one] == ["accuracy.png", "loss.png", "memory.png"]
+    assert [p.name for p in plots_one] == ["accuracy.png", "loss.png", "memory.png", "seeds.png"]
     for a, b in zip(plots_one, plots_two, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
-    for name in ("accuracy", "loss", "memory"):
+    for name in ("accuracy", "loss", "memory", "seeds"):
         assert f"](EXPERIMENTS_plots/{name}.png)" in first.read_text(encoding="utf-8")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from reports import power, stats
@@ -120,11 +121,12 @@ def test_seed_comparison_needs_both_tests():
 def test_sample_size_uses_the_tests_power():
     """Issue 9: "about 1 samples per cell" for 3/3 vs 0/3; 1,562 for 7 vs 2 discordant of 100
     where a McNemar calculation gives about 281."""
-    assert power.paired_samples_needed(7, 2, 100) == (281, "Connor's formula")
+    hint = power.paired_samples_needed(7, 2, 100)
+    assert (hint.n, hint.smallest, hint.method) == (303, True, "exact power")  # not Connor's 281
     # 3/3 vs 0/3 paired: exact McNemar rejects only with 6 discordant samples (2 / 2^6 < 0.05)
-    assert power.paired_samples_needed(3, 0, 3) == (6, "exact power")
+    assert power.paired_samples_needed(3, 0, 3) == power.SampleSize(6, 1.0, True, "exact power")
     # unpaired: 4/4 vs 0/4 is the first Fisher table below 0.05 (p = 2 / 70)
-    assert power.unpaired_samples_needed(1.0, 0.0) == (4, "Casagrande-Pike-Smith")
+    assert power.unpaired_samples_needed(1.0, 0.0) == power.SampleSize(4, 1.0, True, "exact power")
     assert stats.fisher_exact(4, 4, 0, 4) < 0.05 < stats.fisher_exact(3, 3, 0, 3)
     assert power.paired_samples_needed(5, 5, 100) is None
     assert power.unpaired_samples_needed(0.5, 0.5) is None
@@ -133,6 +135,10 @@ def test_sample_size_uses_the_tests_power():
 def test_exact_mcnemar_power_known_cases():
     # every sample discordant and won by A: power is 1 once 2 / 2^n < 0.05, else 0
     assert power.mcnemar_power(5, 1.0, 1.0) == 0.0
+    assert (
+        power.mcnemar_power(303, 0.09, 7 / 9) >= power.POWER > power.mcnemar_power(281, 0.09, 7 / 9)
+    )
     assert power.mcnemar_power(6, 1.0, 1.0) == pytest.approx(1.0)
     # critical values: the largest b with 2 P(X <= b) < 0.05, X ~ Bin(m, 1/2)
-    assert [power.critical_value(m) for m in (5, 6, 8, 9, 20)] == [-1, 0, 0, 1, 5]
+    sizes = np.array([5, 6, 8, 9, 20])
+    assert power.critical_values(sizes).tolist() == [-1, 0, 0, 1, 5]

@@ -1,15 +1,17 @@
 """reports.stats against scipy and statsmodels (test dependencies) over many random tables.
 
 Tables include 0/n and n/n, unequal n, and sizes on both sides of every place where the code
-changes method (``EXACT_INTEGERS`` binomial sums; direct vs FFT convolution; Connor's formula vs
-exact power). Random cases come from a fixed seed, so a failure is reproducible.
+changes method (``EXACT_INTEGERS`` binomial and ``EXACT_HYPERGEOMETRIC`` Fisher sums; direct vs
+FFT convolution; the sample-size searches). Random cases come from a fixed seed, so a failure is reproducible.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ import scipy.special
 import scipy.stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+from statsmodels.stats.weightstats import ttost_paired
 
 from reports import distributions, power, stats, wording
 
@@ -125,60 +128,142 @@ def test_mean_std_matches_numpy():
         assert std == pytest.approx(np.std(values, ddof=1), rel=1e-12)
 
 
-def test_special_functions_match_scipy():
+def test_exact_sums_match_scipy():
     rng = random.Random(RNG_SEED)
-    for _ in range(1500):
-        a, b = rng.choice([rng.uniform(0.2, 5), rng.uniform(1, 3000)]), rng.uniform(0.2, 3000)
-        x, p = rng.random(), rng.choice([rng.random(), 0.025, 0.975])
-        assert distributions.betainc(a, b, x) == pytest.approx(
-            scipy.special.betainc(a, b, x), abs=1e-11
-        )
-        assert distributions.betainc_inv(a, b, p) == pytest.approx(
-            scipy.special.betaincinv(a, b, p), rel=1e-9, abs=1e-300
-        )
-    for df in (1, 2, 3, 4, 7, 30, 1000):
-        assert distributions.t_quantile(0.975, df) == pytest.approx(
-            scipy.stats.t.ppf(0.975, df), rel=1e-12
-        )
+    limit = distributions.EXACT_INTEGERS
+    for _ in range(400):
+        m = rng.choice([rng.randint(1, 60), rng.randint(limit - 50, limit + 50), 30_000])
+        k = rng.choice([rng.randint(0, m), m // 2 - rng.randint(0, 40)])
+        ref = scipy.stats.binom.cdf(k, m, 0.5)
+        got = distributions.binom_half_cdf(k, m)
+        assert got == pytest.approx(ref, rel=1e-9, abs=1e-300), (k, m)
+    big = distributions.EXACT_HYPERGEOMETRIC
+    for k1, n1, k2, n2 in [(1600, 3200, 1500, 3200), (2100, 4000, 2000, 4100), (3, big, 9, big)]:
+        ref = scipy.stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue
+        got = distributions.hypergeom_two_sided(k1, n1, k2, n2)
+        assert got == pytest.approx(ref, rel=1e-8, abs=1e-14), (k1, n1, k2, n2)
 
 
-def _exact_mcnemar_power(n: int, p10: float, p01: float) -> float:
-    """Power by enumerating every (b, c) table, with statsmodels deciding each one."""
+@pytest.mark.parametrize("n", [5470, 10_078, 96_890, 400_001])
+def test_clopper_pearson_near_one_half_at_large_n(n):
+    """Issue 22: betainc_inv(2665, 2806, 0.975) gave 0.25018 (scipy 0.50036): the hand-written
+    inverse asked the incomplete beta for more accuracy than it has and bisected to half the
+    root, so 48,750 vs 48,140 of 96,890 printed an interval [-0.0, -11.4] pts "excluding 0"."""
+    for k in (n // 2 - 141, n // 2 - 3, n // 2, n // 2 + 1, n // 2 + 77):
+        ref = proportion_confint(k, n, alpha=0.05, method="beta")
+        lo, hi = stats.clopper_pearson(k, n)
+        assert (lo, hi) == pytest.approx(ref, rel=1e-9), (k, n)
+        assert lo < k / n < hi
+    cmp = stats.compare_paired(2805, 2665, 96_890, 48_750, 48_140)
+    assert cmp.agrees and cmp.ci[0] < cmp.diff < cmp.ci[1]
+
+
+def _one_twentieth_tables() -> list[tuple[int, int, int, int]]:
+    """The 22 tables k1/n1 vs k2/n2 with n1 <= n2 <= 80 whose exact two-sided Fisher p is 1/20
+    (found by an exhaustive search in integers), each in both orders: 44 comparisons."""
+    found = [
+        (1, 1, 0, 19), (0, 1, 19, 19), (1, 1, 1, 39), (0, 1, 38, 39), (1, 1, 2, 59),
+        (0, 1, 57, 59), (1, 1, 3, 79), (0, 1, 76, 79), (2, 2, 2, 14), (0, 2, 12, 14),
+        (2, 2, 4, 23), (0, 2, 19, 23), (1, 2, 0, 38), (1, 2, 38, 38), (1, 3, 0, 57),
+        (2, 3, 57, 57), (2, 4, 0, 12), (2, 4, 12, 12), (1, 4, 0, 76), (3, 4, 76, 76),
+        (2, 6, 0, 19), (4, 6, 19, 19),
+    ]  # fmt: skip
+    return found + [(k2, n2, k1, n1) for k1, n1, k2, n2 in found]
+
+
+def _exact_fisher(k1: int, n1: int, k2: int, n2: int) -> Fraction:
+    s = k1 + k2
+    xs = range(max(0, s - n2), 1 + min(s, n1))
+    weight = {x: math.comb(n1, x) * math.comb(n2, s - x) for x in xs}
+    return Fraction(sum(w for w in weight.values() if w <= weight[k1]), sum(weight.values()))
+
+
+@pytest.mark.parametrize("table", _one_twentieth_tables())
+def test_fisher_p_of_exactly_one_twentieth_is_not_below_it(table):
+    """Issue 22: 1/1 vs 0/19 gave p = 0.04999999999999992 and 1/4 vs 0/76 0.04999999999999801,
+    so 20 of these tables were reported as wins; summed in integers p is exactly 0.05."""
+    k1, n1, k2, n2 = table
+    assert _exact_fisher(*table) == Fraction(1, 20)
+    assert stats.fisher_exact(*table) == 0.05
+    ref = scipy.stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue
+    assert ref == pytest.approx(0.05)
+    cmp = stats.compare_unpaired(*table)
+    assert not cmp.significant
+    assert "beats" not in wording.accuracy_text("x", "a", "b", cmp, "all cells")
+
+
+@functools.cache
+def _rejects(m: int) -> list[int]:
+    """Splits b of m discordant samples that scipy's binomtest rejects (b <= m/2 mirrored)."""
+    low = [b for b in range(m // 2 + 1) if m and scipy.stats.binomtest(b, m, 0.5).pvalue < 0.05]
+    return sorted({*low, *(m - b for b in low)})
+
+
+def _reference_mcnemar_power(n: int, discordant: float, share: float) -> float:
+    """Exact power with scipy's binomtest deciding each split of m discordant samples."""
     total = 0.0
-    for b in range(n + 1):
-        for c in range(n - b + 1):
-            if mcnemar([[0, b], [c, 0]], exact=True).pvalue < 0.05:
-                total += scipy.stats.multinomial.pmf(
-                    [b, c, n - b - c], n, [p10, p01, 1 - p10 - p01]
-                )
+    for m in range(n + 1):
+        weight = scipy.stats.binom.pmf(m, n, discordant)
+        if weight >= 1e-16:
+            total += weight * float(np.sum(scipy.stats.binom.pmf(_rejects(m), m, share)))
     return total
 
 
-@pytest.mark.parametrize(("a_only", "b_only", "n"), [(3, 0, 3), (5, 0, 20), (6, 1, 20)])
-def test_exact_mcnemar_power_matches_enumeration(a_only, b_only, n):
-    needed, how = power.paired_samples_needed(a_only, b_only, n)
-    assert how == "exact power"
-    p10, p01 = a_only / n, b_only / n
-    share, disc = max(a_only, b_only) / (a_only + b_only), (a_only + b_only) / n
-    for size in (needed - 1, needed):
-        ref = _exact_mcnemar_power(size, p10, p01)
-        assert power.mcnemar_power(size, disc, share) == pytest.approx(ref, abs=1e-9)
-    assert _exact_mcnemar_power(needed, p10, p01) >= power.POWER
-    assert _exact_mcnemar_power(needed - 1, p10, p01) < power.POWER
+def test_critical_values_match_binomtest():
+    for m in range(1, 3001, 7):
+        low = int(power.critical_values(np.array([m]))[0])
+        assert low < 0 or scipy.stats.binomtest(low, m, 0.5).pvalue < 0.05, m
+        assert scipy.stats.binomtest(low + 1, m, 0.5).pvalue >= 0.05, m
+
+
+def test_paired_hint_delivers_80_percent_power():
+    """Issue 22: Connor's formula said 281 paired samples for 7 vs 2 discordant of 100, where
+    exact McNemar reaches 80 % power only at 303; every hint now has the power it promises."""
+    hint = power.paired_samples_needed(7, 2, 100)
+    assert (hint.n, hint.smallest) == (303, True)
+    disc, share = 0.09, 7 / 9
+    assert _reference_mcnemar_power(303, disc, share) == pytest.approx(hint.power, abs=1e-9)
+    assert _reference_mcnemar_power(302, disc, share) < power.POWER <= hint.power
+    assert _reference_mcnemar_power(281, disc, share) < 0.79
+    rng = random.Random(RNG_SEED)
+    for _ in range(12):
+        n = rng.randint(20, 300)
+        a, b = rng.randint(1, n // 4), rng.randint(0, n // 8)
+        hint = power.paired_samples_needed(a, b, n)
+        if hint is None or hint.n > 400:
+            continue
+        disc, share = (a + b) / n, max(a, b) / (a + b)
+        assert _reference_mcnemar_power(hint.n, disc, share) >= power.POWER, (a, b, n)
+        assert all(
+            power.mcnemar_power(size, disc, share) < power.POWER for size in range(1, hint.n)
+        ), (a, b, n)
+
+
+def test_paired_hint_above_the_search_says_about_with_its_power():
+    hint = power.paired_samples_needed(50, 45, 500)
+    assert not hint.smallest and hint.power >= power.POWER
+    assert hint.n > power.PAIRED_SEARCH
+
+
+def _reference_fisher_power(n: int, p1: float, p2: float) -> float:
+    pmf1 = scipy.stats.binom.pmf(range(n + 1), n, p1)
+    pmf2 = scipy.stats.binom.pmf(range(n + 1), n, p2)
+    return sum(
+        pmf1[x] * pmf2[y]
+        for x in range(n + 1)
+        for y in range(n + 1)
+        if scipy.stats.fisher_exact([[x, n - x], [y, n - y]]).pvalue < 0.05
+    )
 
 
 @pytest.mark.parametrize(("p1", "p2"), [(0.5, 0.2), (0.9, 0.5), (0.3, 0.05)])
-def test_casagrande_pike_smith_tracks_fisher_power(p1, p2):
-    needed, _ = power.unpaired_samples_needed(p1, p2)
-    pmf1 = scipy.stats.binom.pmf(range(needed + 1), needed, p1)
-    pmf2 = scipy.stats.binom.pmf(range(needed + 1), needed, p2)
-    fisher_power = sum(
-        pmf1[x] * pmf2[y]
-        for x in range(needed + 1)
-        for y in range(needed + 1)
-        if scipy.stats.fisher_exact([[x, needed - x], [y, needed - y]]).pvalue < 0.05
-    )
-    assert fisher_power == pytest.approx(power.POWER, abs=0.05)
+def test_unpaired_hint_delivers_80_percent_power(p1, p2):
+    """Issue 22: Casagrande-Pike-Smith left 5 of 30 cases below 80 %; the hint is now the
+    smallest n whose exact Fisher power (scipy deciding every table) reaches it."""
+    hint = power.unpaired_samples_needed(p1, p2)
+    assert hint.smallest
+    assert _reference_fisher_power(hint.n, p1, p2) == pytest.approx(hint.power, abs=1e-9)
+    assert hint.power >= power.POWER > _reference_fisher_power(hint.n - 1, p1, p2)
 
 
 def test_paired_interval_agrees_with_mcnemar_on_random_tables():
@@ -206,9 +291,27 @@ def test_unpaired_interval_and_test_agree_or_the_wording_says_both():
         cmp = stats.compare_unpaired(*case)
         text = wording.accuracy_text("x", "a", "b", cmp, "all cells")
         if cmp.agrees:
-            assert ("beats" in text) == (cmp.p_value < stats.ALPHA)
+            assert ("run scored higher than" in text) == (cmp.p_value < stats.ALPHA)
+            assert "beats" not in text  # one run each: never a win of a configuration
             continue
         disagreements += 1
-        assert "beats" not in text and "inconclusive" in text and "disagree" in text
+        assert "scored higher" not in text and "inconclusive" in text and "disagree" in text
         assert "Fisher exact p" in text and "(Newcombe)" in text
     assert disagreements > 0  # the wording path is exercised
+
+
+def test_tost_matches_statsmodels():
+    """Issue 22: the A/A pair's equivalence test (TOST on per-seed gaps, margin +/- m)."""
+    rng = random.Random(RNG_SEED)
+    for _ in range(300):
+        gaps = [rng.gauss(rng.choice([0.0, 0.02, 0.08]), 0.03) for _ in range(rng.randint(2, 10))]
+        margin = rng.choice([0.01, 0.05, 0.1])
+        ref, _, _ = ttost_paired(np.array(gaps), np.zeros(len(gaps)), -margin, margin)
+        p, (lo, hi) = stats.tost(gaps, margin)
+        assert p == pytest.approx(ref, rel=1e-9, abs=1e-15), (gaps, margin)
+        # the 90% interval agrees with the test: inside the margins exactly when p < 0.05
+        assert (-margin < lo and hi < margin) == (p < stats.ALPHA)
+        ci = scipy.stats.ttest_1samp(gaps, 0.0).confidence_interval(0.90)
+        assert (lo, hi) == (pytest.approx(ci.low, rel=1e-9), pytest.approx(ci.high, rel=1e-9))
+    assert stats.tost([0.01, 0.01, 0.01], 0.05) == (0.0, (0.01, 0.01))
+    assert stats.tost([0.08, 0.08], 0.05)[0] == 1.0

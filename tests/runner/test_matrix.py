@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.contracts.config import ConfigError, config_hash, parse_cell_config, to_dict
+from harness.contracts.config import ConfigError, parse_cell_config, to_dict
+from harness.contracts.identity import config_hash
 from harness.runner.matrix import build_matrix, load_matrix, parse_assignment, select
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"

@@ -9,7 +9,8 @@ import sys
 import pytest
 import yaml
 
-from harness.contracts.config import config_hash, load_cell_config
+from harness.contracts.config import load_cell_config
+from harness.contracts.identity import config_hash
 from harness.runner import make_plan, run_plan
 from harness.runner.executor import LocalProcessExecutor
 from harness.runner.matrix import build_matrix

@@ -82,6 +82,9 @@ def test_summary_fields_flatten_the_summary_and_add_the_interval():
         low,
         high,
     )
+    assert fields["metrics/exact_match_ci95_covers"] == (
+        "this run's held-out samples (one trained run; seed variance not included)"
+    )
     assert "truncated" not in fields
 
 
