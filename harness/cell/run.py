@@ -27,11 +27,11 @@ from harness.contracts import schema, store_files
 from harness.contracts.config import (
     CellConfig,
     ConfigError,
-    config_hash,
     load_cell_config,
     to_dict,
 )
 from harness.contracts.errors import DISK_FULL_ERRNOS, Parser, run_command, writable_dir
+from harness.contracts.identity import config_hash
 from harness.contracts.outcomes import RESULT_OUTCOMES, now_iso, samples_planned, stop_reason
 from harness.contracts.provenance import collect_provenance
 
