@@ -332,7 +332,7 @@ def main() -> int:
     except (OSError, ValueError, ImportError) as exc:
         print(f"sandbox setup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return SETUP_FAILED
-    return judge.run(source, check_fd, cfg["marker_fd"], layers)
+    return judge.run(source, PROGRAM, check_fd, cfg["marker_fd"], layers)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import traceback
 _fork, _kill = os.fork, os.kill  # kept before the guard disables them
 RAN = "ran"
 """The program process's first message: the program ran to its end (its functions defined)."""
-PROGRAM = "program.py"
 HEADER = struct.Struct(">I")
 _SCALARS = (type(None), bool, int, float, str)
 _TAGGED = {tuple: "tuple", set: "set", frozenset: "frozenset"}
@@ -129,11 +128,13 @@ def _flush() -> None:
             stream.flush()
 
 
-def _program(source: bytes, entry_point: str | None, requests: int, replies: int) -> None:
+def _program(
+    source: bytes, filename: str, entry_point: str | None, requests: int, replies: int
+) -> None:
     """The program process: run the program, say it ran, then answer the tests' calls."""
     namespace = {"__name__": "__sandbox__", "__builtins__": builtins}
     try:
-        exec(compile(source, PROGRAM, "exec"), namespace)
+        exec(compile(source, filename, "exec"), namespace)
         _flush()
         send(replies, RAN)
         while entry_point is not None and (request := receive(requests)) is not None:
@@ -238,7 +239,7 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def run(source: bytes, check_fd: int | None, marker: int, layers: list[str]) -> int:
+def run(source: bytes, filename: str, check_fd: int | None, marker: int, layers: list[str]) -> int:
     """Fork the program process, judge it; the exit status for the child. The caller has confined
     this process already."""
     entry_point = json.loads(sys.argv[1]).get("entry_point")
@@ -250,7 +251,8 @@ def run(source: bytes, check_fd: int | None, marker: int, layers: list[str]) -> 
         os.dup2(null, 0)
         for fd in (null, marker, requests_w, replies_r, *([] if check_fd is None else [check_fd])):
             os.close(fd)
-        _program(source, entry_point if check_fd is not None else None, requests_r, replies_w)
+        tested = entry_point if check_fd is not None else None
+        _program(source, filename, tested, requests_r, replies_w)
     os.close(requests_r)
     os.close(replies_w)
     pidfd = _pidfd(pid)
