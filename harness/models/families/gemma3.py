@@ -9,7 +9,14 @@ from pathlib import Path
 import torch
 
 from harness.models.families.base import Family
-from harness.models.families.tiny_parts import TEXT, save, seeded, token_ids, tokenizer
+from harness.models.families.tiny_parts import (
+    TEXT,
+    save,
+    seeded,
+    siglip_vision,
+    token_ids,
+    tokenizer,
+)
 
 NAMED = {
     "boi_token": "<start_of_image>",
@@ -61,15 +68,7 @@ class Gemma3(Family):
             layer_types=["sliding_attention", "full_attention"],
             query_pre_attn_scalar=16,
         )
-        vision = dict(
-            model_type="siglip_vision_model",
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            image_size=28,
-            patch_size=7,
-        )
+        vision = siglip_vision(7)
         config = Gemma3Config(
             text_config=text,
             vision_config=vision,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.models.families.base import Family
-from harness.models.families.tiny_parts import TEXT, save, seeded, token_ids, tokenizer
+from harness.models.families.tiny_parts import CLIP_VISION, TEXT, save, seeded, token_ids, tokenizer
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}{% if m['role'] == 'user' %}USER: {% for c in m['content'] %}"
@@ -28,18 +28,8 @@ class Llava(Family):
         )
 
         tok = tokenizer()
-        vision = dict(
-            model_type="clip_vision_model",
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=28,
-            patch_size=14,
-            projection_dim=32,
-        )
         config = LlavaConfig(
-            vision_config=vision,
+            vision_config=CLIP_VISION,
             text_config=TEXT | dict(model_type="llama", **token_ids(tok)),
             image_token_index=tok.convert_tokens_to_ids("<image>"),
             vision_feature_layer=-2,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.models.families.base import Family
 from harness.models.families.llava import CHAT_TEMPLATE
-from harness.models.families.tiny_parts import TEXT, save, seeded, token_ids, tokenizer
+from harness.models.families.tiny_parts import CLIP_VISION, TEXT, save, seeded, token_ids, tokenizer
 
 PINPOINTS = [[28, 56], [56, 28], [56, 56]]
 
@@ -25,18 +25,8 @@ class LlavaNext(Family):
         )
 
         tok = tokenizer()
-        vision = dict(
-            model_type="clip_vision_model",
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=28,
-            patch_size=14,
-            projection_dim=32,
-        )
         config = LlavaNextConfig(
-            vision_config=vision,
+            vision_config=CLIP_VISION,
             text_config=TEXT | dict(model_type="llama", **token_ids(tok)),
             image_token_index=tok.convert_tokens_to_ids("<image>"),
             image_grid_pinpoints=PINPOINTS,

@@ -8,7 +8,14 @@ from pathlib import Path
 import torch
 
 from harness.models.families.base import Family
-from harness.models.families.tiny_parts import TEXT, save, seeded, token_ids, tokenizer
+from harness.models.families.tiny_parts import (
+    TEXT,
+    save,
+    seeded,
+    siglip_vision,
+    token_ids,
+    tokenizer,
+)
 
 
 class PaliGemma(Family):
@@ -37,15 +44,7 @@ class PaliGemma(Family):
         tok = tokenizer()
         images = SiglipImageProcessorPil(size={"height": 28, "width": 28}, image_seq_length=4)
         processor = PaliGemmaProcessor(images, tok)  # adds <image> and the <loc>/<seg> tokens
-        vision = dict(
-            model_type="siglip_vision_model",
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            image_size=28,
-            patch_size=14,
-        )
+        vision = siglip_vision(14)
         text = TEXT | token_ids(tok) | dict(model_type="gemma", head_dim=16)
         config = PaliGemmaConfig(
             vision_config=vision,

@@ -17,6 +17,31 @@ TEXT = dict(
 )
 """Language-model sizes every tiny family shares (the family adds its own keys)."""
 
+CLIP_VISION = dict(
+    model_type="clip_vision_model",
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=28,
+    patch_size=14,
+    projection_dim=32,
+)
+"""The tiny CLIP tower of the LLaVA families (28 x 28 images, 4 patches)."""
+
+
+def siglip_vision(patch_size: int) -> dict:
+    """The tiny SigLIP tower of the Gemma families (28 x 28 images)."""
+    return dict(
+        model_type="siglip_vision_model",
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=patch_size,
+    )
+
 
 def tokenizer(specials: tuple[str, ...] = (), named: dict[str, str] | None = None):
     """The char tokenizer of harness.models.tokenizer with a family's special tokens."""
