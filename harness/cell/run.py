@@ -32,7 +32,13 @@ from harness.contracts.config import (
 )
 from harness.contracts.errors import DISK_FULL_ERRNOS, Parser, run_command, writable_dir
 from harness.contracts.identity import config_hash
-from harness.contracts.outcomes import RESULT_OUTCOMES, now_iso, samples_planned, stop_reason
+from harness.contracts.outcomes import (
+    KEEPS_RESUME_POINT,
+    RESULT_OUTCOMES,
+    now_iso,
+    samples_planned,
+    stop_reason,
+)
 from harness.contracts.provenance import collect_provenance
 
 
@@ -82,6 +88,7 @@ class CellRun:
         self.meter = None
         self.budget: int | None = None
         self.result = None
+        self.resume = None
 
     # ------------------------------------------------------------------ phases
     def run(self) -> None:
@@ -122,12 +129,23 @@ class CellRun:
         self.phase = "train"
         self.meter.start()
         best_path = self.out / schema.CKPT_DIR / "best.safetensors"
+        self._prepare_resume()
         with open(self.out / schema.METRICS_FILE, "a", encoding="utf-8") as fh:
             sink = MetricsSink(fh)
             on_best = self._on_best(model, best_path)
             self.result = TrainResult()  # filled step by step: kept if training is stopped
             train(
-                model, train_set, val_set, cfg, device, sink, on_best, autocast, scaler, self.result
+                model,
+                train_set,
+                val_set,
+                cfg,
+                device,
+                sink,
+                on_best,
+                autocast,
+                scaler,
+                self.result,
+                self.resume,
             )
             memory.train = self.meter.peak()
             self._save_final(model)
@@ -136,6 +154,17 @@ class CellRun:
             self._final_eval(model, test_set, device, sink, best_path, autocast)
             memory.eval = self.meter.peak()
         self.summary.outcome = "completed"
+
+    def _prepare_resume(self) -> None:
+        """Continue from the resume point in the cell folder, if a usable one is there."""
+        from harness.cell.resume import ResumePoints
+
+        self.resume = ResumePoints(self.cfg, self.out)
+        self.resume.prepare()
+        self.summary.train.resumed_at = self.resume.resumed_at
+        self.summary.train.resume_note = self.resume.note
+        if self.resume.restored_best:
+            self.summary.checkpoints["best"] = f"{schema.CKPT_DIR}/best.safetensors"
 
     def _on_best(self, model, best_path: Path):
         from harness.cell.checkpoints import save_checkpoint
@@ -207,6 +236,8 @@ class CellRun:
             "finished_at": now_iso(),
         }
         store_files.write_json(self.out / schema.SUMMARY_FILE, self.summary)
+        if self.resume is not None and self.summary.outcome not in KEEPS_RESUME_POINT:
+            self.resume.discard()  # ended by itself: no later attempt continues from here
         return 0 if self.summary.outcome in RESULT_OUTCOMES else 1
 
     def _record_failure(self, exc: BaseException, oom: bool, evidence: str) -> None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import torch
 
@@ -23,6 +23,9 @@ from harness.contracts.config import CellConfig, TrainConfig
 from harness.contracts.schema import EvalRecord, TrainRecord
 from harness.contracts.store_files import jsonl_line
 from harness.models.prefix_lm import EncodedBatch, PrefixLM, answer_loss
+
+if TYPE_CHECKING:
+    from harness.cell.resume import ResumePoints
 
 
 class Diverged(RuntimeError):
@@ -151,19 +154,22 @@ def train(
     autocast: Callable[[], object] = nullcontext,
     scaler: torch.amp.GradScaler | None = None,
     res: TrainResult | None = None,
+    resume: ResumePoints | None = None,
 ) -> TrainResult:
     """Train for ``train.max_steps`` (the budget), validating every ``eval_every`` and at the
     last step; ``train.max_seconds``, a safety cap, may stop it earlier (``res.stop_reason``
     says which: ``budget`` or ``time_cap``).
 
     Progress accumulates in ``res`` (pass one in to keep what was trained when training is
-    stopped by an exception: a time limit, a signal, an OOM)."""
+    stopped by an exception: a time limit, a signal, an OOM). ``resume`` continues from a loaded
+    resume point and writes new ones (``harness/cell/resume.py``)."""
     tc = cfg.train
     optimizer = make_optimizer(model, tc)
     order = infinite_batches(len(train_set), min(tc.micro_batch, len(train_set)), cfg.seed)
     res = res if res is not None else TrainResult()
+    done = resume.restore(model, optimizer, scaler, order, res) if resume else 0
     model.train()
-    for step in range(1, tc.max_steps + 1):
+    for step in range(done + 1, tc.max_steps + 1):
         t0 = time.perf_counter()
         lr = lr_at(tc, step)
         for group in optimizer.param_groups:
@@ -191,6 +197,8 @@ def train(
         out_of_time = capped and step < tc.max_steps  # at the last step the budget is done
         if step % tc.eval_every == 0 or step == tc.max_steps or out_of_time:
             _validate(model, val_set, cfg, device, sink, step, res, on_best, autocast)
+        if resume is not None:
+            resume.after_step(step, model, optimizer, scaler, res)
         if out_of_time:
             res.stop_reason = "time_cap"
             return res

@@ -204,6 +204,10 @@ class CheckpointConfig:
     """Which checkpoints to write as safetensors."""
     peft_dir: bool = False
     """Also write a PEFT adapter directory (method=lora)."""
+    resume_every: int | None = None
+    """Write a resume point every N optimizer steps (weights, optimizer, RNG, data position) so
+    that a killed or interrupted cell continues from there when run again; 0 or null: off.
+    Not part of the cell id: it never changes a result (harness/cell/resume.py)."""
 
 
 @dataclass
@@ -306,6 +310,9 @@ def cross_field_errors(cfg: CellConfig) -> list[str]:
         errors.append("`data.train_path` is required when data.kind=jsonl")
     if d.kind == "jsonl" and not (d.val_path or d.test_path):
         errors.append("`data.val_path` (or `data.test_path`) is required when data.kind=jsonl")
+    every = cfg.checkpoint.resume_every
+    if every is not None and every < 0:
+        errors.append(f"`checkpoint.resume_every` must be >= 0 (0 or null: off), got {every}")
     for key, value in (
         ("runtime.memory_budget_gb", cfg.runtime.memory_budget_gb),
         ("runtime.timeout_s", cfg.runtime.timeout_s),

@@ -12,16 +12,23 @@ from harness.contracts.config import CellConfig, to_dict
 ADDED_KEYS: tuple[tuple[str, str, Any], ...] = (("data", "prompt_format", "seed"),)
 """Keys added after run stores existed, with the value that does what every cell did before the
 key existed: left out of the hash at that value, so old stores keep their cell ids and resume."""
+UNHASHED_KEYS: tuple[tuple[str, str], ...] = (("checkpoint", "resume_every"),)
+"""Keys left out of the hash at every value: they change how often a cell saves its progress,
+never a result (a resumed cell ends bit-identical to an uninterrupted one, on CPU:
+tests/runner/test_resume_kill.py), so a store run with another cadence keeps its ids."""
 
 
 def identity_view(data: dict[str, Any]) -> dict[str, Any]:
     """What a cell's id hashes: the resolved config with each ``ADDED_KEYS`` entry left out at its
-    old meaning and ``model.freeze_vision`` as it takes effect (unset was ``false`` before hf-vlm
+    old meaning, each ``UNHASHED_KEYS`` entry left out, and ``model.freeze_vision`` as it takes effect (unset was ``false`` before hf-vlm
     froze its tower by default: a tiny-vlm cell keeps its id, an hf-vlm cell that now freezes
     gets a new one)."""
     view = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
     for section, key, old in ADDED_KEYS:
         if isinstance(view.get(section), dict) and view[section].get(key, old) == old:
+            view[section].pop(key, None)
+    for section, key in UNHASHED_KEYS:
+        if isinstance(view.get(section), dict):
             view[section].pop(key, None)
     model = view.get("model")
     if isinstance(model, dict) and "freeze_vision" in model and model["freeze_vision"] is None:

@@ -5,6 +5,8 @@ which writes a summary in the cell's place, plans reruns and shows progress.
   names its outcome (``RERUN_CHOICES``). An ``interrupted`` cell is not finished: it always runs
   again (``runs_again``).
 - ``RESULT_OUTCOMES``: the cell ran to a result (an OOM is a result); the cell exits 0.
+- ``continues_from_resume_point``: whether a cell's next attempt may continue from the resume
+  point its last attempt left (``checkpoint.resume_every``).
 - ``stop_reason``: why training stopped, from the outcome, when the training loop did not end by
   itself (``schema.STOP_REASONS``).
 - ``samples_planned``: the sample budget a config asks for.
@@ -29,6 +31,10 @@ UNFINISHED_OUTCOMES = frozenset(OUTCOMES) - FINISHED_OUTCOMES
 RESULT_OUTCOMES = FINISHED_OUTCOMES - {"failed"}
 """The cell ran to a result (its exit status 0); ``failed`` and ``interrupted`` exit 1."""
 
+KEEPS_RESUME_POINT = frozenset({"interrupted", "timeout"})
+"""Outcomes after which the cell keeps its resume point for the next attempt (any other ending
+it writes removes it)."""
+
 _STOP_BY_OUTCOME = {
     "oom": "oom",
     "diverged": "diverged",
@@ -43,6 +49,16 @@ def runs_again(previous: str | None, rerun: Collection[str]) -> bool:
     if previous is None or previous in UNFINISHED_OUTCOMES:
         return True
     return "all" in rerun or previous in rerun
+
+
+def continues_from_resume_point(previous: str | None) -> bool:
+    """Whether the next attempt of a cell whose stored outcome is ``previous`` (None: no summary,
+    a killed runner) continues from the resume point the last attempt left, where it left one:
+    always but after ``completed`` (``--rerun all`` trains anew). The cell removes its own point
+    when it ends by itself with a result (completed, oom, diverged) or ``failed``; one left
+    beside such an outcome is an attempt cut short from outside: ``interrupted``, ``timeout``,
+    or ``failed`` as the runner records a kill or a lost worker."""
+    return previous != "completed"
 
 
 def stop_reason(outcome: str) -> str:

@@ -8,8 +8,9 @@ Every file has exactly one writer, listed in ``WRITERS`` (the README's run-store
   its input is another file), ``cell.json`` (``CellInfo``: at the start, and again at the end
   with ``finished_at`` and ``runner_wall_s``) and the ``*.<n>`` renames of an earlier attempt;
 - the cell writes ``metrics.jsonl`` (``TrainRecord`` / ``EvalRecord`` lines), ``predictions.jsonl``
-  (``Prediction`` lines), ``ckpt/`` and ``cell.log`` (its stdout and stderr, a file the executor
-  opens for it);
+  (``Prediction`` lines), ``ckpt/``, ``resume/`` (the resume point, ``ResumeManifest``: only while
+  the cell is unfinished and ``checkpoint.resume_every`` is on) and ``cell.log`` (its stdout and
+  stderr, a file the executor opens for it);
 - ``summary.json`` (``Summary``) is written atomically, exactly once per attempt: by the cell at
   every ending it can handle, by the runner only when the cell could not (a crash, a kill, a hang
   past its time limit); ``written_by`` says which.
@@ -37,6 +38,9 @@ PREDICTIONS_FILE = "predictions.jsonl"
 SUMMARY_FILE = "summary.json"
 CKPT_DIR = "ckpt"
 LOG_FILE = "cell.log"
+RESUME_DIR = "resume"
+RESUME_MANIFEST = "resume.json"
+"""Inside ``RESUME_DIR``: the commit record of the resume point (``ResumeManifest``)."""
 
 WRITERS: dict[str, str] = {
     MATRIX_FILE: "runner",
@@ -47,6 +51,7 @@ WRITERS: dict[str, str] = {
     PREDICTIONS_FILE: "cell",
     SUMMARY_FILE: "cell, else runner",
     CKPT_DIR: "cell",
+    RESUME_DIR: "cell",
 }
 """File -> the process that writes it (the table above)."""
 
@@ -209,6 +214,12 @@ class TrainStats:
     last_token_accuracy: float | None = None
     steps_per_s: float | None = None
     tokens_per_s: float | None = None
+    resumed_at: int | None = None
+    """The step of the resume point this attempt continued from (``checkpoint.resume_every``);
+    None when it trained from step 0. Added without a version bump (missing: not resumed)."""
+    resume_note: str | None = None
+    """Why a resume point found in the cell folder was not used (damaged, another config's):
+    the attempt then trained from step 0."""
 
 
 @dataclass
@@ -289,6 +300,29 @@ class Summary:
     written_by: str = "cell"
     """`cell`, or `runner` when the cell could not write its own summary."""
     schema_version: int = SCHEMA_VERSION
+
+
+@dataclass
+class ResumeManifest:
+    """resume/resume.json: the resume point's commit record, written last and atomically (the
+    files it names are complete and synced before it names them; harness/cell/resume.py)."""
+
+    step: int
+    """Optimizer steps done when the point was written: the attempt that resumes starts at the
+    next one."""
+    steps_planned: int
+    config_hash: str
+    """The cell id of the config that wrote it; a point of another config is never used."""
+    state: str
+    """The torch file (in ``resume/``) with weights, optimizer, RNG states and progress."""
+    state_bytes: int
+    state_sha256: str
+    metrics_bytes: int
+    """Length of metrics.jsonl at this step: the lines after it are cut on resume."""
+    best: str | None = None
+    """A hard link (or copy) of ``ckpt/best.safetensors`` as it was at this step, if any."""
+    best_bytes: int | None = None
+    written_at: str = ""
 
 
 @dataclass

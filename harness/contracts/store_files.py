@@ -18,6 +18,7 @@ from harness.contracts.schema import (
     OUTCOMES,
     RECORD_KINDS,
     Prediction,
+    ResumeManifest,
     SchemaError,
     Summary,
 )
@@ -153,3 +154,16 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """predictions.jsonl, validated."""
     return read_jsonl(path, Prediction)
+
+
+def read_resume_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """resume/resume.json, validated (``ResumeManifest``), or SchemaError naming the file: the
+    one check the runner makes (torch-free); the cell also verifies the files it names."""
+    where = str(path)
+    data = _valid(ResumeManifest, _load_json(Path(path)), where, what="not a resume point: ")
+    if not 0 < data["step"] <= data["steps_planned"] or data["metrics_bytes"] < 0:
+        raise SchemaError(
+            f"{where}: not a resume point: `step` {data['step']} is not within "
+            f"1..`steps_planned` {data['steps_planned']}"
+        )
+    return data

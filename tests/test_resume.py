@@ -1,0 +1,156 @@
+"""Resume points in the cell (``harness/cell/resume.py``): a stopped cell run again in its folder
+continues from its last point and ends bit-identical to an uninterrupted run; a damaged point,
+or one of another config, is said in one line and the cell trains from step 0.
+
+In-process runs (``run_cell``) stopped by an ``Interrupted`` raised after a resume point was
+written; the real kill, through the runner, is tests/runner/test_resume_kill.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cell import resume as resume_mod
+from harness.cell.run import Interrupted, run_cell
+from harness.contracts import schema
+from harness.contracts.config import to_dict
+from harness.contracts.identity import config_hash
+from harness.contracts.store_files import read_resume_manifest
+from tests.cell_helpers import tiny_config
+
+TIME_FIELDS = {"elapsed_s", "tokens_per_s"}
+"""Fields of metrics.jsonl that are wall-clock measurements, never equal between two runs."""
+
+
+def _curve(cell_dir: Path) -> list[dict]:
+    """metrics.jsonl without its wall-clock fields: the loss curve and every evaluation."""
+    lines = (cell_dir / schema.METRICS_FILE).read_text().splitlines()
+    return [{k: v for k, v in json.loads(ln).items() if k not in TIME_FIELDS} for ln in lines]
+
+
+def _summary(cell_dir: Path) -> dict:
+    return json.loads((cell_dir / schema.SUMMARY_FILE).read_text())
+
+
+def assert_same_result(a: Path, b: Path) -> None:
+    """Predictions byte for byte, the test metrics, the loss curve and the training stats."""
+    pa, pb = (d / schema.PREDICTIONS_FILE for d in (a, b))
+    assert pa.read_bytes() == pb.read_bytes()
+    sa, sb = _summary(a), _summary(b)
+    assert sa["metrics"] == sb["metrics"]
+    keys = ("steps", "samples_seen", "first_loss", "last_loss", "last_token_accuracy")
+    assert {k: sa["train"][k] for k in keys} == {k: sb["train"][k] for k in keys}
+    assert _curve(a) == _curve(b)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, Path]:
+    """(data cache, cell folder) of an uninterrupted run without resume points."""
+    root = tmp_path_factory.mktemp("ref")
+    cfg = tiny_config(root / "data", checkpoint__save="both")
+    assert run_cell(cfg, root / "cell") == 0
+    return root / "data", root / "cell"
+
+
+def _stop_after_point(monkeypatch, at_step: int) -> None:
+    """Raise ``Interrupted`` (what SIGINT raises) right after the point of ``at_step``."""
+    write = resume_mod.ResumePoints.write
+
+    def write_then_stop(self, step, *args):
+        write(self, step, *args)
+        if step == at_step:
+            raise Interrupted("stopped by SIGINT")
+
+    monkeypatch.setattr(resume_mod.ResumePoints, "write", write_then_stop)
+
+
+def test_resume_every_is_not_part_of_the_cell_id(tmp_path):
+    off = tiny_config(tmp_path)
+    on = tiny_config(tmp_path, checkpoint__resume_every=2)
+    assert config_hash(off) == config_hash(on)
+    assert to_dict(on)["checkpoint"]["resume_every"] == 2
+
+
+def test_an_interrupted_cell_continues_from_its_point_bit_identical(
+    reference, tmp_path, monkeypatch
+):
+    data, ref = reference
+    cfg = tiny_config(data, checkpoint__save="both", checkpoint__resume_every=2)
+    out = tmp_path / "cell"
+    with monkeypatch.context() as m:
+        _stop_after_point(m, 4)
+        assert run_cell(cfg, out) == 1
+    first = _summary(out)
+    assert first["outcome"] == "interrupted" and first["train"]["resumed_at"] is None
+    manifest = read_resume_manifest(out / schema.RESUME_DIR / schema.RESUME_MANIFEST)
+    assert manifest["step"] == 4 and manifest["best"]  # eval_every 3: a best at step 3
+    assert run_cell(cfg, out) == 0
+    again = _summary(out)
+    assert again["outcome"] == "completed" and again["train"]["resumed_at"] == 4
+    assert again["checkpoints"]["best"] == "ckpt/best.safetensors"
+    assert not (out / schema.RESUME_DIR).exists(), "a completed cell removes its resume point"
+    assert_same_result(ref, out)
+
+
+def test_writing_resume_points_changes_nothing(reference, tmp_path):
+    data, ref = reference
+    cfg = tiny_config(data, checkpoint__save="both", checkpoint__resume_every=1)
+    assert run_cell(cfg, tmp_path / "cell") == 0
+    assert_same_result(ref, tmp_path / "cell")
+
+
+def _damage_state(out: Path) -> None:
+    manifest = read_resume_manifest(out / schema.RESUME_DIR / schema.RESUME_MANIFEST)
+    state = out / schema.RESUME_DIR / manifest["state"]
+    raw = bytearray(state.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    state.write_bytes(bytes(raw))
+
+
+def _truncate_manifest(out: Path) -> None:
+    path = out / schema.RESUME_DIR / schema.RESUME_MANIFEST
+    path.write_bytes(path.read_bytes()[:40])
+
+
+def _other_config(out: Path) -> None:
+    path = out / schema.RESUME_DIR / schema.RESUME_MANIFEST
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "config_hash": "0123456789ab"}))
+
+
+def _lose_best(out: Path) -> None:
+    manifest = read_resume_manifest(out / schema.RESUME_DIR / schema.RESUME_MANIFEST)
+    (out / schema.RESUME_DIR / manifest["best"]).unlink()
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (_damage_state, "fails its SHA-256 check"),
+        (_truncate_manifest, "unreadable"),
+        (_other_config, "written by config 0123456789ab"),
+        (_lose_best, "is missing"),
+    ],
+)
+def test_a_damaged_point_is_said_and_the_cell_trains_from_step_0(
+    reference, tmp_path, monkeypatch, capsys, damage, said
+):
+    data, ref = reference
+    cfg = tiny_config(data, checkpoint__save="both", checkpoint__resume_every=2)
+    out = tmp_path / "cell"
+    with monkeypatch.context() as m:
+        _stop_after_point(m, 4)
+        assert run_cell(cfg, out) == 1
+    damage(out)
+    capsys.readouterr()
+    assert run_cell(cfg, out) == 0
+    err = capsys.readouterr().err
+    summary = _summary(out)
+    assert summary["outcome"] == "completed" and summary["train"]["resumed_at"] is None
+    note = summary["train"]["resume_note"]
+    assert note.startswith("resume point not used, training from step 0: ") and said in note
+    assert f"note: {note}" in err
+    assert_same_result(ref, out)
