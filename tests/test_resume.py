@@ -55,6 +55,18 @@ def reference(tmp_path_factory) -> tuple[Path, Path]:
     return root / "data", root / "cell"
 
 
+@pytest.fixture(scope="module")
+def lora_reference(reference, tmp_path_factory) -> tuple[Path, Path]:
+    """The same with LoRA (its dropout draws from the torch RNG at every step)."""
+    root = tmp_path_factory.mktemp("lora")
+    cfg = tiny_config(reference[0], checkpoint__save="both", **LORA)
+    assert run_cell(cfg, root / "cell") == 0
+    return reference[0], root / "cell"
+
+
+LORA = {"train__method": "lora", "train__lora__dropout": 0.3, "train__lr": 0.01}
+
+
 def _stop_after_point(monkeypatch, at_step: int) -> None:
     """Raise ``Interrupted`` (what SIGINT raises) right after the point of ``at_step``."""
     write = resume_mod.ResumePoints.write
@@ -74,11 +86,13 @@ def test_resume_every_is_not_part_of_the_cell_id(tmp_path):
     assert to_dict(on)["checkpoint"]["resume_every"] == 2
 
 
+@pytest.mark.parametrize("method", ["full", "lora"])
 def test_an_interrupted_cell_continues_from_its_point_bit_identical(
-    reference, tmp_path, monkeypatch
+    request, tmp_path, monkeypatch, method
 ):
-    data, ref = reference
-    cfg = tiny_config(data, checkpoint__save="both", checkpoint__resume_every=2)
+    data, ref = request.getfixturevalue("reference" if method == "full" else "lora_reference")
+    extra = LORA if method == "lora" else {}
+    cfg = tiny_config(data, checkpoint__save="both", checkpoint__resume_every=2, **extra)
     out = tmp_path / "cell"
     with monkeypatch.context() as m:
         _stop_after_point(m, 4)
