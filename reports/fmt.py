@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from harness.contracts.schema import resumed_text
 from reports.results import CellResult
 
 DASH = "—"
@@ -108,7 +109,14 @@ def _limit(cell: CellResult) -> str:
 
 def outcome(cell: CellResult) -> str:
     """Outcome with the reason: OOM phase and memory, error first line, timeout limit, and
-    for a completed cell that trained less than its budget, how much (``budget_shortfall``)."""
+    for a completed cell that trained less than its budget, how much (``budget_shortfall``);
+    ``resumed at step 400/700`` after it where the cell continued from a resume point."""
+    text = _outcome(cell)
+    resumed = resumed_text(cell.summary or {})
+    return f"{text}; {resumed}" if resumed else text
+
+
+def _outcome(cell: CellResult) -> str:
     kind = cell.outcome
     if kind == "completed":
         short = cell.shortfall

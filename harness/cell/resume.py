@@ -51,7 +51,7 @@ from harness.contracts.config import CellConfig
 from harness.contracts.identity import config_hash
 from harness.contracts.outcomes import now_iso
 from harness.contracts.schema import Prediction, ResumeManifest, SchemaError, TrainRecord
-from harness.contracts.store_files import read_resume_manifest, write_json
+from harness.contracts.store_files import atomic_write_text, read_resume_manifest, write_json
 
 STATE_FORMAT = 1
 """Version of the state file's layout; a point of another version is not used."""
@@ -94,8 +94,8 @@ class ResumePoints:
         if manifest is None:
             self._clear_earlier_attempt()
             return
-        with open(self.out / schema.METRICS_FILE, "r+b") as fh:
-            fh.truncate(manifest["metrics_bytes"])
+        # replaced, not truncated in place: a runner following the file sees a new inode
+        atomic_write_text(self.out / schema.METRICS_FILE, self.state.pop("metrics_prefix"))
         ckpt = self.out / schema.CKPT_DIR
         shutil.rmtree(ckpt, ignore_errors=True)
         if manifest.get("best"):
@@ -108,8 +108,9 @@ class ResumePoints:
     def _clear_earlier_attempt(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
         shutil.rmtree(self.out / schema.CKPT_DIR, ignore_errors=True)
-        # a new file (a new inode): the runner's tail of a kept file notices and reads it anew
-        (self.out / schema.METRICS_FILE).unlink(missing_ok=True)
+        metrics = self.out / schema.METRICS_FILE
+        if metrics.exists():  # emptied by rename: a new inode, which a runner's tail notices
+            atomic_write_text(metrics, "")
 
     def _load(self) -> tuple[dict[str, Any], dict[str, Any]]:
         try:
@@ -124,10 +125,7 @@ class ResumePoints:
         _check_file(state_path, manifest["state_bytes"], manifest["state_sha256"])
         if manifest.get("best"):
             _check_file(self.dir / manifest["best"], manifest.get("best_bytes"), None)
-        metrics = self.out / schema.METRICS_FILE
-        size = metrics.stat().st_size if metrics.exists() else -1
-        if size < manifest["metrics_bytes"]:
-            raise ResumeError(f"{metrics} is shorter than at step {manifest['step']}")
+        prefix = _metrics_prefix(self.out / schema.METRICS_FILE, manifest)
         try:
             state = torch.load(state_path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a file that hashes right but does not load: a bug, said once
@@ -138,6 +136,7 @@ class ResumePoints:
             raise ResumeError(
                 f"{state_path} holds step {state.get('step')}, not {manifest['step']}"
             )
+        state["metrics_prefix"] = prefix
         return manifest, state
 
     def restore(self, model, optimizer, scaler, order, res) -> int:
@@ -230,6 +229,20 @@ class ResumePoints:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _metrics_prefix(path: Path, manifest: dict[str, Any]) -> str:
+    """The lines metrics.jsonl had at the point's step (whole lines), or ResumeError."""
+    n = manifest["metrics_bytes"]
+    try:
+        with open(path, "rb") as fh:
+            kept = fh.read(n)
+        text = kept.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResumeError(f"{path} is unreadable ({exc})") from None
+    if len(kept) < n or (text and not text.endswith("\n")):
+        raise ResumeError(f"{path} does not hold the lines it had at step {manifest['step']}")
+    return text
 
 
 def _frozen(model: torch.nn.Module) -> set[str]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.contracts.labels import aligned, axes_groups, short_labels
-from harness.contracts.schema import budget_shortfall
+from harness.contracts.schema import budget_shortfall, resumed_text
 from harness.runner.matrix import Cell
 
 OUTCOME_STYLE = {
@@ -66,6 +66,12 @@ def outcome_details(
     shortfall (time cap), the OOM phase and memory, the error's phase and type and the step it
     stopped at (``steps`` when the summary does not say). ``brief`` (the summary table, which
     has a score column): no score, and the step only for an interrupted cell."""
+    details = _details(summary, max_steps, brief, steps)
+    resumed = "" if brief else resumed_text(summary)
+    return " · ".join(p for p in (details, resumed) if p)
+
+
+def _details(summary: dict[str, Any], max_steps: int | None, brief: bool, steps: int | None) -> str:
     outcome = summary.get("outcome")
     if outcome == "completed":
         em = None if brief else (summary.get("metrics") or {}).get("exact_match")

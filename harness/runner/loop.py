@@ -36,6 +36,7 @@ from harness.runner.matrix import Cell
 from harness.runner.outcomes import finalize
 from harness.runner.plan import Plan
 from harness.runner.progress import Progress, QuietProgress
+from harness.runner.resume import HeldPrefix, resume_manifest
 from harness.runner.store import CellLock
 from harness.runner.tracking import NullTracker, Tracker
 
@@ -276,7 +277,12 @@ class CellSupervisor:
             runtime=runtime,
             kill_after_s=timeout + KILL_GRACE_S if timeout else None,
         )
-        self.tail = MetricsTail(cell_dir / METRICS_FILE)
+        point = resume_manifest(cell_dir)  # kept by prepare: the cell continues from it
+        if point:
+            steps = f"{point['step']}/{point['steps_planned']}"
+            self.progress.message(f"{cell.cell_id}: resuming at step {steps}")
+        held = HeldPrefix(cell_dir / METRICS_FILE, point) if point else None
+        self.tail = MetricsTail(cell_dir / METRICS_FILE, held)
         self.started = time.monotonic()
         try:
             self.handle = self.executor.start(task)
@@ -326,12 +332,18 @@ class CellSupervisor:
 
 
 class MetricsTail:
-    """Reads the complete lines appended to metrics.jsonl since the last call."""
+    """Reads the complete lines appended to metrics.jsonl since the last call (of a file kept
+    for a resuming cell, only the lines this attempt adds: ``HeldPrefix``)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset = path, 0
+    def __init__(self, path: Path, held: HeldPrefix | None = None) -> None:
+        self.path, self.offset, self.held = path, 0, held
 
     def read_new(self) -> list[dict[str, Any]]:
+        if self.held is not None:
+            offset = self.held.offset(self.path)
+            if offset is None:
+                return []
+            self.offset, self.held = offset, None
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)

@@ -2,7 +2,8 @@
 
 File names and formats are in ``harness/contracts/schema.py``. A cell is *done* when its folder holds a
 valid ``summary.json``; a folder without one is a partial attempt (a killed runner or cell) and
-is cleared before the cell runs again, keeping the old log as ``cell.log.<n>``.
+is cleared before the cell runs again, keeping the old log as ``cell.log.<n>``, and, where it
+left a resume point (``checkpoint.resume_every``), that point: the cell continues from it.
 
 Locks are ``fcntl.flock`` locks on ``<root>/<matrix>/.locks/<cell-id>.lock``: the kernel drops
 them when the holder dies (even by ``kill -9``), so a stale lock can never block a resume, and
@@ -22,6 +23,7 @@ from typing import Any
 from harness.contracts.errors import UserError
 from harness.contracts.schema import LOG_FILE, MATRIX_FILE, SUMMARY_FILE, MatrixInfo, SchemaError
 from harness.contracts.store_files import read_summary, write_json
+from harness.runner.resume import kept_for_resume
 
 LOCK_DIR = ".locks"
 KEPT = (LOG_FILE, SUMMARY_FILE)
@@ -160,14 +162,16 @@ class Store:
             return None
 
     def prepare(self, cell_id: str) -> Path:
-        """Empty the cell folder for a new attempt, keeping the previous log and summary."""
+        """Empty the cell folder for a new attempt, keeping the previous log and summary, and
+        the resume point the last attempt left with what it needs (``resume.kept_for_resume``)."""
         cell_dir = self.cell_dir(cell_id)
         cell_dir.mkdir(parents=True, exist_ok=True)
+        keep = kept_for_resume(cell_dir)
         n = 1 + max(
             (int(p.suffix[1:]) for p in cell_dir.iterdir() if _ROTATED.search(p.name)), default=0
         )
         for path in sorted(cell_dir.iterdir()):
-            if _ROTATED.search(path.name):
+            if _ROTATED.search(path.name) or path.name in keep:
                 continue
             if path.name in KEPT:  # even empty: every attempt's log is kept
                 path.rename(cell_dir / f"{path.name}.{n}")
