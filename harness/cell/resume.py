@@ -23,8 +23,8 @@ right, written by the same config) cuts metrics.jsonl back to that step, puts it
 checkpoint back and the loop continues at the next step (``restore``); a damaged one, or one of
 another config, is reported in one line (``summary.train.resume_note``) and the cell starts
 from step 0 with the earlier attempt's files cleared. The cell removes its point when it ends
-with a result or ``failed``; after ``interrupted`` or ``timeout``, or a kill it cannot see, the
-point stays for the next attempt. The result is bit-identical to an uninterrupted run on CPU
+with a result or ``failed`` (but for a full disk); after ``interrupted`` or ``timeout``, or a
+kill it cannot see, the point stays for the next attempt. The result is bit-identical to an uninterrupted run on CPU
 (tests/runner/test_resume_kill.py); GPU kernels that are not deterministic make it as close as
 two uninterrupted GPU runs are.
 """

@@ -236,8 +236,11 @@ class CellRun:
             "finished_at": now_iso(),
         }
         store_files.write_json(self.out / schema.SUMMARY_FILE, self.summary)
-        if self.resume is not None and self.summary.outcome not in KEEPS_RESUME_POINT:
-            self.resume.discard()  # ended by itself: no later attempt continues from here
+        kept = self.summary.outcome in KEEPS_RESUME_POINT or (
+            isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+        )
+        if self.resume is not None and not kept:  # ended by itself: no attempt continues
+            self.resume.discard()
         return 0 if self.summary.outcome in RESULT_OUTCOMES else 1
 
     def _record_failure(self, exc: BaseException, oom: bool, evidence: str) -> None:
