@@ -8,10 +8,12 @@ written; the real kill, through the runner, is tests/runner/test_resume_kill.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.cell import resume as resume_mod
 from harness.cell.run import Interrupted, run_cell
@@ -140,6 +142,20 @@ def _lose_best(out: Path) -> None:
     (out / schema.RESUME_DIR / manifest["best"]).unlink()
 
 
+def _other_shapes(out: Path) -> None:
+    """A point whose checksum is right but whose weights another model wrote."""
+    path = out / schema.RESUME_DIR / schema.RESUME_MANIFEST
+    manifest = json.loads(path.read_text())
+    state_path = out / schema.RESUME_DIR / manifest["state"]
+    state = torch.load(state_path, weights_only=True)
+    name = next(iter(state["model"]))
+    state["model"][name] = torch.zeros(3, 5)
+    torch.save(state, state_path)
+    raw = state_path.read_bytes()
+    sha = hashlib.sha256(raw).hexdigest()
+    path.write_text(json.dumps({**manifest, "state_bytes": len(raw), "state_sha256": sha}))
+
+
 @pytest.mark.parametrize(
     ("damage", "said"),
     [
@@ -147,6 +163,7 @@ def _lose_best(out: Path) -> None:
         (_truncate_manifest, "unreadable"),
         (_other_config, "written by config 0123456789ab"),
         (_lose_best, "is missing"),
+        (_other_shapes, "has shape (3, 5)"),
     ],
 )
 def test_a_damaged_point_is_said_and_the_cell_trains_from_step_0(

@@ -80,15 +80,18 @@ class ResumePoints:
         """``ckpt/best.safetensors`` was put back from the point."""
 
     # ------------------------------------------------------------------ starting
-    def prepare(self) -> None:
-        """Before metrics.jsonl is opened: load the point in the cell folder, if there is one,
-        and put the folder back to that step; without a usable one clear what an earlier
-        attempt left, so that this one starts from step 0 in a clean folder."""
+    def prepare(self, model: torch.nn.Module) -> None:
+        """Before metrics.jsonl is opened, with the model built: load the point in the cell
+        folder, if there is one that fits the model, and put the folder back to that step;
+        without a usable one clear what an earlier attempt left, so that this one starts from
+        step 0 in a clean folder."""
         manifest = None
         if (self.dir / schema.RESUME_MANIFEST).exists():
             try:
                 manifest, self.state = self._load()
+                _check_fits(self.state, model)
             except ResumeError as exc:
+                manifest, self.state = None, None
                 self.note = f"resume point not used, training from step 0: {exc}"
                 print(f"note: {self.note}", file=sys.stderr)
         if manifest is None:
@@ -145,11 +148,7 @@ class ResumePoints:
         state = self.state
         if state is None:
             return 0
-        trained = state["model"]
-        missing, unexpected = model.load_state_dict(trained, strict=False)
-        kept = _frozen(model)
-        if unexpected or set(missing) - kept:
-            raise RuntimeError(f"resume state does not fit the model: {unexpected or missing}")
+        model.load_state_dict(state["model"], strict=False)  # fits: _check_fits
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
@@ -243,6 +242,27 @@ def _metrics_prefix(path: Path, manifest: dict[str, Any]) -> str:
     if len(kept) < n or (text and not text.endswith("\n")):
         raise ResumeError(f"{path} does not hold the lines it had at step {manifest['step']}")
     return text
+
+
+def _check_fits(state: dict[str, Any], model: torch.nn.Module) -> None:
+    """ResumeError unless the saved tensors are the model's trained ones, shape for shape, and
+    the optimizer's groups hold as many parameters as ``make_optimizer`` gives them (a point
+    written by other code is reported, never half loaded)."""
+    frozen, own = _frozen(model), model.state_dict()
+    saved = state.get("model")
+    if not isinstance(saved, dict) or set(saved) != set(own) - frozen:
+        raise ResumeError("its weights are not this model's (other code wrote it)")
+    wrong = [k for k, v in saved.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        raise ResumeError(
+            f"its {wrong[0]} has shape {tuple(saved[wrong[0]].shape)}, "
+            f"the model's {tuple(own[wrong[0]].shape)}"
+        )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    sizes = [sum(p.ndim >= 2 for p in trainable), sum(p.ndim < 2 for p in trainable)]
+    groups = (state.get("optimizer") or {}).get("param_groups") or []
+    if [len(g.get("params", ())) for g in groups] != sizes:
+        raise ResumeError("its optimizer state does not fit the model's trainable parameters")
 
 
 def _frozen(model: torch.nn.Module) -> set[str]:

@@ -129,7 +129,7 @@ class CellRun:
         self.phase = "train"
         self.meter.start()
         best_path = self.out / schema.CKPT_DIR / "best.safetensors"
-        self._prepare_resume()
+        self._prepare_resume(model)
         with open(self.out / schema.METRICS_FILE, "a", encoding="utf-8") as fh:
             sink = MetricsSink(fh)
             on_best = self._on_best(model, best_path)
@@ -155,12 +155,12 @@ class CellRun:
             memory.eval = self.meter.peak()
         self.summary.outcome = "completed"
 
-    def _prepare_resume(self) -> None:
+    def _prepare_resume(self, model) -> None:
         """Continue from the resume point in the cell folder, if a usable one is there."""
         from harness.cell.resume import ResumePoints
 
         self.resume = ResumePoints(self.cfg, self.out)
-        self.resume.prepare()
+        self.resume.prepare(model)
         self.summary.train.resumed_at = self.resume.resumed_at
         self.summary.train.resume_note = self.resume.note
         if self.resume.restored_best:

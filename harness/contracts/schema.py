@@ -158,7 +158,7 @@ def budget_shortfall(summary: dict[str, Any], planned_steps: int | None = None) 
 
 def resumed_text(summary: dict[str, Any]) -> str:
     """``resumed at step 400/700`` for an attempt that continued from a resume point, the note
-    for one that found a damaged point and trained from step 0, else ""."""
+    for one that found a point it could not use (damaged, another config's) and trained from step 0, else ""."""
     train = summary.get("train") or {}
     at, planned = train.get("resumed_at"), train.get("steps_planned")
     if isinstance(at, int) and at > 0:
@@ -168,7 +168,7 @@ def resumed_text(summary: dict[str, Any]) -> str:
             else f"resumed at step {at}"
         )
     note = train.get("resume_note")
-    return "damaged resume point, trained from step 0" if note else ""
+    return "resume point not used, trained from step 0" if note else ""
 
 
 def _count(value: Any) -> bool:

@@ -1,5 +1,6 @@
 """The runner's side of resume points (``harness/runner/resume.py``): what ``Store.prepare``
-keeps of a cut-short attempt, and where the metrics tail of a kept metrics.jsonl starts."""
+keeps of a cut-short attempt, where the metrics tail of a kept metrics.jsonl starts, and how the
+cell line and the report say that a cell resumed."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import pytest
 
 from harness.contracts import schema
 from harness.contracts.store_files import atomic_write_text, write_json
+from harness.runner.cell_text import outcome_details
 from harness.runner.loop import MetricsTail
 from harness.runner.resume import KEPT_FOR_RESUME, HeldPrefix, resume_manifest
 from harness.runner.store import Store
+from reports import fmt
+from reports.results import CellResult
 
 LINES = [{"kind": "train", "step": s, "loss": 1.0 / s} for s in (1, 2, 3)]
 
@@ -97,3 +101,22 @@ def test_the_tail_reads_from_0_when_the_cell_trained_from_step_0(tmp_path):
     fresh = {"kind": "train", "step": 1, "loss": 9.0}
     atomic_write_text(path, json.dumps(fresh) + "\n")
     assert tail.read_new() == [fresh]
+
+
+RESUMED = {
+    "outcome": "completed",
+    "metrics": {"exact_match": 0.5},
+    "train": {"resumed_at": 400, "steps_planned": 700, "steps": 700, "stop_reason": "budget"},
+}
+
+
+def test_the_cell_line_and_the_report_say_where_a_cell_resumed():
+    assert outcome_details(RESUMED, 700) == "exact match 50.0% · resumed at step 400/700"
+    assert outcome_details(RESUMED, 700, brief=True) == ""  # the table: its score column
+    assert (
+        fmt.outcome(CellResult("c1", {}, summary=RESUMED)) == "completed; resumed at step 400/700"
+    )
+    fresh = {**RESUMED, "train": {**RESUMED["train"], "resumed_at": None}}
+    assert fmt.outcome(CellResult("c1", {}, summary=fresh)) == "completed"
+    noted = {**fresh, "train": {**fresh["train"], "resume_note": "resume point not used, ..."}}
+    assert outcome_details(noted, 700).endswith("resume point not used, trained from step 0")
