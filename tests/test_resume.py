@@ -88,24 +88,25 @@ def test_resume_every_is_not_part_of_the_cell_id(tmp_path):
     assert to_dict(on)["checkpoint"]["resume_every"] == 2
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
+@pytest.mark.parametrize(("method", "at"), [("full", 4), ("lora", 4), ("full", 6)])
 def test_an_interrupted_cell_continues_from_its_point_bit_identical(
-    request, tmp_path, monkeypatch, method
+    request, tmp_path, monkeypatch, method, at
 ):
+    """Stopped after the point of step ``at`` (6: the last step, before the final evaluation)."""
     data, ref = request.getfixturevalue("reference" if method == "full" else "lora_reference")
     extra = LORA if method == "lora" else {}
     cfg = tiny_config(data, checkpoint__save="both", checkpoint__resume_every=2, **extra)
     out = tmp_path / "cell"
     with monkeypatch.context() as m:
-        _stop_after_point(m, 4)
+        _stop_after_point(m, at)
         assert run_cell(cfg, out) == 1
     first = _summary(out)
     assert first["outcome"] == "interrupted" and first["train"]["resumed_at"] is None
     manifest = read_resume_manifest(out / schema.RESUME_DIR / schema.RESUME_MANIFEST)
-    assert manifest["step"] == 4 and manifest["best"]  # eval_every 3: a best at step 3
+    assert manifest["step"] == at and manifest["best"]  # eval_every 3: a best at step 3
     assert run_cell(cfg, out) == 0
     again = _summary(out)
-    assert again["outcome"] == "completed" and again["train"]["resumed_at"] == 4
+    assert again["outcome"] == "completed" and again["train"]["resumed_at"] == at
     assert again["checkpoints"]["best"] == "ckpt/best.safetensors"
     assert not (out / schema.RESUME_DIR).exists(), "a completed cell removes its resume point"
     assert_same_result(ref, out)
