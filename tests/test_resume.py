@@ -186,3 +186,28 @@ def test_a_damaged_point_is_said_and_the_cell_trains_from_step_0(
     assert note.startswith("resume point not used, training from step 0: ") and said in note
     assert f"note: {note}" in err
     assert_same_result(ref, out)
+
+
+def test_a_kill_between_the_state_and_its_manifest_leaves_the_previous_point(
+    reference, tmp_path, monkeypatch
+):
+    """Stopped after the state file of step 4 is written and before the manifest names it: the
+    next attempt continues from step 2 (the file of step 4 is not used, then removed)."""
+    data, ref = reference
+    cfg = tiny_config(data, checkpoint__save="both", checkpoint__resume_every=2)
+    out = tmp_path / "cell"
+    write_json = resume_mod.write_json
+
+    def manifest_then_stop(path, manifest):
+        if manifest.step == 4:
+            raise Interrupted("stopped by SIGINT")
+        write_json(path, manifest)
+
+    with monkeypatch.context() as m:
+        m.setattr(resume_mod, "write_json", manifest_then_stop)
+        assert run_cell(cfg, out) == 1
+    names = {p.name for p in (out / schema.RESUME_DIR).iterdir()}
+    assert {"state-00000002.pt", "state-00000004.pt", schema.RESUME_MANIFEST} <= names
+    assert run_cell(cfg, out) == 0
+    assert _summary(out)["train"]["resumed_at"] == 2
+    assert_same_result(ref, out)
