@@ -31,9 +31,7 @@ two uninterrupted GPU runs are.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import os
 import random
 import shutil
@@ -44,19 +42,27 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.cell.durable import (
+    FileCheckError,
+    check_file,
+    fsync_dir,
+    fsync_path,
+    link_or_copy,
+    save_synced,
+)
 from harness.cell.evaluate import EvalResult
 from harness.contracts import checkpoint_meta as cm
 from harness.contracts import schema
 from harness.contracts.config import CellConfig
+from harness.contracts.errors import DISK_FULL_ERRNOS
 from harness.contracts.identity import config_hash
-from harness.contracts.outcomes import now_iso
+from harness.contracts.outcomes import KEEPS_RESUME_POINT, now_iso
 from harness.contracts.schema import Prediction, ResumeManifest, SchemaError, TrainRecord
 from harness.contracts.store_files import atomic_write_text, read_resume_manifest, write_json
 
 STATE_FORMAT = 1
 """Version of the state file's layout; a point of another version is not used."""
 BEST_FILE = "best.safetensors"
-_CHUNK = 1 << 20
 
 
 class ResumeError(Exception):
@@ -80,6 +86,16 @@ class ResumePoints:
         """``ckpt/best.safetensors`` was put back from the point."""
 
     # ------------------------------------------------------------------ starting
+    @classmethod
+    def prepared(cls, cfg: CellConfig, out: Path, model, summary: schema.Summary) -> ResumePoints:
+        """The points of this attempt, ``prepare``d, with what it found in ``summary``."""
+        points = cls(cfg, out)
+        points.prepare(model)
+        summary.train.resumed_at, summary.train.resume_note = points.resumed_at, points.note
+        if points.restored_best:
+            summary.checkpoints["best"] = f"{schema.CKPT_DIR}/{BEST_FILE}"
+        return points
+
     def prepare(self, model: torch.nn.Module) -> None:
         """Before metrics.jsonl is opened, with the model built: load the point in the cell
         folder, if there is one that fits the model, and put the folder back to that step;
@@ -90,7 +106,7 @@ class ResumePoints:
             try:
                 manifest, self.state = self._load()
                 _check_fits(self.state, model)
-            except ResumeError as exc:
+            except (ResumeError, FileCheckError) as exc:
                 manifest, self.state = None, None
                 self.note = f"resume point not used, training from step 0: {exc}"
                 print(f"note: {self.note}", file=sys.stderr)
@@ -103,7 +119,7 @@ class ResumePoints:
         shutil.rmtree(ckpt, ignore_errors=True)
         if manifest.get("best"):
             ckpt.mkdir(parents=True)
-            _link_or_copy(self.dir / manifest["best"], ckpt / BEST_FILE)
+            link_or_copy(self.dir / manifest["best"], ckpt / BEST_FILE)
             self.restored_best = True
         self.resumed_at = manifest["step"]
         print(f"resumed at step {self.resumed_at}/{manifest['steps_planned']}", file=sys.stderr)
@@ -125,9 +141,9 @@ class ResumePoints:
                 f"written by config {manifest['config_hash']}, this cell is {self.cell_hash}"
             )
         state_path = self.dir / manifest["state"]
-        _check_file(state_path, manifest["state_bytes"], manifest["state_sha256"])
+        check_file(state_path, manifest["state_bytes"], manifest["state_sha256"])
         if manifest.get("best"):
-            _check_file(self.dir / manifest["best"], manifest.get("best_bytes"), None)
+            check_file(self.dir / manifest["best"], manifest.get("best_bytes"), None)
         prefix = _metrics_prefix(self.out / schema.METRICS_FILE, manifest)
         try:
             state = torch.load(state_path, map_location="cpu", weights_only=True)
@@ -180,10 +196,10 @@ class ResumePoints:
             "result": dataclasses.asdict(res),
         }
         name = f"state-{step:08d}.pt"
-        size, digest = _save_synced(state, self.dir / name)
+        size, digest = save_synced(state, self.dir / name)
         best = self._keep_best()
         metrics = self.out / schema.METRICS_FILE
-        metrics_bytes = _fsync_path(metrics) if metrics.exists() else 0
+        metrics_bytes = fsync_path(metrics) if metrics.exists() else 0
         manifest = ResumeManifest(
             step=step,
             steps_planned=self.cfg.train.max_steps,
@@ -197,7 +213,7 @@ class ResumePoints:
             written_at=now_iso(),
         )
         write_json(self.dir / schema.RESUME_MANIFEST, manifest)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         keep = {schema.RESUME_MANIFEST, name, best}
         for path in self.dir.iterdir():
             if path.name not in keep:
@@ -218,13 +234,16 @@ class ResumePoints:
         if not (self.dir / name).exists():
             tmp = self.dir / f".{name}.tmp"
             tmp.unlink(missing_ok=True)
-            _link_or_copy(source, tmp)
+            link_or_copy(source, tmp)
             os.replace(tmp, self.dir / name)
         return name
 
-    def discard(self) -> None:
-        """The cell ended with a result (or failed by itself): no later attempt continues."""
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def after_ending(self, outcome: str, exc: BaseException | None) -> None:
+        """Once the summary is written: remove the point unless a later attempt may continue
+        from it (``KEEPS_RESUME_POINT``, or a full disk, which a rerun may find freed)."""
+        disk_full = isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+        if outcome not in KEEPS_RESUME_POINT and not disk_full:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -309,81 +328,3 @@ def _eval_result(data: dict[str, Any] | None) -> EvalResult | None:
         return None
     preds = [Prediction(**p) for p in data["predictions"]]
     return EvalResult(**{**data, "predictions": preds})
-
-
-class _HashingFile:
-    """A write-only file that hashes what passes through it (one pass over the bytes)."""
-
-    def __init__(self, fh) -> None:
-        self.fh, self.sha, self.size = fh, hashlib.sha256(), 0
-
-    def write(self, data) -> int:
-        view = memoryview(data)
-        self.sha.update(view)
-        self.size += view.nbytes
-        return self.fh.write(view)
-
-    def flush(self) -> None:
-        self.fh.flush()
-
-
-def _save_synced(state: dict[str, Any], path: Path) -> tuple[int, str]:
-    """``torch.save`` to a temporary name, fsync, rename; (bytes, SHA-256 hex)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            hashing = _HashingFile(fh)
-            torch.save(state, hashing)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return hashing.size, hashing.sha.hexdigest()
-
-
-def _check_file(path: Path, size: int | None, sha256: str | None) -> None:
-    """ResumeError unless ``path`` exists with this size (and SHA-256)."""
-    try:
-        actual = path.stat().st_size
-    except OSError:
-        raise ResumeError(f"{path} is missing") from None
-    if size is not None and actual != size:
-        raise ResumeError(f"{path} has {actual} bytes, the manifest says {size}")
-    if sha256 is None:
-        return
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            sha.update(chunk)
-    if sha.hexdigest() != sha256:
-        raise ResumeError(f"{path} fails its SHA-256 check (damaged)")
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    """A hard link (free, and the source's inode is never rewritten: checkpoints are replaced by
-    rename), else a copy (a filesystem without links)."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-
-
-def _fsync_path(path: Path) -> int:
-    """fsync a file another handle wrote (flushed); returns its size."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        return os.fstat(fd).st_size
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # some filesystems refuse a directory fsync
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -32,13 +32,7 @@ from harness.contracts.config import (
 )
 from harness.contracts.errors import DISK_FULL_ERRNOS, Parser, run_command, writable_dir
 from harness.contracts.identity import config_hash
-from harness.contracts.outcomes import (
-    KEEPS_RESUME_POINT,
-    RESULT_OUTCOMES,
-    now_iso,
-    samples_planned,
-    stop_reason,
-)
+from harness.contracts.outcomes import RESULT_OUTCOMES, now_iso, samples_planned, stop_reason
 from harness.contracts.provenance import collect_provenance
 
 
@@ -96,6 +90,7 @@ class CellRun:
 
         from harness.cell.encoding import load_splits
         from harness.cell.memory import PeakMeter, apply_budget
+        from harness.cell.resume import ResumePoints
         from harness.cell.train import MetricsSink, TrainResult, train
         from harness.cell.trainable import setup_trainable
         from harness.models import build_model
@@ -129,24 +124,13 @@ class CellRun:
         self.phase = "train"
         self.meter.start()
         best_path = self.out / schema.CKPT_DIR / "best.safetensors"
-        self._prepare_resume(model)
+        self.resume = ResumePoints.prepared(cfg, self.out, model, self.summary)
         with open(self.out / schema.METRICS_FILE, "a", encoding="utf-8") as fh:
             sink = MetricsSink(fh)
             on_best = self._on_best(model, best_path)
             self.result = TrainResult()  # filled step by step: kept if training is stopped
-            train(
-                model,
-                train_set,
-                val_set,
-                cfg,
-                device,
-                sink,
-                on_best,
-                autocast,
-                scaler,
-                self.result,
-                self.resume,
-            )
+            args = (model, train_set, val_set, cfg, device, sink, on_best, autocast, scaler)
+            train(*args, self.result, self.resume)
             memory.train = self.meter.peak()
             self._save_final(model)
             self.phase = "eval"
@@ -154,17 +138,6 @@ class CellRun:
             self._final_eval(model, test_set, device, sink, best_path, autocast)
             memory.eval = self.meter.peak()
         self.summary.outcome = "completed"
-
-    def _prepare_resume(self, model) -> None:
-        """Continue from the resume point in the cell folder, if a usable one is there."""
-        from harness.cell.resume import ResumePoints
-
-        self.resume = ResumePoints(self.cfg, self.out)
-        self.resume.prepare(model)
-        self.summary.train.resumed_at = self.resume.resumed_at
-        self.summary.train.resume_note = self.resume.note
-        if self.resume.restored_best:
-            self.summary.checkpoints["best"] = f"{schema.CKPT_DIR}/best.safetensors"
 
     def _on_best(self, model, best_path: Path):
         from harness.cell.checkpoints import save_checkpoint
@@ -236,11 +209,8 @@ class CellRun:
             "finished_at": now_iso(),
         }
         store_files.write_json(self.out / schema.SUMMARY_FILE, self.summary)
-        kept = self.summary.outcome in KEEPS_RESUME_POINT or (
-            isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
-        )
-        if self.resume is not None and not kept:  # ended by itself: no attempt continues
-            self.resume.discard()
+        if self.resume is not None:
+            self.resume.after_ending(self.summary.outcome, exc)
         return 0 if self.summary.outcome in RESULT_OUTCOMES else 1
 
     def _record_failure(self, exc: BaseException, oom: bool, evidence: str) -> None:
