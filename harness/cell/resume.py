@@ -9,14 +9,15 @@ that step's validation), everything the rest of the run depends on into ``<cell>
   data order has drawn (the order is a pure function of the seed: it is replayed, not stored),
   and the progress so far (``TrainResult``: the loss curve, the best and last validation).
   The learning rate is a function of the step (``train.lr_at``): no scheduler state to keep.
-- ``best-<step>-<inode>.safetensors``: a hard link (a copy where links fail) of ``ckpt/best.safetensors``
-  as it was then, so a best checkpoint written after the point cannot stand in for it.
+- ``best-<step>-<inode>.safetensors``: a hard link (a copy where links fail) of
+  ``ckpt/best.safetensors`` as it was then: a best checkpoint written after the point cannot
+  stand in for it.
 - ``resume.json`` (``schema.ResumeManifest``), the commit record, written last: the state file's
   size and SHA-256, the best file's size, and the length metrics.jsonl had at that step.
 
-Each file is written to a temporary name, fsynced and renamed, the directory fsynced; the
-manifest names only files already complete, so a kill at any moment leaves the previous point
-or the new one, never half of one. Files no manifest names are removed after the switch.
+Each file is written to a temporary name, fsynced and renamed (``durable.py``), the directory
+fsynced; the manifest names only files already complete, so a kill at any moment leaves the
+previous point or the new one, never half of one. Files no manifest names are removed after the switch.
 
 When the cell starts it looks for a point (``prepare``): a usable one (its checksum and sizes
 right, written by the same config) cuts metrics.jsonl back to that step, puts its best
