@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from harness.cell import resume as resume_mod
-from harness.cell.run import Interrupted, run_cell
+from harness.cell.run import Interrupted, TimedOut, run_cell
 from harness.contracts import schema
 from harness.contracts.config import to_dict
 from harness.contracts.identity import config_hash
@@ -69,14 +69,15 @@ def lora_reference(reference, tmp_path_factory) -> tuple[Path, Path]:
 LORA = {"train__method": "lora", "train__lora__dropout": 0.3, "train__lr": 0.01}
 
 
-def _stop_after_point(monkeypatch, at_step: int) -> None:
-    """Raise ``Interrupted`` (what SIGINT raises) right after the point of ``at_step``."""
+def _stop_after_point(monkeypatch, at_step: int, exc: Exception | None = None) -> None:
+    """Raise ``exc`` (default ``Interrupted``, what SIGINT raises) right after the point of
+    ``at_step``."""
     write = resume_mod.ResumePoints.write
 
     def write_then_stop(self, step, *args):
         write(self, step, *args)
         if step == at_step:
-            raise Interrupted("stopped by SIGINT")
+            raise exc or Interrupted("stopped by SIGINT")
 
     monkeypatch.setattr(resume_mod.ResumePoints, "write", write_then_stop)
 
@@ -211,3 +212,24 @@ def test_a_kill_between_the_state_and_its_manifest_leaves_the_previous_point(
     assert run_cell(cfg, out) == 0
     assert _summary(out)["train"]["resumed_at"] == 2
     assert_same_result(ref, out)
+
+
+def test_a_timed_out_cell_keeps_its_point_and_a_failed_one_removes_it(
+    reference, tmp_path, monkeypatch
+):
+    data, ref = reference
+    cfg = tiny_config(data, checkpoint__save="both", checkpoint__resume_every=2)
+    out = tmp_path / "cell"
+    with monkeypatch.context() as m:
+        _stop_after_point(m, 2, TimedOut("the cell ran past runtime.timeout_s"))
+        assert run_cell(cfg, out) == 0  # timeout is a result
+    assert _summary(out)["outcome"] == "timeout"
+    assert (out / schema.RESUME_DIR / schema.RESUME_MANIFEST).exists()
+    assert run_cell(cfg, out) == 0  # what `--rerun timeout` runs
+    assert _summary(out)["train"]["resumed_at"] == 2
+    assert_same_result(ref, out)
+    with monkeypatch.context() as m:
+        _stop_after_point(m, 2, RuntimeError("a bug"))
+        assert run_cell(cfg, tmp_path / "failed") == 1
+    assert _summary(tmp_path / "failed")["outcome"] == "failed"
+    assert not (tmp_path / "failed" / schema.RESUME_DIR).exists()
