@@ -227,6 +227,10 @@ def _main(args: argparse.Namespace, err: Console) -> int:
     if not out.is_terminal:
         out = Console(highlight=False, width=160)  # files and pipes: don't squeeze the axes
     out.print(summary_table(result.rows, labels))
+    gone = getattr(executor, "gone", None)
+    if gone:  # the cluster went away under the run: what ran is kept, the rest runs on resume
+        err.print(f"error: {gone}; start it again and rerun: {_resume_command()}", markup=False)
+        return EXIT_FAILED
     code = _finish(result, labels, err)
     if args.report is not None and not _write_report(store, args.report, err):
         return code if code != EXIT_OK else EXIT_FAILED
