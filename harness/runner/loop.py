@@ -301,6 +301,9 @@ class CellSupervisor:
             _safe(self.tracker.on_record, self.cell.cell_id, record)
         if self.handle is None:
             return
+        phase = getattr(self.handle, "phase", None)  # a cluster job: queued, running, done
+        if phase is not None and hasattr(self.progress, "cell_phase"):
+            self.progress.cell_phase(self.cell, phase())
         if stop.count and not self.interrupted:
             self.interrupted, self.kill_at = True, now + INTERRUPT_GRACE_S
             self.handle.interrupt()

@@ -208,3 +208,35 @@ def outcomes_of(matrix_dir: Path) -> list[str]:
     return [
         json.loads((d / "summary.json").read_text())["outcome"] for d in cell_dirs_of(matrix_dir)
     ]
+
+
+def test_a_requeued_job_is_followed_counted_and_ends_with_one_summary(slurm, tmp_path):
+    name = unique("requeue")
+    matrix = fake_matrix(tmp_path, ["a"], name, steps=60, step_ms=100)
+    store = tmp_path / "runs"
+    args = (str(matrix), "--store", str(store), "--executor", "slurm",
+            "--cell-command", FAKE_COMMAND)  # fmt: skip
+    proc = start_cli(*args)
+    cells = store / name
+    wait_for(lambda: cells.exists() and any((d / "metrics.jsonl").exists() for d in
+                                            cell_dirs_of(cells)), timeout=120)  # fmt: skip
+    (d,) = cell_dirs_of(cells)
+    job_id = job_of(d)["id"]
+    subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=30)  # as a preemption
+    wait_for(lambda: "PENDING" in scontrol_state(job_id), timeout=60)
+    # Slurm holds a requeued job back for a while (BeginTime): let it start now
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "requeued 1x" in err
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["outcome"] == "completed"
+    assert job_of(d)["requeues"] == 1 and job_of(d)["id"] == job_id
+    assert (d / "cell.log.1").exists()  # the preempted attempt's log, kept
+    assert json.loads((d / "slurm_job.json").read_text())["restarts"] == 1
+
+
+def scontrol_state(job_id: str) -> str:
+    done = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True,
+                          text=True, timeout=30, check=False)  # fmt: skip
+    return done.stdout

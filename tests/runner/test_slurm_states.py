@@ -147,3 +147,23 @@ def test_detach_without_slurm_is_one_line(tmp_path):
         check=False,
     )
     assert done.returncode == 2 and "--detach only applies to --executor slurm" in done.stderr
+
+
+def test_the_live_display_shows_each_cluster_job_queued_running_or_done():
+    from .test_progress import CELLS, live, screen
+
+    progress, _, clock = live(160)
+    progress.start(3)
+    for c in CELLS:
+        progress.cell_start(c, c.config["train"]["max_steps"])
+    progress.cell_phase(CELLS[0], "running")
+    progress.cell_phase(CELLS[1], "queued")
+    progress.cell_phase(CELLS[2], "queued")
+    clock.now = 5.0
+    progress.record(CELLS[0], {"kind": "train", "step": 1, "loss": 2.0})
+    rows = screen(progress, 160)
+    assert rows[0].endswith("0/3 done · 1 running · 2 queued · 0:05")
+    assert rows[2].endswith("loss -  0:05  queued") and rows[3].endswith("queued")
+    progress.cell_end(CELLS[0], {"outcome": "completed", "metrics": {"exact_match": 1.0}})
+    assert "1/3 done · 2 queued · 0:05" in screen(progress, 160)[0]
+    progress.close()
