@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,7 @@ class SlurmHandle:
 
     def poll(self) -> ExitStatus | None:
         if self.status is None and self.state is not None and not self.state.active:
+            self.state = memory_kill(self.state, self.executor.folder)
             self.status = self._ended(self.state)
         return self.status
 
@@ -345,6 +347,20 @@ class SlurmHandle:
             _scancel([self.job_id])
 
 
+def memory_kill(state: JobState, folder: Path) -> JobState:
+    """A job Slurm killed for its memory without a cgroup (``JobAcctGatherParams=OverMemoryKill``)
+    ends FAILED, and only its output says why: that is OUT_OF_MEMORY too."""
+    if state.state != "FAILED":
+        return state
+    try:
+        text = (folder / f"{state.job_id}_0_log.out").read_text(errors="replace")
+    except OSError:
+        return state
+    if "Exceeded job memory limit" not in text:
+        return state
+    return replace(state, state="OUT_OF_MEMORY", reason="Exceeded job memory limit")
+
+
 def _scancel(args: list[str]) -> None:
     # on failure the next poll shows whether the job ended
     with contextlib.suppress(OSError, subprocess.TimeoutExpired):
@@ -353,8 +369,6 @@ def _scancel(args: list[str]) -> None:
 
 def _absolute(task: CellTask) -> CellTask:
     """The job may start in another directory: every path it gets is absolute."""
-    from dataclasses import replace
-
     return replace(
         task,
         config_path=task.config_path.resolve(),

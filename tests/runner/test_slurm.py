@@ -86,11 +86,11 @@ def sacct_jobs(job_name: str) -> list[tuple[str, str]]:
     return [tuple(line.split("|")[:2]) for line in done.stdout.splitlines() if line]
 
 
-def fake_matrix(tmp_path: Path, behaviours: list[str], name: str, **kw) -> Path:
+def fake_matrix(tmp_path: Path, behaviours: list[str], name: str, slurm: str = "", **kw) -> Path:
     """A fake-cell matrix with a unique name (the jobs' name: sacct finds them by it)."""
     path = write_matrix(tmp_path / "m.yaml", behaviours, **kw)
     text = path.read_text().replace("name: fake", f"name: {name}")
-    path.write_text(text + 'slurm: {time_limit: "1"}\n')
+    path.write_text(text + f'slurm: {{time_limit: "1"{slurm}}}\n')
     return path
 
 
@@ -155,6 +155,31 @@ def test_scancel_of_a_running_cell_ends_it_interrupted_and_resume_reruns_it(slur
     assert "CANCELLED" in summary["error"]["message"]
     plan = json.loads(run_cli(*args[:3], "--dry-run", "--json").stdout)
     assert [c["action"] for c in plan["cells"]] == ["run"]  # resume runs it again
+
+
+HOG = """import time
+x = bytearray(400 * 2**20)
+x[::4096] = b"1" * len(x[::4096])  # touched: resident
+time.sleep(60)
+"""
+
+
+def test_a_job_over_its_slurm_memory_is_failed_never_the_cells_measured_oom(slurm, tmp_path):
+    name = unique("memory")
+    matrix = fake_matrix(tmp_path, ["a"], name, slurm=", mem_gb: 0.1")
+    hog = tmp_path / "hog.py"
+    hog.write_text(HOG)
+    store = tmp_path / "runs"
+    done = run_cli(str(matrix), "--store", str(store), "--executor", "slurm",
+                   "--cell-command", f"{sys.executable} {hog}", "--quiet")  # fmt: skip
+    assert done.returncode == 1, done.stderr  # a failed cell
+    (d,) = cell_dirs_of(store / name)
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["outcome"] == "failed" and summary["written_by"] == "runner"
+    assert summary["error"]["type"] == "slurm_out_of_memory"
+    assert "OUT_OF_MEMORY" in summary["error"]["message"]
+    assert "not a measured out-of-memory" in summary["error"]["message"]
+    assert job_of(d)["state"] == "OUT_OF_MEMORY"
 
 
 def cell_dirs_of(matrix_dir: Path) -> list[Path]:
