@@ -13,8 +13,9 @@ again ``adopt``s every cell whose recorded job Slurm still holds (followed, neve
 second time), collects the ones that ended meanwhile, and submits only cells whose job is gone.
 With ``--detach`` the runner submits and exits; a later plain run collects.
 
-Ctrl-C stops cleanly, as locally: running jobs get SIGTERM (``scancel --signal=TERM --full``),
-their cells write `interrupted`; queued jobs are cancelled. How Slurm ended a job becomes the
+Ctrl-C stops cleanly, as locally: each running job sends its cell SIGINT (asked through a file
+in the cell's folder, ``slurm_job.STOP_FILE``), the cells write `interrupted`; queued jobs are
+cancelled. How Slurm ended a job becomes the
 cell's outcome (``slurm_states.slurm_ending``), with Slurm's words in ``error.message``.
 """
 
@@ -32,10 +33,10 @@ from typing import Any
 
 from harness.contracts.paths import with_repo_on_path
 from harness.contracts.schema import CELL_FILE, SUMMARY_FILE
-from harness.contracts.store_files import write_json
+from harness.contracts.store_files import atomic_write_text, write_json
 from harness.runner.outcomes import log_tail
 from harness.runner.slurm_config import SlurmConfig, describe
-from harness.runner.slurm_job import JOB_FILE, run_cell_job
+from harness.runner.slurm_job import JOB_FILE, STOP_FILE, run_cell_job
 from harness.runner.slurm_states import JobState, query_jobs, slurm_ending
 from harness.runner.task import CellHandle, CellTask, ExecutorError, ExitStatus
 
@@ -324,8 +325,8 @@ class SlurmHandle:
         return summary
 
     def interrupt(self) -> None:
-        """Ctrl-C: SIGTERM to a running cell (it writes `interrupted`); a queued job is
-        cancelled; a cell not yet submitted never will be."""
+        """Ctrl-C: SIGINT to a running cell through its job (``STOP_FILE``; it writes
+        `interrupted`); a queued job is cancelled; a cell not yet submitted never will be."""
         self.stopped_by_runner = True
         if self.job_id is None:
             if self.status is None and self in self.executor.pending:
@@ -333,7 +334,7 @@ class SlurmHandle:
                 self.status = ExitStatus(None, None)
             return
         if self.state is not None and not self.state.queued:
-            _scancel(["--full", "--signal=TERM", self.job_id])
+            atomic_write_text(self.cell_dir / STOP_FILE, "interrupt\n")  # the job forwards it
         else:
             _scancel([self.job_id])
 

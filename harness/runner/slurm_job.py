@@ -2,7 +2,9 @@
 
 It starts the same cell command as the local executor (``python -m harness.cell CELL.yaml --out
 DIR --cell-id ID``) in its own process group, with the output appended to the cell's log, and
-waits for it. Slurm's own signals reach the cell directly (SIGTERM at the time limit, at scancel
+waits for it. The runner's Ctrl-C reaches it through ``STOP_FILE`` in the cell's folder (the
+job forwards SIGINT once, as the Ray task does from its control actor). Slurm's own signals
+reach the cell directly (SIGTERM at the time limit, at scancel
 or preemption: the cell writes its `interrupted` summary, which the runner then types with
 Slurm's state). ``JOB_FILE`` in the cell's folder records the job's side of the attempt (job
 id, node, when it started, how the cell process ended), so a runner that was not there when the
@@ -28,6 +30,8 @@ from harness.contracts.schema import CELL_FILE, CONFIG_FILE
 from harness.contracts.store_files import write_json
 
 JOB_FILE = "slurm_job.json"
+STOP_FILE = "slurm_stop"
+"""Written by the runner (Ctrl-C): the job body sends the cell SIGINT, once."""
 POLL_S = 0.5
 
 
@@ -52,13 +56,16 @@ def run_cell_job(spec: dict[str, Any]) -> dict[str, Any]:
     env = with_repo_on_path({**os.environ, "PYTHONUNBUFFERED": "1"})
     proc = start_cell_process([*command, *spec["argv"]], env, spec["log_path"])
     kill_at = time.monotonic() + spec["kill_after_s"] if spec.get("kill_after_s") else None
-    timed_out = False
+    timed_out = interrupted = False
     while True:
         try:
             rc = proc.wait(timeout=POLL_S)
             break
         except subprocess.TimeoutExpired:
             pass
+        if not interrupted and (cell_dir / STOP_FILE).exists():
+            interrupted = True  # the runner's Ctrl-C: the cell writes its `interrupted` summary
+            signal_group(proc.pid, signal.SIGINT)
         if kill_at and time.monotonic() >= kill_at and not timed_out:
             timed_out = True  # the cell ran well past runtime.timeout_s and did not stop
             signal_group(proc.pid, signal.SIGKILL)

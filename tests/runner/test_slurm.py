@@ -265,3 +265,29 @@ def scontrol_state(job_id: str) -> str:
     done = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True,
                           text=True, timeout=30, check=False)  # fmt: skip
     return done.stdout
+
+
+def test_ctrl_c_stops_running_and_queued_jobs_and_resume_finishes(slurm, tmp_path):
+    name = unique("ctrlc")
+    matrix = fake_matrix(tmp_path, ["a", "b", "c"], name, steps=300, step_ms=100)
+    store = tmp_path / "runs"
+    args = (str(matrix), "--store", str(store), "--executor", "slurm",
+            "--cell-command", FAKE_COMMAND, "--quiet")  # fmt: skip
+    proc = start_cli(*args)
+    cells = store / name
+    wait_for(lambda: cells.exists() and len(cell_dirs_of(cells)) == 3
+             and sum((d / "metrics.jsonl").exists() for d in cell_dirs_of(cells)) == 2,
+             timeout=120)  # fmt: skip
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Resume with" in err and "Traceback" not in err
+    summaries = [json.loads((d / "summary.json").read_text()) for d in cell_dirs_of(cells)]
+    assert [s["outcome"] for s in summaries] == ["interrupted"] * 3
+    # the two running cells wrote theirs (the fake cell leaves written_by out), the queued not
+    assert sorted(s.get("written_by", "cell") for s in summaries) == ["cell", "cell", "runner"]
+    ended = {state.split()[0] for _, state in sacct_jobs(f"{name}-cell")}
+    assert ended <= {"COMPLETED", "CANCELLED"}  # none left in the queue
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert outcomes_of(cells) == ["completed"] * 3
