@@ -100,6 +100,7 @@ class SlurmExecutor:
         self.pending: list[SlurmHandle] = []
         self.notes: list[str] = [describe(config)]
         self.next_poll = 0.0
+        self.unanswered = False
 
     # ---------------------------------------------------------------- submission
 
@@ -199,8 +200,11 @@ class SlurmExecutor:
         try:
             states = query_jobs(ids)
         except OSError as exc:
-            self.notes.append(f"Slurm did not answer ({exc}); retrying")
+            if not self.unanswered:  # once, until Slurm answers again
+                self.notes.append(f"Slurm did not answer ({exc}); retrying")
+            self.unanswered = True
             return
+        self.unanswered = False
         for handle in handles:
             if handle.job_id in states:
                 handle.update(states[handle.job_id])
