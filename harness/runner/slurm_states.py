@@ -3,7 +3,9 @@
 ``query_jobs`` asks Slurm about many jobs in one call: ``scontrol show job`` (the controller's
 view: every queued or running job, and ended ones for ``MinJobAge`` seconds, with the restart
 count), then ``sacct`` for the ids the controller no longer holds (it needs accounting, i.e.
-slurmdbd). A job neither knows is ``UNKNOWN`` (purged, or from another cluster).
+slurmdbd). A job neither knows is ``UNKNOWN`` (purged, or from another cluster). submitit's
+own state watcher is not used: it asks sacct only (nothing without accounting) and at most once
+a minute, while the runner wants every job's state each ``slurm.poll_s`` in one call.
 
 ``slurm_ending`` maps an ended job's state to the harness's typed outcome, keeping Slurm's
 words. A job Slurm ended (time limit, cgroup memory kill, node failure, preemption, scancel)

@@ -98,14 +98,17 @@ def unique(stem: str) -> str:
     return f"{stem}{os.getpid()}x{time.time_ns() % 10**9}"
 
 
-def test_the_smoke_matrix_through_sbatch_gives_the_local_ids_and_records_job_ids(slurm, tmp_path):
+def test_the_smoke_matrix_through_sbatch_gives_the_local_ids_and_results(slurm, tmp_path):
     smoke = REPO / "experiments" / "smoke.yaml"
     store = tmp_path / "runs"
-    plan = run_cli(str(smoke), "--store", str(store), "--dry-run", "--json")
-    local_ids = sorted(c["cell_id"] for c in json.loads(plan.stdout)["cells"])
-    done = run_cli(str(smoke), "--store", str(store), "--executor", "slurm", "--quiet")
+    cache = f"data.cache_dir={tmp_path / 'data'}"
+    local = run_cli(str(smoke), "--store", str(tmp_path / "local"), "--set", cache, "--quiet")
+    assert local.returncode == 0, local.stderr
+    local_ids = [p.name for p in cell_dirs_of(tmp_path / "local" / "smoke")]
+    done = run_cli(str(smoke), "--store", str(store), "--set", cache, "--executor", "slurm",
+                   "--quiet")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    dirs = sorted(p for p in (store / "smoke").iterdir() if p.is_dir() and p.name[0] != ".")
+    dirs = cell_dirs_of(store / "smoke")
     assert [d.name for d in dirs] == local_ids
     for d in dirs:
         summary = json.loads((d / "summary.json").read_text())
@@ -118,6 +121,9 @@ def test_the_smoke_matrix_through_sbatch_gives_the_local_ids_and_records_job_ids
             capture_output=True, text=True, timeout=30, check=True,
         ).stdout.split()  # fmt: skip
         assert states == ["COMPLETED"]
+        here = tmp_path / "local" / "smoke" / d.name  # the same numbers, bit for bit
+        assert (d / "predictions.jsonl").read_bytes() == (here / "predictions.jsonl").read_bytes()
+        assert summary["metrics"] == json.loads((here / "summary.json").read_text())["metrics"]
 
 
 def test_a_cell_over_its_slurm_time_limit_ends_timeout_with_slurms_reason(slurm, tmp_path):
