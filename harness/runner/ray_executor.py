@@ -181,7 +181,9 @@ class RayExecutor:
             "kill_after_s": task.kill_after_s,
         }
         ref = self.task.options(**options).remote(spec, self.control)
-        return RayHandle(self.ray, ref, self.control, task.cell_id)
+        handle = RayHandle(self.ray, ref, self.control, task.cell_id)
+        handle.gcs_address = self.gcs_address
+        return handle
 
     def wait_any(
         self, handles: Sequence[CellHandle], timeout: float
@@ -234,6 +236,8 @@ class RayHandle:
         self.ray, self.ref, self.control, self.cell_id = ray, ref, control, cell_id
         self.status: ExitStatus | None = None
         self.kill_sent: float | None = None
+        self.gcs_address: str | None = None
+        """The cluster's head: a task that failed while it answers no more was lost with it."""
         self.cancelled = False
 
     def poll(self) -> ExitStatus | None:
@@ -254,7 +258,10 @@ class RayHandle:
             return ExitStatus(None, signal.SIGKILL, reason=f"Ray: {_first_line(exc)}")
         except exceptions.RayError as exc:  # the worker or its node died, or it was cancelled
             reason = f"Ray task failed: {_first_line(exc)}"
-            return ExitStatus(None, None, reason=reason, lost=_node_lost(exceptions, exc))
+            lost = _node_lost(exceptions, exc) or bool(
+                self.gcs_address and _cluster_gone(self.gcs_address)
+            )
+            return ExitStatus(None, None, reason=reason, lost=lost)
         return ExitStatus(out["returncode"], out["signal"], bool(out.get("timed_out")))
 
     def interrupt(self) -> None:

@@ -75,7 +75,8 @@ def test_a_cell_whose_node_dies_is_interrupted_and_reruns_on_resume(nodes, tmp_p
 
 def test_a_cluster_that_disappears_ends_the_run_in_one_line_and_the_store_resumes(nodes, tmp_path):
     cluster, _ = nodes
-    matrix = write_matrix(tmp_path / "m.yaml", ["a", "b"], steps=150, step_ms=100)
+    # two cells run (one per node), the third waits in Ray's queue
+    matrix = write_matrix(tmp_path / "m.yaml", ["a", "b", "c"], steps=150, step_ms=100)
     store = tmp_path / "runs"
     address = cluster.address
     proc = ray_cli(matrix, store, address)
@@ -91,4 +92,5 @@ def test_a_cluster_that_disappears_ends_the_run_in_one_line_and_the_store_resume
         [sys.executable, str(REPO / "run_matrix.py"), str(matrix), "--store", str(store),
          "--dry-run", "--json"], capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
-    assert [c["action"] for c in json.loads(plan.stdout)["cells"]] == ["run", "run"]
+    assert [c["action"] for c in json.loads(plan.stdout)["cells"]] == ["run"] * 3
+    assert set(outcomes(store)) <= {"interrupted"}  # the recorded ones; none `failed`
