@@ -357,6 +357,9 @@ class CellInfo:
     finished_at: str | None = None
     runner_wall_s: float | None = None
     """Seconds from the runner starting the cell process to its summary."""
+    job: dict[str, Any] | None = None
+    """The cluster job that ran the cell (``--executor slurm``): executor, id, state, reason,
+    requeues, node; None for local and Ray cells."""
 
 
 @dataclass

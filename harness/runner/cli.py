@@ -33,6 +33,7 @@ from harness.runner.loop import RunResult, StopRequest, run_plan
 from harness.runner.matrix import Cell, Matrix, load_matrix, parse_assignment, select
 from harness.runner.plan import Plan, make_plan
 from harness.runner.progress import cell_labels, make_progress, summary_table
+from harness.runner.slurm_config import EXECUTORS
 from harness.runner.store import Store
 from harness.runner.tracking import MODES
 from harness.runner.wandb_tracker import make_tracker, resolve_tracking
@@ -113,9 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="where cells run: local processes (default) or Ray tasks (pip install '.[ray]')",
+        choices=EXECUTORS,
+        help="where cells run: local processes (default, or the matrix's `executor:`), Ray "
+        "tasks (pip install '.[ray]') or Slurm jobs (pip install '.[slurm]'; the matrix's "
+        "`slurm:` section says what each job asks for)",
+    )
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="with --executor slurm: submit the cells' jobs and exit; the same command "
+        "without --detach later collects them (jobs still queued are never submitted twice)",
     )
     p.add_argument(
         "--address",
@@ -159,11 +167,14 @@ def _main(args: argparse.Namespace, err: Console) -> int:
     preflight.report_path(args.report)
     if args.workers is not None and args.workers < 1:
         raise ConfigError([f"--workers must be >= 1, got {args.workers}"], "run_matrix.py")
-    if args.address and args.executor != "ray":
-        raise ConfigError(["--address only applies to --executor ray"], "run_matrix.py")
     overrides = [parse_assignment(s, "--set") for s in args.set]
     only = [parse_assignment(s, "--only") for s in args.only]
     matrix = load_matrix(args.matrix, overrides)
+    args.executor = args.executor or matrix.executor
+    if args.address and args.executor != "ray":
+        raise ConfigError(["--address only applies to --executor ray"], "run_matrix.py")
+    if args.detach and args.executor != "slurm":
+        raise ConfigError(["--detach only applies to --executor slurm"], "run_matrix.py")
     cells = select(matrix.cells, only)
     if not cells:
         raise ConfigError(
@@ -183,7 +194,7 @@ def _main(args: argparse.Namespace, err: Console) -> int:
     workers = _workers(args, matrix, to_run)
     # first: a Ray cluster that cannot be reached writes nothing; and before our signal
     # handlers, since ray.init installs its own SIGTERM handler
-    executor = _make_executor(args, command, workers)
+    executor = _make_executor(args, command, workers, matrix)
     try:
         store.ensure_writable()
         store.write_matrix_meta(
@@ -201,6 +212,10 @@ def _main(args: argparse.Namespace, err: Console) -> int:
                     progress.message(f"note: {matrix.duplicates} duplicate cell(s) merged")
                 if isinstance(executor, LocalProcessExecutor) and workers > 1:
                     progress.message(f"{describe(executor.slots)}; --workers N to change")
+                if args.detach:
+                    from harness.runner.slurm_submit import submit_detached
+
+                    return submit_detached(plan, executor, progress, err)
                 result = run_plan(
                     plan, executor, progress, tracker=tracker, stop=stop, workers=workers
                 )
@@ -212,6 +227,10 @@ def _main(args: argparse.Namespace, err: Console) -> int:
     if not out.is_terminal:
         out = Console(highlight=False, width=160)  # files and pipes: don't squeeze the axes
     out.print(summary_table(result.rows, labels))
+    gone = getattr(executor, "gone", None)
+    if gone:  # the cluster went away under the run: what ran is kept, the rest runs on resume
+        err.print(f"error: {gone}; start it again and rerun: {_resume_command()}", markup=False)
+        return EXIT_FAILED
     code = _finish(result, labels, err)
     if args.report is not None and not _write_report(store, args.report, err):
         return code if code != EXIT_OK else EXIT_FAILED
@@ -255,18 +274,25 @@ def _workers(args: argparse.Namespace, matrix: Matrix, to_run: list[Cell]) -> in
     matrix's ``workers:`` (``auto``: ``harness.runner.workers.auto_workers``)."""
     if args.workers:
         return args.workers
-    if args.executor == "ray":
+    if args.executor in ("ray", "slurm"):
         return max(1, len(to_run))
     if matrix.workers == "auto":
         return auto_workers([c.config for c in to_run])
     return int(matrix.workers)
 
 
-def _make_executor(args: argparse.Namespace, command: list[str] | None, workers: int) -> Executor:
+def _make_executor(
+    args: argparse.Namespace, command: list[str] | None, workers: int, matrix: Matrix
+) -> Executor:
     if args.executor == "ray":
         from harness.runner.ray_executor import RayExecutor
 
         return RayExecutor(address=args.address, command=command)
+    if args.executor == "slurm":
+        from harness.runner.slurm_executor import SlurmExecutor
+
+        folder = Path(args.store) / matrix.name / ".slurm"
+        return SlurmExecutor(matrix.slurm, folder, command=command, matrix=matrix.name)
     return LocalProcessExecutor(command=command, workers=workers, warm=not args.cold_start)
 
 

@@ -54,6 +54,8 @@ class Running:
     evaluating: bool = False
     time_cap: float | None = None
     """``train.max_seconds``: training stops there whatever the steps."""
+    phase: str = ""
+    """A cluster job's phase before its first step (``queued``, ``running``); empty locally."""
 
     def eta(self) -> float | None:
         """Seconds to the end of training at the rate seen so far, or to the time cap if that
@@ -111,6 +113,12 @@ class LiveProgress:
         elif record.get("kind") == "eval":
             run.evaluating = run.step >= run.total
 
+    def cell_phase(self, cell: Cell, phase: str) -> None:
+        """A cluster job's phase (Slurm: `submitting`, `queued`, `running`, `done`)."""
+        run = self.running.get(cell.cell_id)
+        if run is not None:
+            run.phase = phase
+
     def refresh(self) -> None:
         self.live.refresh()
 
@@ -154,8 +162,11 @@ class LiveProgress:
 
     def _status(self) -> str:
         parts = ["done"]
-        if self.running:
-            parts.append(f"{len(self.running)} running")
+        queued = sum(r.phase in ("queued", "submitting") for r in self.running.values())
+        if len(self.running) > queued:
+            parts.append(f"{len(self.running) - queued} running")
+        if queued:
+            parts.append(f"{queued} queued")
         if self.interrupted:
             parts.append(f"{self.interrupted} interrupted")
         parts.append(duration(self.clock() - self.started))
@@ -168,7 +179,8 @@ class LiveProgress:
         loss = f"loss {r.loss:.4f}" if r.loss is not None else "loss -"
         eta = r.eta()
         when = f"ETA {duration(eta)}" if eta is not None else "ETA -:--"
-        when = "evaluating" if r.evaluating else "starting" if r.first is None else when
+        waiting = r.phase if r.phase in ("submitting", "queued") else "starting"
+        when = "evaluating" if r.evaluating else waiting if r.first is None else when
         return r.label, r.step, r.total, f"{loss}  {duration(now - r.started)}  {when}"
 
     def _render(self) -> RenderableType:

@@ -252,8 +252,14 @@ class CellSupervisor:
 
     def start(self) -> None:
         cell, store = self.cell, self.plan.store
-        self.cell_dir = cell_dir = store.prepare(cell.cell_id)
-        atomic_write_text(cell_dir / CONFIG_FILE, yaml.safe_dump(cell.config, sort_keys=False))
+        # a cluster job a previous runner submitted and never collected: follow it, don't rerun
+        adopt = getattr(self.executor, "adopt", None)
+        adopted = adopt(store.cell_dir(cell.cell_id)) if adopt else None
+        self.cell_dir = cell_dir = store.cell_dir(cell.cell_id)
+        if adopted is None:
+            store.prepare(cell.cell_id)
+            text = yaml.safe_dump(cell.config, sort_keys=False)
+            atomic_write_text(cell_dir / CONFIG_FILE, text)
         self.info = CellInfo(
             cell_id=cell.cell_id,
             matrix=self.plan.matrix.name,
@@ -263,7 +269,8 @@ class CellSupervisor:
             index=cell.index,
             started_at=now_iso(),
         )
-        write_json(cell_dir / CELL_FILE, self.info)
+        if adopted is None:
+            write_json(cell_dir / CELL_FILE, self.info)
         _safe(self.tracker.on_cell_start, cell.cell_id, to_json(self.info), cell.config)
         self.progress.cell_start(cell, int(cell.config["train"]["max_steps"]))
         runtime = dict(cell.config["runtime"])
@@ -285,7 +292,7 @@ class CellSupervisor:
         self.tail = MetricsTail(cell_dir / METRICS_FILE, held)
         self.started = time.monotonic()
         try:
-            self.handle = self.executor.start(task)
+            self.handle = adopted or self.executor.start(task)
         except OSError as exc:  # e.g. the Python or the log file is not there: a failed cell
             reason = exc.strerror or str(exc)
             self.status = ExitStatus(None, reason=f"the cell could not be started: {reason}")
@@ -300,6 +307,9 @@ class CellSupervisor:
             _safe(self.tracker.on_record, self.cell.cell_id, record)
         if self.handle is None:
             return
+        phase = getattr(self.handle, "phase", None)  # a cluster job: queued, running, done
+        if phase is not None and hasattr(self.progress, "cell_phase"):
+            self.progress.cell_phase(self.cell, phase())
         if stop.count and not self.interrupted:
             self.interrupted, self.kill_at = True, now + INTERRUPT_GRACE_S
             self.handle.interrupt()
@@ -324,6 +334,8 @@ class CellSupervisor:
         summary = finalize(
             cell, self.cell_dir, status, timed_out, self.interrupted, wall, info.started_at
         )
+        if hasattr(self.handle, "amend"):  # a cluster job: how the cluster ended it (Slurm)
+            summary, info.job = self.handle.amend(summary), self.handle.record()
         info.finished_at, info.runner_wall_s = now_iso(), round(wall, 3)
         write_json(self.cell_dir / CELL_FILE, info)
         _safe(self.tracker.on_cell_end, cell.cell_id, summary)

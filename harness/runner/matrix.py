@@ -14,6 +14,8 @@ The format is documented for users in ``experiments/README.md``. In short::
     repeats: 2                            # or seeds: [0, 1]
     tracking: {mode: offline}             # W&B (harness/runner/tracking.py); not in cell ids
     workers: auto                         # cells at once locally (--workers wins); not in ids
+    executor: slurm                       # local (default), ray or slurm (--executor wins)
+    slurm: {partition: gpu, time_limit: "2:00:00"}  # harness/runner/slurm_config.py
 
 Expansion order: grid (first axis slowest), ``exclude``, ``include`` (GitHub Actions rules: an
 entry whose axis values match grid cells adds its other keys to them, otherwise it is a new
@@ -36,6 +38,7 @@ from harness.contracts.config import CELL_KEYS, CellConfig, ConfigError, to_dict
 from harness.contracts.identity import config_hash
 from harness.contracts.keys import get_dotted, unknown_key
 from harness.contracts.yaml_io import parse_yaml, read_yaml
+from harness.runner.slurm_config import SlurmConfig, parse_executor, parse_slurm
 from harness.runner.tracking import TrackingConfig, parse_tracking
 
 TOP_KEYS = (
@@ -49,6 +52,8 @@ TOP_KEYS = (
     "seeds",
     "tracking",
     "workers",
+    "executor",
+    "slurm",
 )
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -90,6 +95,10 @@ class Matrix:
     workers: int | str = 1
     """The ``workers:`` key: cells run at once by the local executor unless ``--workers`` says
     otherwise; ``auto`` is resolved at run time (``harness.runner.workers.auto_workers``)."""
+    executor: str = "local"
+    """The ``executor:`` key (``--executor`` wins); not part of any cell's id."""
+    slurm: SlurmConfig = dataclasses.field(default_factory=SlurmConfig)
+    """The ``slurm:`` section: what each cell's Slurm job asks for."""
 
 
 # --------------------------------------------------------------------------- values
@@ -137,6 +146,8 @@ def build_matrix(
     seeds = _parse_repeats(raw.get("repeats"), raw.get("seeds"), errors)
     tracking = parse_tracking(raw.get("tracking"), errors)
     workers = _parse_workers(raw.get("workers", 1), errors)
+    executor = parse_executor(raw.get("executor"), errors)
+    slurm = parse_slurm(raw.get("slurm"), errors)
     fixed = {k: CELL_KEYS.check(k, v, "--set ", errors) for k, v in overrides}
     if not axes and not include and not errors:
         errors.append(
@@ -157,7 +168,7 @@ def build_matrix(
     paired = {
         lab: list(axis[0]) for lab, axis in zip(labels, axes, strict=True) if lab not in axis[0]
     }
-    return Matrix(name, desc, source, cells, duplicates, paired, tracking, workers)
+    return Matrix(name, desc, source, cells, duplicates, paired, tracking, workers, executor, slurm)
 
 
 def _parse_name(name: Any, errors: list[str]) -> str:

@@ -80,6 +80,9 @@ def _outcome_without_summary(
     if interrupted:  # first: a queued (Ray) cell stopped by Ctrl-C is interrupted, not failed
         summary.outcome = "interrupted"
         summary.error = _error(cell_dir, "interrupted", "stopped by Ctrl-C before it finished")
+    elif status.lost:  # its node died under it: not the cell's failure, it runs again
+        summary.outcome = "interrupted"
+        summary.error = _error(cell_dir, "node_lost", status.reason or "its node was lost")
     elif status.reason:  # the executor knows why: never started, its worker or server lost
         summary.error = _error(cell_dir, "executor", status.reason)
     elif status.signal is not None:

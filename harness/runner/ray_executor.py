@@ -155,6 +155,9 @@ class RayExecutor:
             _connect(ray, address, num_cpus, object_store_memory)
         self.task = ray.remote(max_calls=1)(run_cell_task)
         self.control = ray.remote(Control).options(num_cpus=0).remote()
+        self.gcs_address = ray.get_runtime_context().gcs_address
+        self.lost = False
+        """A cell was lost with its node: ``gone`` then asks whether the whole cluster went."""
         total = ray.cluster_resources()
         self.cluster_gpus = float(total.get("GPU", 0))
         self.cluster_cpus = float(total.get("CPU", 0))
@@ -178,7 +181,9 @@ class RayExecutor:
             "kill_after_s": task.kill_after_s,
         }
         ref = self.task.options(**options).remote(spec, self.control)
-        return RayHandle(self.ray, ref, self.control, task.cell_id)
+        handle = RayHandle(self.ray, ref, self.control, task.cell_id)
+        handle.gcs_address = self.gcs_address
+        return handle
 
     def wait_any(
         self, handles: Sequence[CellHandle], timeout: float
@@ -192,7 +197,22 @@ class RayExecutor:
             return []
         rest, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
         order = first + [r for r in rest if r not in first]  # the first to complete first
-        return [(by_ref[r], by_ref[r].result()) for r in order]
+        ended = [(by_ref[r], by_ref[r].result()) for r in order]
+        self.lost = self.lost or any(status.lost for _, status in ended)
+        return ended
+
+    @property
+    def gone(self) -> str | None:
+        """After the run: why the whole cluster is gone (the runner then ends with one line and
+        exit 1), or None. Asked only when a cell was lost with its node."""
+        if not self.lost:
+            return None
+        for attempt in range(3):  # a head going down answers a little longer than its nodes
+            why = _cluster_gone(self.gcs_address)
+            if why or attempt == 2:
+                return why
+            time.sleep(1.0)
+        return None
 
     def take_notes(self) -> list[str]:
         notes, self.notes = self.notes, []
@@ -216,6 +236,8 @@ class RayHandle:
         self.ray, self.ref, self.control, self.cell_id = ray, ref, control, cell_id
         self.status: ExitStatus | None = None
         self.kill_sent: float | None = None
+        self.gcs_address: str | None = None
+        """The cluster's head: a task that failed while it answers no more was lost with it."""
         self.cancelled = False
 
     def poll(self) -> ExitStatus | None:
@@ -235,7 +257,11 @@ class RayHandle:
         except exceptions.OutOfMemoryError as exc:  # Ray's memory monitor killed the worker
             return ExitStatus(None, signal.SIGKILL, reason=f"Ray: {_first_line(exc)}")
         except exceptions.RayError as exc:  # the worker or its node died, or it was cancelled
-            return ExitStatus(None, None, reason=f"Ray task failed: {_first_line(exc)}")
+            reason = f"Ray task failed: {_first_line(exc)}"
+            lost = _node_lost(exceptions, exc) or bool(
+                self.gcs_address and _cluster_gone(self.gcs_address)
+            )
+            return ExitStatus(None, None, reason=reason, lost=lost)
         return ExitStatus(out["returncode"], out["signal"], bool(out.get("timed_out")))
 
     def interrupt(self) -> None:
@@ -298,6 +324,22 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
         raise ConnectionError(f"nothing answers at {address} ({exc.strerror or exc})") from None
+
+
+def _cluster_gone(address: str) -> str | None:
+    """Why the whole cluster is gone (its head answers no more), or None while it answers."""
+    try:
+        _check_reachable(address, timeout=3.0)
+    except (ConnectionError, ExecutorError) as exc:
+        return f"the Ray cluster at {address} is gone ({exc})"
+    return None
+
+
+def _node_lost(exceptions: Any, exc: BaseException) -> bool:
+    """The task's node died (removed, crashed, preempted): Ray says so in the error's type, or,
+    for a task whose node vanished, only in its message."""
+    dead = (exceptions.NodeDiedError, exceptions.LocalRayletDiedError)
+    return isinstance(exc, dead) or "node it was running on is dead" in str(exc)
 
 
 def _first_line(exc: BaseException) -> str:

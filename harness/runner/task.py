@@ -57,6 +57,9 @@ class ExitStatus:
     reason: str | None = None
     """Why the executor could not start or follow the cell (its command could not start, its
     Ray worker died, the warm-start server stopped); None when the exit status says it all."""
+    lost: bool = False
+    """The executor lost the cell with the machine it ran on (a Ray node died): the cell did
+    not fail, it is recorded `interrupted` and runs again on resume."""
 
     @property
     def signal_name(self) -> str | None:
