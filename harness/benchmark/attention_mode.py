@@ -17,8 +17,15 @@ import yaml
 
 from harness.benchmark.errors import BenchmarkInputError
 from harness.cell.attention import ATTENTION_IMPLS
+from harness.models.vlm_masks import VLM_MODES
 
 CELL_CONFIG = "config.yaml"
+MODES: tuple[tuple[str, str], ...] = (
+    *ATTENTION_IMPLS,
+    *((m, i) for m in VLM_MODES for i in ("sdpa", "eager_dense") if (m, i) not in ATTENTION_IMPLS),
+)
+"""(mode, impl) pairs a checkpoint may record: the embedded model's and hf-vlm's (the model's own
+``set_attention`` refuses a mode it lacks, e.g. ``native`` on tiny-vlm)."""
 
 
 @dataclass(frozen=True)
@@ -32,8 +39,8 @@ def parse_flag(text: str) -> tuple[str, str]:
     """``MODE[:IMPL]`` (impl defaults to sdpa), checked against harness.cell.attention."""
     mode, _, impl = text.partition(":")
     impl = impl or "sdpa"
-    if (mode, impl) not in ATTENTION_IMPLS:
-        valid = ", ".join(f"{m}:{i}" for m, i in ATTENTION_IMPLS)
+    if (mode, impl) not in MODES:
+        valid = ", ".join(f"{m}:{i}" for m, i in MODES)
         raise BenchmarkInputError(f"--attention {text!r}: not one of {valid}")
     return mode, impl
 
@@ -41,7 +48,7 @@ def parse_flag(text: str) -> tuple[str, str]:
 def _from_mapping(value: Any) -> tuple[str, str] | None:
     if isinstance(value, dict) and isinstance(value.get("mode"), str):
         impl = value.get("impl") if isinstance(value.get("impl"), str) else "sdpa"
-        if (value["mode"], impl) in ATTENTION_IMPLS:
+        if (value["mode"], impl) in MODES:
             return value["mode"], impl
     return None
 

@@ -34,6 +34,7 @@ from harness.benchmark.tasks import TASKS, infer_task, load_samples, task_spec
 from harness.benchmark.terminal import Terminal
 from harness.cell.device import torch_info
 from harness.contracts.provenance import collect_provenance
+from harness.models.hf import ModelLoadError
 from harness.models.prefix_lm import PrefixLM
 from loaders import inspect_checkpoint
 
@@ -84,7 +85,7 @@ def _apply_attention(model: EvalModel, attention: Attention | None) -> bool:
         return False
     try:
         model.module.set_attention(attention.mode, attention.impl)
-    except ValueError as e:
+    except (ValueError, ModelLoadError) as e:  # hf-vlm refuses e.g. flash over a native mask
         raise BenchmarkInputError(f"attention {attention.mode}:{attention.impl}: {e}") from None
     return True
 
