@@ -1,9 +1,20 @@
-"""Helpers of the VLM family tests."""
+"""Helpers of the VLM family tests and benches."""
 
 from __future__ import annotations
 
-from harness.contracts.config import ModelConfig
+from contextlib import nullcontext
+
+import torch
+from PIL import Image
+
+from harness.cell.memory import PeakMeter, rss_bytes
+from harness.cell.train import make_optimizer, train_step
+from harness.contracts.config import ModelConfig, TrainConfig
 from harness.models.hf_vlm import HFVisionLM, build_hf_vlm
+from harness.models.prefix_lm import EncodedBatch
+
+QUESTION = "What is the text in this captcha image?"
+ANSWERS = ("123456", "654321", "111222", "909090")
 
 
 def load(path) -> HFVisionLM:
@@ -11,3 +22,48 @@ def load(path) -> HFVisionLM:
     model = build_hf_vlm(ModelConfig(name="hf-vlm", path=str(path)))
     model.set_attention("causal", "sdpa")
     return model
+
+
+def captcha_batch(model: HFVisionLM, n: int = 4) -> EncodedBatch:
+    """``n`` 96 x 32 captcha-sized images with the seed's question and 6-digit answers: the
+    sequence length the family's processor gives the seed's data."""
+    images = [Image.new("RGB", (96, 32), (i * 40, 90, 200 - i * 40)) for i in range(n)]
+    enc = [model.encode_sample(QUESTION, im) for im in images]
+    answers = [model.answer_ids(ANSWERS[i % len(ANSWERS)]) for i in range(n)]
+    return model.collate([e[0] for e in enc], answers, [e[1] for e in enc])
+
+
+def step_memory(
+    model: HFVisionLM, batch: EncodedBatch, device: torch.device, autocast=nullcontext
+) -> dict:
+    """Peak memory of a steady-state training step (forward, backward, AdamW), the second one:
+    a first step with the same optimizer puts AdamW's state and one-time allocations in place.
+    Measured as the cell measures a phase (``harness.cell.memory.PeakMeter``): CUDA's peak
+    allocated bytes, on CPU the process's peak RSS (VmHWM, reset at the start); returned as the
+    peak over what was in use when the step started (``extra_bytes``), with the bytes of the
+    tensors autograd saved for backward (``saved_bytes``: activations, masks; exact on any
+    device). The attention mode must be set on ``model`` beforehand."""
+    cfg = TrainConfig(lr=1e-3, warmup_steps=1, grad_clip=1.0)
+    opt = make_optimizer(model, cfg)
+    model.train()
+    train_step(model, opt, [batch], cfg, autocast)
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    meter = PeakMeter(device)
+    meter.start()
+    before = torch.cuda.memory_allocated(device) if device.type == "cuda" else (rss_bytes() or 0)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        train_step(model, opt, [batch], cfg, autocast)
+    peak = meter.peak()
+    return {
+        "kind": meter.kind,
+        "seq_len": int(batch.input_ids.shape[1]),
+        "extra_bytes": int(peak.peak_bytes) - int(before),
+        "saved_bytes": sum(saved.values()),
+        "peak_bytes": int(peak.peak_bytes),
+    }
