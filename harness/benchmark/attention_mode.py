@@ -53,7 +53,7 @@ def _from_mapping(value: Any) -> tuple[str, str] | None:
     return None
 
 
-def _cell_config(checkpoint: Path) -> tuple[tuple[str, str], Path] | None:
+def _read_cell_config(checkpoint: Path) -> tuple[dict, Path] | None:
     cfg_path = checkpoint.parent.parent / CELL_CONFIG
     if checkpoint.parent.name != "ckpt" or not cfg_path.is_file():
         return None
@@ -61,8 +61,22 @@ def _cell_config(checkpoint: Path) -> tuple[tuple[str, str], Path] | None:
         cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
-    found = _from_mapping(cfg.get("attention")) if isinstance(cfg, dict) else None
-    return (found, cfg_path) if found else None
+    return (cfg, cfg_path) if isinstance(cfg, dict) else None
+
+
+def _cell_config(checkpoint: Path) -> tuple[tuple[str, str], Path] | None:
+    cell = _read_cell_config(checkpoint)
+    found = _from_mapping(cell[0].get("attention")) if cell else None
+    return (found, cell[1]) if found else None
+
+
+def prompt_format_for(checkpoint: Path) -> str | None:
+    """The cell's ``data.prompt_format`` (hf-vlm: ``seed`` or ``chat_template``) from its
+    config.yaml, which both sides must be prompted with; None where no cell config records one."""
+    cell = _read_cell_config(checkpoint)
+    data = cell[0].get("data") if cell else None
+    found = data.get("prompt_format") if isinstance(data, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def attention_for(flag: str | None, metadata: dict[str, Any], checkpoint: Path) -> Attention | None:

@@ -4,8 +4,9 @@ logits, and the real ``benchmark`` CLI scores each against the base folder.
 
 The benchmark's trained side must be the model the cell trained: its test loss, token accuracy and
 exact match equal those the cell itself recorded on the same test split (which needs the
-checkpoint's every trained tensor, the projector included, and the cell's attention mode read
-from its config.yaml). Nothing is asserted about the model improving. One family runs in the
+checkpoint's every trained tensor, the projector included, and the cell's attention mode and
+prompt format, seed for the full cell and chat_template for the LoRA one, read from its
+config.yaml). Nothing is asserted about the model improving. One family runs in the
 default suite, the others with ``-m slow``.
 """
 
@@ -63,7 +64,12 @@ def _matrix(tmp_path: Path, base: Path) -> Path:
             "checkpoint": {"save": "final", "peft_dir": True},
             "runtime": {"device": "cpu", "threads": 1},
         },
-        "matrix": {"train.method": ["full", "lora"]},
+        "matrix": {  # paired: the LoRA cell also prompts with the model's own chat template
+            "variant": [
+                {"train.method": "full", "data.prompt_format": "seed"},
+                {"train.method": "lora", "data.prompt_format": "chat_template"},
+            ]
+        },
     }
     path = tmp_path / "fam_bench.yaml"
     path.write_text(yaml.safe_dump(matrix))
@@ -138,6 +144,9 @@ def _check_report(res: dict, report: str, fmt: str, cell: Path, base: Path) -> N
     assert (att["mode"], att["applied"]) == (MODE, True)
     assert att["origin"] == f"the cell's {cell / 'config.yaml'}"
     assert f"Attention: {MODE} (sdpa)" in report
+    prompt_format = yaml.safe_load((cell / "config.yaml").read_text())["data"]["prompt_format"]
+    assert res["options"]["prompt_format"] == prompt_format
+    assert f"prompt_format={prompt_format}" in report
     assert not [w for w in res["loader"]["warnings"] if "no pair" in w]
     # The trained side is the model the cell trained: the same scores on the same test split.
     own = json.loads((cell / "summary.json").read_text())["metrics"]
