@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from contextlib import nullcontext
 
 import torch
@@ -34,36 +35,43 @@ def captcha_batch(model: HFVisionLM, n: int = 4) -> EncodedBatch:
 
 
 def step_memory(
-    model: HFVisionLM, batch: EncodedBatch, device: torch.device, autocast=nullcontext
+    model: HFVisionLM,
+    batch: EncodedBatch,
+    device: torch.device,
+    autocast=nullcontext,
+    repeats: int = 1,
 ) -> dict:
-    """Peak memory of a steady-state training step (forward, backward, AdamW), the second one:
-    a first step with the same optimizer puts AdamW's state and one-time allocations in place.
-    Measured as the cell measures a phase (``harness.cell.memory.PeakMeter``): CUDA's peak
-    allocated bytes, on CPU the process's peak RSS (VmHWM, reset at the start); returned as the
-    peak over what was in use when the step started (``extra_bytes``), with the bytes of the
-    tensors autograd saved for backward (``saved_bytes``: activations, masks; exact on any
-    device). The attention mode must be set on ``model`` beforehand."""
+    """Peak memory of a steady-state training step (forward, backward, AdamW): a first step with
+    the same optimizer puts AdamW's state and one-time allocations in place, then ``repeats``
+    steps are measured and the median kept. Measured as the cell measures a phase
+    (``harness.cell.memory.PeakMeter``): CUDA's peak allocated bytes, on CPU the process's peak
+    RSS (VmHWM, reset at the start of each step); returned as the peak over what was in use when
+    the step started (``extra_bytes``), with the bytes of the tensors autograd saved for backward
+    (``saved_bytes``: activations, masks; exact on any device). Set the attention mode first."""
     cfg = TrainConfig(lr=1e-3, warmup_steps=1, grad_clip=1.0)
     opt = make_optimizer(model, cfg)
     model.train()
     train_step(model, opt, [batch], cfg, autocast)
-    saved: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        saved[storage.data_ptr()] = storage.nbytes()
-        return t
-
     meter = PeakMeter(device)
-    meter.start()
-    before = torch.cuda.memory_allocated(device) if device.type == "cuda" else (rss_bytes() or 0)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        train_step(model, opt, [batch], cfg, autocast)
-    peak = meter.peak()
+    extras, saved = [], {}
+    for _ in range(repeats):
+        saved = {}
+
+        def pack(t: torch.Tensor, saved=saved) -> torch.Tensor:
+            storage = t.untyped_storage()
+            saved[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        meter.start()
+        cuda = device.type == "cuda"
+        before = torch.cuda.memory_allocated(device) if cuda else (rss_bytes() or 0)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            train_step(model, opt, [batch], cfg, autocast)
+        extras.append(int(meter.peak().peak_bytes) - int(before))
     return {
         "kind": meter.kind,
         "seq_len": int(batch.input_ids.shape[1]),
-        "extra_bytes": int(peak.peak_bytes) - int(before),
+        "extra_bytes": int(statistics.median(extras)),
+        "extra_bytes_each": extras,
         "saved_bytes": sum(saved.values()),
-        "peak_bytes": int(peak.peak_bytes),
     }
