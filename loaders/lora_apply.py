@@ -120,7 +120,9 @@ def _check_targets(meta, names, done, kr, ctx: LoadContext, path: Path) -> None:
     targets = json.loads(meta.get(cm.LORA_TARGETS_KEY, "[]"))
     if not targets:
         return
-    missing = sorted(n for n in names if n.split(".")[-1] in targets and n not in done)
+    # Suffixes (seed 000, tiny-vlm) or full module names (hf-vlm: the language model's only).
+    named = [n for n in names if n.split(".")[-1] in targets or n in targets]
+    missing = sorted(n for n in named if n not in done)
     kr.missing.extend(missing)
     if missing and ctx.strict:
         raise MissingKeysError(

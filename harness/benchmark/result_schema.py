@@ -160,8 +160,9 @@ class BenchmarkResults:
     device: str
     dtype: str | None
     options: dict[str, Any]
-    """``allow_unchanged``, ``lora_alpha``, ``attention``, and every task's recorded options
-    (``TaskSpec.options``; None for another task's)."""
+    """``allow_unchanged``, ``lora_alpha``, ``attention``, ``prompt_format`` (the cell's
+    ``data.prompt_format``, applied to both sides; None without a cell config), and every task's
+    recorded options (``TaskSpec.options``; None for another task's)."""
     timings: Timings
     provenance: dict[str, Any]
     """``harness.contracts.provenance.collect_provenance()`` and the torch build."""

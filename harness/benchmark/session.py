@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from harness.benchmark import eval_models
-from harness.benchmark.attention_mode import Attention, attention_for
+from harness.benchmark.attention_mode import Attention, attention_for, prompt_format_for
 from harness.benchmark.cache import ResultCache
 from harness.benchmark.compare import compare_sides
 from harness.benchmark.errors import BenchmarkInputError
@@ -34,6 +34,7 @@ from harness.benchmark.tasks import TASKS, infer_task, load_samples, task_spec
 from harness.benchmark.terminal import Terminal
 from harness.cell.device import torch_info
 from harness.contracts.provenance import collect_provenance
+from harness.models.hf import ModelLoadError
 from harness.models.prefix_lm import PrefixLM
 from loaders import inspect_checkpoint
 
@@ -84,9 +85,19 @@ def _apply_attention(model: EvalModel, attention: Attention | None) -> bool:
         return False
     try:
         model.module.set_attention(attention.mode, attention.impl)
-    except ValueError as e:
+    except (ValueError, ModelLoadError) as e:  # hf-vlm refuses e.g. flash over a native mask
         raise BenchmarkInputError(f"attention {attention.mode}:{attention.impl}: {e}") from None
     return True
+
+
+def _apply_prompt_format(model: EvalModel, prompt_format: str | None) -> None:
+    """Prompt a harness PrefixLM as its cell was trained (``data.prompt_format``)."""
+    if prompt_format is None or not isinstance(model.module, PrefixLM):
+        return
+    try:
+        model.module.set_prompt_format(prompt_format)
+    except (ValueError, ModelLoadError) as e:
+        raise BenchmarkInputError(f"data.prompt_format {prompt_format}: {e}") from None
 
 
 def _base_side(
@@ -97,6 +108,7 @@ def _base_side(
     samples: list,
     ui: Terminal,
     attention: Attention | None,
+    prompt_format: str | None = None,
 ) -> tuple[EvalModel, SideResult, str, float]:
     """Build the base, evaluate it: (model, result, QA path, load seconds)."""
     t = time.perf_counter()
@@ -108,6 +120,7 @@ def _base_side(
         "base", module, device, _candidates(cfg, None, spec), cfg.allow_remote_code
     )
     _apply_attention(base, attention)
+    _apply_prompt_format(base, prompt_format)
     load_s = time.perf_counter() - t
     path = _scoring_path(str(cfg.task), base)
     return base, _evaluate(str(cfg.task), base, samples, cfg, path, ui), path, load_s
@@ -151,13 +164,14 @@ def run_benchmark(
         ui.say(f"trained model: {source.reference} -> {source.path} ({source.origin})")
     info = inspect_checkpoint(source.path)
     attention = attention_for(cfg.attention, source.metadata, Path(info["path"]))
+    prompt_format = prompt_format_for(Path(info["path"]))
     base = eval_models.choose_base(cfg.base_model, info, source.metadata)
     timings: dict[str, float] = {"fetch_s": source.fetch_s, "load_base_s": 0.0}
     base_side, path, target, base_tokenizer, base_cache = None, "", base.spec, None, None
     if cfg.compare and base.spec is not None:
         ui.say(f"base model: {base.spec} ({base.origin})")
         base_model, base_side, path, timings["load_base_s"] = _base_side(
-            cfg, base.spec, info, device, samples, ui, attention
+            cfg, base.spec, info, device, samples, ui, attention, prompt_format
         )
         target, base_tokenizer = base_model.module, base_model.tokenizer_source
         base_cache = base_model.cache.summary()
@@ -166,6 +180,7 @@ def run_benchmark(
     trained, loaded = _trained_model(cfg, source, info, target, base.spec, device, ui)
     del target
     applied = _apply_attention(trained, attention)
+    _apply_prompt_format(trained, prompt_format)
     timings["load_trained_s"] = time.perf_counter() - t
     if base_side is not None and _scoring_path(task, trained) != path:
         raise BenchmarkInputError(
@@ -212,6 +227,7 @@ def run_benchmark(
             "lora_alpha": cfg.lora_alpha,
             **_task_options(cfg, task),
             "attention": {**asdict(attention), "applied": applied} if attention else None,
+            "prompt_format": prompt_format,
         },
         timings=Timings(**timings),
         provenance=collect_provenance() | torch_info(),

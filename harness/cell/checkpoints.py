@@ -82,7 +82,21 @@ def lora_state(model: PrefixLM, extra_modules: list[str]) -> dict[str, torch.Ten
     return out
 
 
-def metadata(cfg: CellConfig, step: int, metric: float | None) -> dict[str, str]:
+def lora_targets(model: PrefixLM, cfg: CellConfig) -> list[str]:
+    """What ``lora_targets`` records: the configured suffixes, or, where the model scopes them
+    (hf-vlm: the language model only, not the vision tower's q_proj), the adapted modules' names."""
+    names = list(cfg.train.lora.target_modules)
+    if isinstance(model.lora_target_modules(names), list) or not hasattr(
+        model.decoder, "peft_config"
+    ):
+        return names
+    base = model.decoder.get_base_model()
+    return [n for n, m in base.named_modules() if hasattr(m, "lora_A")]
+
+
+def metadata(
+    cfg: CellConfig, step: int, metric: float | None, targets: list[str] | None = None
+) -> dict[str, str]:
     """The header metadata of a checkpoint (``checkpoint_meta``'s keys, all strings)."""
     lora = cfg.train.lora
     meta = {
@@ -101,7 +115,7 @@ def metadata(cfg: CellConfig, step: int, metric: float | None) -> dict[str, str]
             cm.LORA_RANK_KEY: str(lora.r),
             cm.LORA_ALPHA_KEY: repr(lora.alpha),
             cm.LORA_DROPOUT_KEY: repr(lora.dropout),
-            cm.LORA_TARGETS_KEY: json.dumps(lora.target_modules),
+            cm.LORA_TARGETS_KEY: json.dumps(lora.target_modules if targets is None else targets),
         }
     return meta
 
@@ -110,8 +124,10 @@ def save_checkpoint(
     model: PrefixLM, cfg: CellConfig, path: Path, step: int, metric: float | None
 ) -> Path:
     """Write one self-describing safetensors file atomically (temp file + rename)."""
+    targets = None
     if cfg.train.method == "lora":
         tensors = lora_state(model, cfg.train.lora.extra_trainable)
+        targets = lora_targets(model, cfg)
     else:
         tensors, seen = {}, set()
         for k, v in model.state_dict().items():
@@ -124,7 +140,9 @@ def save_checkpoint(
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         save_file(
-            {k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata(cfg, step, metric)
+            {k: v.cpu() for k, v in tensors.items()},
+            str(tmp),
+            metadata=metadata(cfg, step, metric, targets),
         )
     except BaseException as exc:  # e.g. a full disk: no half-written file is left behind
         tmp.unlink(missing_ok=True)
@@ -137,7 +155,32 @@ def save_checkpoint(
     return path
 
 
-def save_peft_dir(model: PrefixLM, path: Path) -> Path:
-    """The PEFT adapter directory (adapter_config.json + adapter_model.safetensors)."""
+def save_peft_dir(model: PrefixLM, path: Path, extra_modules: list[str] = ()) -> Path:
+    """The PEFT adapter directory (adapter_config.json + adapter_model.safetensors).
+
+    Extra trained modules that live inside the PEFT-wrapped decoder (hf-vlm's ``projector``) go
+    in as PEFT's ``modules_to_save``, keyed as PEFT saves them, so that the folder loads as the
+    model that was trained (not with the base's projector). Those outside it (tiny-vlm's) cannot.
+    """
+    from safetensors import safe_open
+
     model.decoder.save_pretrained(str(path))
+    base = model.decoder.get_base_model()
+    inside = {id(m): n for n, m in base.named_modules()}
+    names = [inside.get(id(model.get_submodule(m))) for m in extra_modules]
+    names = [n for n in names if n]
+    if not names:
+        return path
+    weights = path / "adapter_model.safetensors"
+    with safe_open(str(weights), "pt") as fh:
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (not a dict)
+        meta = fh.metadata()
+    for name in names:
+        for key, value in base.get_submodule(name).state_dict().items():
+            tensors[f"base_model.model.{name}.{key}"] = value.detach().cpu().contiguous()
+    save_file(tensors, str(weights), metadata=meta)
+    config_path = path / "adapter_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["modules_to_save"] = sorted({*(config.get("modules_to_save") or []), *names})
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path

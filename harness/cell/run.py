@@ -161,7 +161,7 @@ class CellRun:
             save_checkpoint(model, self.cfg, ckpt / "final.safetensors", self.result.steps, metric)
             self.summary.checkpoints["final"] = f"{schema.CKPT_DIR}/final.safetensors"
         if self.cfg.checkpoint.peft_dir and self.cfg.train.method == "lora":
-            save_peft_dir(model, ckpt / "peft")
+            save_peft_dir(model, ckpt / "peft", self.cfg.train.lora.extra_trainable)
             self.summary.checkpoints["peft"] = f"{schema.CKPT_DIR}/peft"
 
     def _final_eval(self, model, test_set, device, sink, best_path: Path, autocast) -> None:

@@ -37,7 +37,8 @@ LORA_RANK_KEY = "lora_rank"
 LORA_ALPHA_KEY = "lora_alpha"
 LORA_DROPOUT_KEY = "lora_dropout"
 LORA_TARGETS_KEY = "lora_targets"
-"""JSON list of the target module suffixes."""
+"""JSON list of the target module suffixes (hf-vlm: the adapted modules' full names, since the
+suffixes would also name the vision tower's layers)."""
 
 # The LORA_* names are also those of seed 000's LoRA files, which the ``lora-file`` format reads
 # through the same shared code (loaders/lora_apply.py): renaming one breaks reading those files.
