@@ -13,6 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from harness.contracts.attempts import BackoffStep
 from harness.contracts.errors import UserError
 from harness.contracts.keys import KeyTable, unknown_key
 from harness.contracts.validate import coerce
@@ -219,6 +220,14 @@ class RuntimeConfig:
     timeout_s: float | None = None
     """Wall-clock limit for the whole cell from its process start: the cell stops itself and
     records `timeout`; the runner kills a cell that cannot, a grace period later."""
+    oom_backoff: list[BackoffStep] = field(default_factory=list)
+    """After an out-of-memory ending, retry in a fresh process with these steps, in order:
+    `micro_batch` (halve it, double grad_accum: same samples per step), `gradient_checkpointing`,
+    `eval_batch` (halve eval.batch_size); empty: an OOM is the cell's outcome at once."""
+    skip_predicted_oom: bool = False
+    """Record a cell as skipped (predicted OOM) instead of running it when a cell of the same
+    model already ran out of memory at micro-batch 1 with no larger a sequence or batch and
+    back-off has nothing left to try."""
 
 
 @dataclass
@@ -306,6 +315,9 @@ def cross_field_errors(cfg: CellConfig) -> list[str]:
         errors.append("`data.train_path` is required when data.kind=jsonl")
     if d.kind == "jsonl" and not (d.val_path or d.test_path):
         errors.append("`data.val_path` (or `data.test_path`) is required when data.kind=jsonl")
+    steps = cfg.runtime.oom_backoff
+    if len(set(steps)) != len(steps):
+        errors.append(f"`runtime.oom_backoff` lists a step twice: {steps}; list each at most once")
     for key, value in (
         ("runtime.memory_budget_gb", cfg.runtime.memory_budget_gb),
         ("runtime.timeout_s", cfg.runtime.timeout_s),

@@ -12,6 +12,13 @@ from harness.contracts.config import CellConfig, to_dict
 ADDED_KEYS: tuple[tuple[str, str, Any], ...] = (("data", "prompt_format", "seed"),)
 """Keys added after run stores existed, with the value that does what every cell did before the
 key existed: left out of the hash at that value, so old stores keep their cell ids and resume."""
+POLICY_KEYS: tuple[tuple[str, str], ...] = (
+    ("runtime", "oom_backoff"),
+    ("runtime", "skip_predicted_oom"),
+)
+"""Keys that say how to run a cell, not what it learns: never hashed. Back-off keeps the
+experiment (the summary records what it ran with), so turning it on keeps every cell id and
+``--rerun oom`` retries the stored OOM cells with it."""
 
 
 def identity_view(data: dict[str, Any]) -> dict[str, Any]:
@@ -22,6 +29,9 @@ def identity_view(data: dict[str, Any]) -> dict[str, Any]:
     view = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
     for section, key, old in ADDED_KEYS:
         if isinstance(view.get(section), dict) and view[section].get(key, old) == old:
+            view[section].pop(key, None)
+    for section, key in POLICY_KEYS:
+        if isinstance(view.get(section), dict):
             view[section].pop(key, None)
     model = view.get("model")
     if isinstance(model, dict) and "freeze_vision" in model and model["freeze_vision"] is None:
