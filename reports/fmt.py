@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from harness.contracts.attempts import backoff_exhausted, substitution
 from reports.results import CellResult
 
 DASH = "—"
@@ -111,10 +112,11 @@ def outcome(cell: CellResult) -> str:
     for a completed cell that trained less than its budget, how much (``budget_shortfall``)."""
     kind = cell.outcome
     if kind == "completed":
-        short = cell.shortfall
+        short, backoff = cell.shortfall, substitution(cell.summary or {})
         if short is None:
-            return "completed"
-        return f"**completed, {short}{'' if short.startswith('time cap') else ' of budget'}**"
+            return f"completed ({backoff})" if backoff else "completed"
+        short += "" if short.startswith("time cap") else " of budget"
+        return f"**completed, {short}**" + (f" ({backoff})" if backoff else "")
     if kind == "incomplete":
         return "not run / incomplete" + (f" ({cell_text(cell.problem)})" if cell.problem else "")
     if kind == "oom":
@@ -128,7 +130,8 @@ def outcome(cell: CellResult) -> str:
         ]
         if any(memory):
             parts.append(" / ".join(m for m in memory if m))
-        return f"**OOM** ({', '.join(parts)})"
+        parts.append(backoff_exhausted(cell.summary or {}) or "")
+        return f"**OOM** ({', '.join(p for p in parts if p)})"
     error = cell.section("error")
     detail = first_line(error.get("message"))
     if error.get("type") and error.get("type") not in ("timeout", "signal"):

@@ -9,6 +9,7 @@ from what the cell left behind (``metrics.jsonl``, the tail of ``cell.log``). Th
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -329,11 +330,14 @@ class MetricsTail:
     """Reads the complete lines appended to metrics.jsonl since the last call."""
 
     def __init__(self, path: Path) -> None:
-        self.path, self.offset = path, 0
+        self.path, self.offset, self.inode = path, 0, None
 
     def read_new(self) -> list[dict[str, Any]]:
         try:
             with open(self.path, "rb") as fh:
+                inode = os.fstat(fh.fileno()).st_ino
+                if inode != self.inode:  # a new file: an OOM back-off attempt starts afresh
+                    self.offset, self.inode = 0, inode
                 fh.seek(self.offset)
                 chunk = fh.read()
         except OSError:
