@@ -18,6 +18,7 @@ from harness.contracts.attempts import (
 )
 from harness.contracts.config import ConfigError, parse_cell_config, to_dict
 from harness.contracts.identity import config_hash
+from harness.contracts.store_files import read_summary
 from harness.runner.cell_text import cell_line
 from harness.runner.live import LiveProgress
 from harness.runner.matrix import Cell
@@ -25,7 +26,7 @@ from harness.wandb_access.fields import summary_fields
 from reports.effective import comparison_note
 from reports.fmt import outcome
 from reports.results import CellResult
-from tests.cell_helpers import REPO, tiny_cell, write_yaml
+from tests.cell_helpers import REPO, run_cell_cli, tiny_cell, write_yaml
 
 
 def _config(**train) -> dict:
@@ -82,12 +83,10 @@ def test_each_phase_gets_only_its_own_steps_in_the_order_listed():
 
 def test_back_off_keys_stay_out_of_the_cell_id():
     plain = parse_cell_config({})
-    on = parse_cell_config(
-        {"runtime": {"oom_backoff": ["micro_batch", "eval_batch"], "skip_predicted_oom": True}}
-    )
+    on = parse_cell_config({"runtime": {"oom_backoff": ["micro_batch", "eval_batch"]}})
     assert config_hash(plain) == config_hash(on)
     old = to_dict(plain)  # a store written before the keys existed
-    del old["runtime"]["oom_backoff"], old["runtime"]["skip_predicted_oom"]
+    del old["runtime"]["oom_backoff"]
     assert config_hash(old) == config_hash(plain)
     assert config_hash(parse_cell_config({"train": {"micro_batch": 4}})) != config_hash(plain)
 
@@ -230,3 +229,35 @@ def test_a_comparison_across_different_effective_settings_says_so():
     assert effective_settings(direct.config)["train.micro_batch"] == 1
     # the configs ask for different micro-batches and both ran 1 x 4: nothing to say
     assert comparison_note([rescued], [direct]) == ""
+
+
+@pytest.mark.gpu
+def test_a_real_cuda_oom_is_rescued_by_a_smaller_micro_batch(tmp_path):
+    """The caching allocator's own OOM under the memory fraction; each attempt a fresh process
+    (the cell CLI: a fork of a process that has used CUDA could not)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    cfg = tiny_cell(
+        tmp_path,
+        model__image_tokens=729,
+        attention__mode="prefix_bidirectional",
+        attention__impl="eager_dense",
+        train__micro_batch=64,
+        train__precision="fp32",
+        runtime__device="cuda",
+        runtime__memory_budget_gb=0.5,
+        runtime__oom_backoff=["micro_batch"],
+    )
+    out = tmp_path / "cell"
+    done = run_cell_cli(write_yaml(tmp_path / "c.yaml", cfg), out, timeout=600)
+    assert done.returncode == 0, done.stderr
+    summary = read_summary(out / "summary.json")
+    assert summary["outcome"] == "completed", summary
+    first = summary["attempts"][0]
+    assert first["outcome"] == "oom" and first["budget_bytes"] == int(0.5 * 1024**3)
+    effective = summary["effective"]
+    assert effective["train.micro_batch"] < 64
+    assert effective["train.micro_batch"] * effective["train.grad_accum"] == 64
+    assert summary["memory"]["kind"] == "cuda"
+    assert summary["memory"]["train"]["peak_bytes"] <= int(0.5 * 1024**3)

@@ -224,10 +224,6 @@ class RuntimeConfig:
     """After an out-of-memory ending, retry in a fresh process with these steps, in order:
     `micro_batch` (halve it, double grad_accum: same samples per step), `gradient_checkpointing`,
     `eval_batch` (halve eval.batch_size); empty: an OOM is the cell's outcome at once."""
-    skip_predicted_oom: bool = False
-    """Record a cell as skipped (predicted OOM) instead of running it when a cell of the same
-    model already ran out of memory at micro-batch 1 with no larger a sequence or batch and
-    back-off has nothing left to try."""
 
 
 @dataclass
