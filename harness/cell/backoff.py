@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,11 @@ def run_with_backoff(cfg: CellConfig, out: Path, cell_id: str, write_config: boo
     config = to_dict(cfg)
     config["runtime"]["oom_backoff"] = []  # the attempt itself does not back off
     attempts: list[Attempt] = []
+    started = time.monotonic() - _process_age_s()  # the cell's start (monotonic spans a fork)
     while True:
         run_config = _with_time_left(config, cfg.runtime.timeout_s, _process_age_s())
-        code = _fork_attempt(run_config, out, cell_id, steps, attempts, cfg.runtime.timeout_s)
+        limit = cfg.runtime.timeout_s
+        code = _fork_attempt(run_config, out, cell_id, (steps, attempts, limit, started))
         try:
             summary = store_files.read_summary(out / schema.SUMMARY_FILE)
         except schema.SchemaError:
@@ -77,15 +80,9 @@ def _with_time_left(config: dict[str, Any], timeout_s: float | None, age_s: floa
     return run
 
 
-def _fork_attempt(
-    config: dict[str, Any],
-    out: Path,
-    cell_id: str,
-    steps: list[str],
-    earlier: list[Attempt],
-    timeout_s: float | None,
-) -> int:
-    """Run one attempt in a forked child; its exit status (1 when it died by a signal)."""
+def _fork_attempt(config: dict[str, Any], out: Path, cell_id: str, context: tuple) -> int:
+    """Run one attempt in a forked child; its exit status (1 when it died by a signal).
+    ``context``: the steps, the earlier attempts, the cell's time limit and start."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -95,7 +92,7 @@ def _fork_attempt(
             from harness.cell.run import run_cell
 
             cfg = parse_cell_config(config, "attempt")
-            note = _annotator(config, steps, earlier, timeout_s)
+            note = _annotator(config, *context)
             code = run_cell(cfg, out, cell_id, write_config=False, on_summary=note)
         finally:
             sys.stdout.flush()
@@ -110,8 +107,9 @@ def _fork_attempt(
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1
 
 
-def _annotator(config, steps, earlier, timeout_s):
-    """The child's hook on its summary: ``effective`` and ``attempts`` (this one added)."""
+def _annotator(config, steps, earlier, timeout_s, started):
+    """The child's hook on its summary: ``effective`` and ``attempts`` (this one added), and
+    ``timings.wall_s`` of the whole cell (every attempt; each attempt's own is in its entry)."""
 
     def note(summary: schema.Summary) -> None:
         oom = summary.oom
@@ -134,6 +132,7 @@ def _annotator(config, steps, earlier, timeout_s):
             wall_s=summary.timings.wall_s,
         )
         summary.attempts = [*earlier, this]
+        summary.timings.wall_s = time.monotonic() - started
         summary.effective = effective_settings(config)
         if summary.outcome == "timeout" and summary.error and timeout_s:
             summary.error.message = f"the cell ran past runtime.timeout_s={timeout_s}s"

@@ -18,7 +18,7 @@ import time
 import pytest
 import yaml
 
-from harness.contracts.store_files import read_summary
+from harness.contracts.store_files import read_metrics, read_predictions, read_summary
 from tests.cell_helpers import REPO, tiny_cell
 
 
@@ -75,3 +75,51 @@ def test_backoff_overhead(benchmark, tmp_path):
         f"\nback-off (4 -> 2 after OOM): {backoff_s:.1f} s wall, of which the failed attempt "
         f"{failed_s:.1f} s; the fitting setting directly: {direct_s:.1f} s; ratio {ratio:.2f}x"
     )
+
+
+DEMO_SHAPES = ((4, 4), (2, 8), (1, 16))
+"""The demo's 16 samples per step (attention.yaml: micro-batch 4 x grad_accum 4) and the shapes
+back-off would run it in."""
+
+
+@pytest.mark.slow
+def test_a_micro_batch_change_on_the_demo_model(benchmark, tmp_path):
+    """How far from bit-identical a back-off micro-batch change is on the demo model (its causal
+    sdpa cell, 150 steps): per-step training loss and held-out predictions vs 4 x 4."""
+    demo = yaml.safe_load((REPO / "experiments" / "attention.yaml").read_text())["base"]
+    demo["data"] |= {"cache_dir": str(tmp_path / "data"), "val_count": 100, "test_count": 200}
+    demo["train"] |= {"max_steps": 150, "eval_every": 150, "log_every": 1}
+    demo["runtime"] |= {"device": "cpu"}
+    runs = {}
+    for mb, ga in DEMO_SHAPES:
+        cfg = {**demo, "train": {**demo["train"], "micro_batch": mb, "grad_accum": ga}}
+        runs[mb, ga] = _run(tmp_path, f"mb{mb}", cfg)[1]
+
+    def curve(mb: int) -> list[float]:
+        records = read_metrics(tmp_path / f"mb{mb}" / "metrics.jsonl")
+        return [r["loss"] for r in records if r["kind"] == "train"]
+
+    def predictions(mb: int) -> dict[str, str]:
+        rows = read_predictions(tmp_path / f"mb{mb}" / "predictions.jsonl")
+        return {r["id"]: r["prediction"] for r in rows}
+
+    ref, ref_pred = curve(4), predictions(4)
+    for mb, ga in DEMO_SHAPES[1:]:
+        gaps = [abs(a - b) / abs(b) for a, b in zip(curve(mb), ref, strict=True)]
+        first = next((i + 1 for i, g in enumerate(gaps) if g > 0), None)
+        pred = predictions(mb)
+        same = sum(pred[i] == ref_pred[i] for i in ref_pred)
+        em = runs[mb, ga]["metrics"]["exact_match"], runs[4, 4]["metrics"]["exact_match"]
+        benchmark.extra_info[f"mb{mb}"] = {
+            "first_step_differing": first,
+            "max_rel_loss_gap": max(gaps),
+            "step1_rel_loss_gap": gaps[0],
+            "same_predictions": same,
+            "exact_match": em,
+        }
+        print(
+            f"\n{mb} x {ga} vs 4 x 4: loss first differs at step {first}, relative gap "
+            f"{gaps[0]:.1e} at step 1, max {max(gaps):.1e} over 150 steps; held-out predictions "
+            f"identical {same}/{len(ref_pred)}; exact match {100 * em[0]:.1f}% vs {100 * em[1]:.1f}%"
+        )
+    benchmark.pedantic(lambda: None, rounds=1)

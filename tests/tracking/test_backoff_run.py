@@ -85,6 +85,7 @@ def test_a_cell_out_of_memory_at_micro_batch_4_completes_at_2(tmp_path, home):
     assert rescued["effective"]["train.micro_batch"] == 2
     assert rescued["effective"]["train.grad_accum"] == 2
     assert rescued["memory"]["train"]["peak_bytes"] == last["peak_bytes"]
+    assert rescued["timings"]["wall_s"] >= first["wall_s"] + last["wall_s"]  # the whole cell
     # the same samples seen, the loss curve of the cell run directly at 2 x 2
     assert rescued["train"]["samples_seen"] == direct["train"]["samples_seen"] == 8
     assert rescued["train"]["samples_planned"] == 8
