@@ -119,6 +119,8 @@ def outcome(cell: CellResult) -> str:
         return f"**completed, {short}**" + (f" ({backoff})" if backoff else "")
     if kind == "incomplete":
         return "not run / incomplete" + (f" ({cell_text(cell.problem)})" if cell.problem else "")
+    if kind == "skipped":
+        return f"skipped ({cell_text(cell.section('error').get('message') or 'not run', 70)})"
     if kind == "oom":
         oom = cell.section("oom")
         parts = [str(oom.get("phase") or "?")]

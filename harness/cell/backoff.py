@@ -9,18 +9,21 @@ on CUDA the child also empties the allocator's cache when it runs out), so an at
 from the same memory as the first. The child writes ``summary.json`` once, with ``effective``
 (what it ran with) and ``attempts`` (every attempt so far); the last summary is the cell's.
 
-The parent never imports torch or touches CUDA (a fork after CUDA initialisation would fail).
+The parent imports torch and the cell's modules once (each attempt then starts warm) but never
+touches CUDA (a fork after CUDA initialisation would fail).
 Signals reach the child through the process group (the runner and its executors signal the
 group); the parent ignores them while a child runs and ends with the child's exit status.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,27 +38,37 @@ from harness.contracts.attempts import (
 )
 from harness.contracts.config import CellConfig, parse_cell_config, to_dict
 
+PRELOAD = ("torch", "transformers", "peft", "harness.models", "harness.cell.train")
+"""The heavy imports of an attempt (a subset of the warm server's ``PRELOAD``)."""
 MOVED = (schema.SUMMARY_FILE, schema.METRICS_FILE, schema.PREDICTIONS_FILE, schema.CKPT_DIR)
 """Files of an attempt that ran out of memory, moved to ``attempts/<n>/`` before the next."""
 
 
-def run_with_backoff(cfg: CellConfig, out: Path, cell_id: str, write_config: bool) -> int:
-    """Run ``cfg`` with back-off into ``out``; returns the last attempt's exit status."""
-    from harness.cell.run import _process_age_s
-
+def run_with_backoff(
+    cfg: CellConfig,
+    out: Path,
+    cell_id: str,
+    write_config: bool,
+    run_cell: Callable[..., int],
+    started: float,
+) -> int:
+    """Run ``cfg`` with back-off into ``out``, each attempt through ``run_cell``
+    (``harness.cell.run``'s); ``started``: the cell's process start on the monotonic clock.
+    Returns the last attempt's exit status."""
     out.mkdir(parents=True, exist_ok=True)
     if write_config:
         text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
         store_files.atomic_write_text(out / schema.CONFIG_FILE, text)
+    _preload(cfg.runtime.threads)
     steps = list(cfg.runtime.oom_backoff)
     config = to_dict(cfg)
     config["runtime"]["oom_backoff"] = []  # the attempt itself does not back off
     attempts: list[Attempt] = []
-    started = time.monotonic() - _process_age_s()  # the cell's start (monotonic spans a fork)
     while True:
-        run_config = _with_time_left(config, cfg.runtime.timeout_s, _process_age_s())
+        run_config = _with_time_left(config, cfg.runtime.timeout_s, time.monotonic() - started)
         limit = cfg.runtime.timeout_s
-        code = _fork_attempt(run_config, out, cell_id, (steps, attempts, limit, started))
+        context = (steps, attempts, limit, started)
+        code = _fork_attempt(run_cell, run_config, out, cell_id, context)
         try:
             summary = store_files.read_summary(out / schema.SUMMARY_FILE)
         except schema.SchemaError:
@@ -72,6 +85,23 @@ def run_with_backoff(cfg: CellConfig, out: Path, cell_id: str, write_config: boo
         )
 
 
+def _preload(threads: int | str | None) -> None:
+    """Import what a cell needs once, here, so that every attempt starts warm (forked, like the
+    runner's warm starts: ``harness/cell/forkserver.py``); CUDA stays untouched."""
+    from harness.cell.threads import prepare_environment
+
+    prepare_environment(threads)  # before torch loads its OpenMP runtime
+    for name in PRELOAD:
+        importlib.import_module(name)
+    import torch
+
+    if torch.cuda.is_initialized():
+        raise RuntimeError(
+            "runtime.oom_backoff forks each attempt, and this process has already initialised "
+            "CUDA: run the cell in its own process (python -m harness.cell CELL.yaml --out DIR)"
+        )
+
+
 def _with_time_left(config: dict[str, Any], timeout_s: float | None, age_s: float) -> dict:
     """The attempt's config: ``runtime.timeout_s`` counts from the cell's start, not the fork."""
     if not timeout_s:
@@ -80,7 +110,9 @@ def _with_time_left(config: dict[str, Any], timeout_s: float | None, age_s: floa
     return run
 
 
-def _fork_attempt(config: dict[str, Any], out: Path, cell_id: str, context: tuple) -> int:
+def _fork_attempt(
+    run_cell: Callable[..., int], config: dict[str, Any], out: Path, cell_id: str, context: tuple
+) -> int:
     """Run one attempt in a forked child; its exit status (1 when it died by a signal).
     ``context``: the steps, the earlier attempts, the cell's time limit and start."""
     sys.stdout.flush()
@@ -89,8 +121,6 @@ def _fork_attempt(config: dict[str, Any], out: Path, cell_id: str, context: tupl
     if pid == 0:  # pragma: no cover - the child's coverage is not collected
         code = 1
         try:
-            from harness.cell.run import run_cell
-
             cfg = parse_cell_config(config, "attempt")
             note = _annotator(config, *context)
             code = run_cell(cfg, out, cell_id, write_config=False, on_summary=note)

@@ -308,7 +308,9 @@ def run_cell(
     if cfg.runtime.oom_backoff and on_summary is None:
         from harness.cell.backoff import run_with_backoff
 
-        return run_with_backoff(cfg, out, cell_id or config_hash(cfg), write_config)
+        started = time.monotonic() - _process_age_s()  # the monotonic clock spans a fork
+        cell_id = cell_id or config_hash(cfg)
+        return run_with_backoff(cfg, out, cell_id, write_config, run_cell, started)
     out.mkdir(parents=True, exist_ok=True)
     if write_config:
         text = yaml.safe_dump(to_dict(cfg), sort_keys=False)

@@ -224,6 +224,9 @@ class RuntimeConfig:
     """After an out-of-memory ending, retry in a fresh process with these steps, in order:
     `micro_batch` (halve it, double grad_accum: same samples per step), `gradient_checkpointing`,
     `eval_batch` (halve eval.batch_size); empty: an OOM is the cell's outcome at once."""
+    skip_predicted_oom: bool = False
+    """Record `skipped (predicted OOM, see cell ...)` instead of running a cell that a finished
+    OOM cell predicts (harness/runner/predict.py); never when back-off could still help."""
 
 
 @dataclass

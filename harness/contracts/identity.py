@@ -12,7 +12,10 @@ from harness.contracts.config import CellConfig, to_dict
 ADDED_KEYS: tuple[tuple[str, str, Any], ...] = (("data", "prompt_format", "seed"),)
 """Keys added after run stores existed, with the value that does what every cell did before the
 key existed: left out of the hash at that value, so old stores keep their cell ids and resume."""
-POLICY_KEYS: tuple[tuple[str, str], ...] = (("runtime", "oom_backoff"),)
+POLICY_KEYS: tuple[tuple[str, str], ...] = (
+    ("runtime", "oom_backoff"),
+    ("runtime", "skip_predicted_oom"),
+)
 """Keys that say how to run a cell, not what it learns: never hashed. Back-off keeps the
 experiment (the summary records what it ran with), so turning it on keeps every cell id and
 ``--rerun oom`` retries the stored OOM cells with it."""

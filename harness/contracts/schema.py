@@ -55,7 +55,16 @@ WRITERS: dict[str, str] = {
 }
 """File -> the process that writes it (the table above)."""
 
-OUTCOMES: tuple[str, ...] = ("completed", "oom", "timeout", "diverged", "failed", "interrupted")
+OUTCOMES: tuple[str, ...] = (
+    "completed",
+    "oom",
+    "timeout",
+    "diverged",
+    "failed",
+    "interrupted",
+    "skipped",
+)
+"""``skipped``: not run, a predicted OOM (``runtime.skip_predicted_oom``; the runner writes it)."""
 
 STOP_REASONS: tuple[str, ...] = (
     "budget",

@@ -22,6 +22,7 @@ OUTCOME_STYLE = {
     "diverged": "yellow",
     "failed": "red",
     "interrupted": "cyan",
+    "skipped": "magenta",
 }
 """Colour of each outcome (``schema.OUTCOMES``); which count as done is
 ``harness.contracts.outcomes.FINISHED_OUTCOMES``, the rule the planner also reads."""
@@ -74,6 +75,8 @@ def outcome_details(
         parts.append(budget_shortfall(summary, max_steps) or "")
         parts.append(substitution(summary) or "")
         return " · ".join(p for p in parts if p)
+    if outcome == "skipped":
+        return f"({(summary.get('error') or {}).get('message') or 'not run'})"
     if outcome == "oom":
         oom = summary.get("oom") or {}
         used, budget = oom.get("in_use_bytes"), oom.get("budget_bytes")

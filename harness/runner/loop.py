@@ -36,6 +36,7 @@ from harness.runner.executor import CellHandle, CellTask, Executor, ExitStatus
 from harness.runner.matrix import Cell
 from harness.runner.outcomes import finalize
 from harness.runner.plan import Plan
+from harness.runner.predict import predicted_by, record_skipped
 from harness.runner.progress import Progress, QuietProgress
 from harness.runner.store import CellLock
 from harness.runner.tracking import NullTracker, Tracker
@@ -153,6 +154,11 @@ class _Run:
             if state.outcome and state.mtime_ns != p.mtime_ns:  # finished by another runner
                 lock.release()
                 self.rows[i] = (p.cell, self.plan.store.read_summary(p.cell.cell_id), "done")
+                continue
+            if predictor := predicted_by(p.cell, self.plan.store):  # runtime.skip_predicted_oom
+                self.rows[i] = (p.cell, record_skipped(p.cell, self.plan, predictor), "ran")
+                lock.release()
+                self.progress.cell_end(p.cell, self.rows[i][1] or {})
                 continue
             slot = min(set(range(workers)) - set(self.running))
             sup = CellSupervisor(
