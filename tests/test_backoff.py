@@ -77,6 +77,7 @@ def test_each_phase_gets_only_its_own_steps_in_the_order_listed():
         "eval_batch 2 -> 1",
     ]
     assert _ladder(config, ["eval_batch"], "train") == []
+    assert _ladder(config, ["micro_batch", "gradient_checkpointing"], "setup") == []
     assert not can_back_off({**config, "runtime": {"oom_backoff": []}}, "train")
     assert can_back_off({**config, "runtime": {"oom_backoff": ["micro_batch"]}}, "train")
 

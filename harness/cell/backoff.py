@@ -68,8 +68,11 @@ def run_with_backoff(
         run_config = _with_time_left(config, cfg.runtime.timeout_s, time.monotonic() - started)
         limit = cfg.runtime.timeout_s
         context = (steps, attempts, limit, started)
+        before = _mtime(out / schema.SUMMARY_FILE)
         code = _fork_attempt(run_cell, run_config, out, cell_id, context)
         try:
+            if _mtime(out / schema.SUMMARY_FILE) == before:
+                raise schema.SchemaError("no new summary")
             summary = store_files.read_summary(out / schema.SUMMARY_FILE)
         except schema.SchemaError:
             return code  # the attempt died without a summary: the runner writes one
@@ -100,6 +103,13 @@ def _preload(threads: int | str | None) -> None:
             "runtime.oom_backoff forks each attempt, and this process has already initialised "
             "CUDA: run the cell in its own process (python -m harness.cell CELL.yaml --out DIR)"
         )
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _with_time_left(config: dict[str, Any], timeout_s: float | None, age_s: float) -> dict:

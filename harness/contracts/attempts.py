@@ -72,8 +72,10 @@ def next_config(
     config: dict[str, Any], steps: list[str], phase: str | None
 ) -> tuple[dict[str, Any], str] | None:
     """The config of the next attempt after an OOM in ``phase`` and the step taken, or None when
-    no listed step can still help (micro-batch at 1, checkpointing on, eval batch at 1, or a
-    step for the other phase)."""
+    no listed step can still help (micro-batch at 1, checkpointing on, eval batch at 1, a step
+    for the other phase, or an OOM in ``setup``: loading the model, which no step shrinks)."""
+    if phase == "setup":
+        return None
     train, ev = config["train"], config["eval"]
     for step in steps:
         new = copy.deepcopy(config)
