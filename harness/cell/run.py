@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -35,6 +36,9 @@ from harness.contracts.errors import DISK_FULL_ERRNOS, Parser, run_command, writ
 from harness.contracts.identity import config_hash
 from harness.contracts.outcomes import RESULT_OUTCOMES, now_iso, samples_planned, stop_reason
 from harness.contracts.provenance import collect_provenance
+
+SummaryHook = Callable[[schema.Summary], None]
+"""Called with the summary just before it is written (OOM back-off records its attempts)."""
 
 
 class Interrupted(Exception):
@@ -68,7 +72,9 @@ def _process_age_s() -> float:
 class CellRun:
     """State of one running cell, so that any ending can still write a complete summary."""
 
-    def __init__(self, cfg: CellConfig, out: Path, cell_id: str, on_summary=None) -> None:
+    def __init__(
+        self, cfg: CellConfig, out: Path, cell_id: str, on_summary: SummaryHook | None = None
+    ) -> None:
         self.cfg, self.out, self.cell_id = cfg, out, cell_id
         self.on_summary = on_summary  # back-off's hook (harness/cell/backoff.py)
         self.phase = "setup"
@@ -297,7 +303,7 @@ def run_cell(
     out: Path,
     cell_id: str | None = None,
     write_config: bool = True,
-    on_summary=None,
+    on_summary: SummaryHook | None = None,
 ) -> int:
     """Run one cell into ``out`` and write its summary; returns the exit status.
 

@@ -156,9 +156,12 @@ class _Run:
                 self.rows[i] = (p.cell, self.plan.store.read_summary(p.cell.cell_id), "done")
                 continue
             if predictor := predicted_by(p.cell, self.plan.store):  # runtime.skip_predicted_oom
-                self.rows[i] = (p.cell, record_skipped(p.cell, self.plan, predictor), "ran")
-                lock.release()
-                self.progress.cell_end(p.cell, self.rows[i][1] or {})
+                try:
+                    summary = record_skipped(p.cell, self.plan, predictor)
+                finally:
+                    lock.release()
+                self.rows[i] = (p.cell, summary, "ran")
+                self.progress.cell_end(p.cell, summary)
                 continue
             slot = min(set(range(workers)) - set(self.running))
             sup = CellSupervisor(
