@@ -262,3 +262,19 @@ def test_a_real_cuda_oom_is_rescued_by_a_smaller_micro_batch(tmp_path):
     assert effective["train.micro_batch"] * effective["train.grad_accum"] == 64
     assert summary["memory"]["kind"] == "cuda"
     assert summary["memory"]["train"]["peak_bytes"] <= int(0.5 * 1024**3)
+
+
+def test_an_oom_inside_evaluation_is_an_eval_oom_even_during_training():
+    from harness.cell.evaluate import evaluate
+    from harness.cell.memory import oom_phase
+
+    class OutOfMemoryOnEval:
+        training = True
+
+        def eval(self):
+            raise MemoryError("can't allocate memory")
+
+    with pytest.raises(MemoryError) as caught:
+        evaluate(OutOfMemoryOnEval(), [], None, 8, 4)
+    assert oom_phase(caught.value, "train") == "eval"
+    assert oom_phase(MemoryError("elsewhere"), "train") == "train"
