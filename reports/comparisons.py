@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reports import fmt, wording
+from reports.effective import comparison_note
 from reports.results import REPEAT_KEYS, CellResult, Results, hashable
 from reports.stats import (
     ALPHA,
@@ -189,6 +190,7 @@ def accuracy_finding(axis: str, a: Config, b: Config, examples: bool) -> Finding
             f"right only with {fmt.value(vb)}: {cmp.b_only} ({only_b})."
         )
     text += wording.scoring_note([*a.scored, *b.scored])
+    text += comparison_note(a.scored, b.scored)
     win = (va, vb) if cmp.significant else (None, None)
     runs = len(cmp.per_seed) if isinstance(cmp, SeedComparison) else 1
     return Finding(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from harness.contracts.attempts import backoff_exhausted, substitution
 from harness.contracts.schema import resumed_text
 from reports.results import CellResult
 
@@ -119,12 +120,15 @@ def outcome(cell: CellResult) -> str:
 def _outcome(cell: CellResult) -> str:
     kind = cell.outcome
     if kind == "completed":
-        short = cell.shortfall
+        short, backoff = cell.shortfall, substitution(cell.summary or {})
         if short is None:
-            return "completed"
-        return f"**completed, {short}{'' if short.startswith('time cap') else ' of budget'}**"
+            return f"completed ({backoff})" if backoff else "completed"
+        short += "" if short.startswith("time cap") else " of budget"
+        return f"**completed, {short}**" + (f" ({backoff})" if backoff else "")
     if kind == "incomplete":
         return "not run / incomplete" + (f" ({cell_text(cell.problem)})" if cell.problem else "")
+    if kind == "skipped":
+        return f"skipped ({cell_text(cell.section('error').get('message') or 'not run', 70)})"
     if kind == "oom":
         oom = cell.section("oom")
         parts = [str(oom.get("phase") or "?")]
@@ -136,7 +140,8 @@ def _outcome(cell: CellResult) -> str:
         ]
         if any(memory):
             parts.append(" / ".join(m for m in memory if m))
-        return f"**OOM** ({', '.join(parts)})"
+        parts.append(backoff_exhausted(cell.summary or {}) or "")
+        return f"**OOM** ({', '.join(p for p in parts if p)})"
     error = cell.section("error")
     detail = first_line(error.get("message"))
     if error.get("type") and error.get("type") not in ("timeout", "signal"):

@@ -69,6 +69,25 @@ def is_oom(exc: BaseException) -> bool:
     )
 
 
+def oom_phase(exc: BaseException, phase: str) -> str:
+    """Where an OOM struck: ``eval`` when the failing call ran in ``evaluate`` (validation during
+    training too, whose fix is a smaller eval batch), else the cell's ``phase``."""
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "evaluate" and code.co_filename.endswith("evaluate.py"):
+            return "eval"
+        tb = tb.tb_next
+    return phase
+
+
+def release_after_oom(exc: BaseException, meter: PeakMeter | None) -> None:
+    """After a CUDA OOM, give the allocator's cached blocks back (the next attempt, in a fresh
+    process, starts clean anyway; this frees them before the summary is written)."""
+    if meter is not None and meter.kind == "cuda" and is_oom(exc):
+        torch.cuda.empty_cache()
+
+
 class PeakMeter:
     """Peak memory of one phase. CUDA: max allocated/reserved reset at phase start. CPU: the
     process's peak RSS (VmHWM) reset at phase start through /proc/self/clear_refs when the kernel

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -24,6 +25,7 @@ import yaml
 from harness.cell.device import device_problem, precision_context, resolve_device, torch_info
 from harness.cell.threads import prepare_environment, resolve_threads
 from harness.contracts import schema, store_files
+from harness.contracts.attempts import substitution
 from harness.contracts.config import (
     CellConfig,
     ConfigError,
@@ -34,6 +36,9 @@ from harness.contracts.errors import DISK_FULL_ERRNOS, Parser, run_command, writ
 from harness.contracts.identity import config_hash
 from harness.contracts.outcomes import RESULT_OUTCOMES, now_iso, samples_planned, stop_reason
 from harness.contracts.provenance import collect_provenance
+
+SummaryHook = Callable[[schema.Summary], None]
+"""Called with the summary just before it is written (OOM back-off records its attempts)."""
 
 
 class Interrupted(Exception):
@@ -67,8 +72,11 @@ def _process_age_s() -> float:
 class CellRun:
     """State of one running cell, so that any ending can still write a complete summary."""
 
-    def __init__(self, cfg: CellConfig, out: Path, cell_id: str) -> None:
+    def __init__(
+        self, cfg: CellConfig, out: Path, cell_id: str, on_summary: SummaryHook | None = None
+    ) -> None:
         self.cfg, self.out, self.cell_id = cfg, out, cell_id
+        self.on_summary = on_summary  # back-off's hook (harness/cell/backoff.py)
         self.phase = "setup"
         self.summary = schema.Summary(outcome="failed", cell_id=cell_id, seed=cfg.seed)
         tc = cfg.train
@@ -196,24 +204,28 @@ class CellRun:
 
     # ------------------------------------------------------------------ ending
     def finish(self, exc: BaseException | None, evidence: str) -> int:
-        from harness.cell.memory import is_oom, lift_budget
+        from harness.cell.memory import is_oom, lift_budget, release_after_oom
 
         if self.budget is not None:
             lift_budget()
         if exc is not None:
             self._record_failure(exc, is_oom(exc), evidence)
+            release_after_oom(exc, self.meter)
         self._fill_train_stats(exc)
         self.summary.timings.wall_s = time.perf_counter() - self.t0
         self.summary.provenance = _provenance() | {
             "started_at": self.started_at,
             "finished_at": now_iso(),
         }
+        if self.on_summary is not None:
+            self.on_summary(self.summary)
         store_files.write_json(self.out / schema.SUMMARY_FILE, self.summary)
         if self.resume is not None:
             self.resume.after_ending(self.summary.outcome, exc)
         return 0 if self.summary.outcome in RESULT_OUTCOMES else 1
 
     def _record_failure(self, exc: BaseException, oom: bool, evidence: str) -> None:
+        from harness.cell.memory import oom_phase
         from harness.cell.train import Diverged
 
         s = self.summary
@@ -221,7 +233,7 @@ class CellRun:
         if oom:
             s.outcome = "oom"
             in_use = self.meter.in_use() if self.meter else None
-            s.oom = schema.OomInfo(self.phase, in_use, self.budget, message)
+            s.oom = schema.OomInfo(oom_phase(exc, self.phase), in_use, self.budget, message)
             if self.meter and self.phase in ("train", "eval"):
                 setattr(s.memory, self.phase, self.meter.peak())
             return
@@ -291,18 +303,29 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def run_cell(
-    cfg: CellConfig, out: Path, cell_id: str | None = None, write_config: bool = True
+    cfg: CellConfig,
+    out: Path,
+    cell_id: str | None = None,
+    write_config: bool = True,
+    on_summary: SummaryHook | None = None,
 ) -> int:
     """Run one cell into ``out`` and write its summary; returns the exit status.
 
     ``write_config=False`` when ``out/config.yaml`` is the config being run (the runner wrote it:
-    each run-store file has one writer).
+    each run-store file has one writer). With ``runtime.oom_backoff`` each attempt runs in its
+    own process (``harness/cell/backoff.py``, whose attempts pass ``on_summary``).
     """
+    if cfg.runtime.oom_backoff and on_summary is None:
+        from harness.cell.backoff import run_with_backoff
+
+        started = time.monotonic() - _process_age_s()  # the monotonic clock spans a fork
+        cell_id = cell_id or config_hash(cfg)
+        return run_with_backoff(cfg, out, cell_id, write_config, run_cell, started)
     out.mkdir(parents=True, exist_ok=True)
     if write_config:
         text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
         store_files.atomic_write_text(out / schema.CONFIG_FILE, text)
-    run = CellRun(cfg, out, cell_id or config_hash(cfg))
+    run = CellRun(cfg, out, cell_id or config_hash(cfg), on_summary)
     prepare_environment(cfg.runtime.threads)  # before torch's first import, where there is one
     from harness.cell.memory import is_oom
 
@@ -331,6 +354,7 @@ def run_cell(
         m = s.metrics
         score = f"{m.exact_match_k}/{m.n} ({100 * m.exact_match:.1f}%)"
         short = schema.budget_shortfall(store_files.to_json(s))
+        short = ", ".join(x for x in (short, substitution(store_files.to_json(s))) if x)
         done = f"completed ({short})" if short else "completed"
         print(f"cell {run.cell_id}: {done}, exact match {score}", file=sys.stderr)
     else:

@@ -12,10 +12,17 @@ from harness.contracts.config import CellConfig, to_dict
 ADDED_KEYS: tuple[tuple[str, str, Any], ...] = (("data", "prompt_format", "seed"),)
 """Keys added after run stores existed, with the value that does what every cell did before the
 key existed: left out of the hash at that value, so old stores keep their cell ids and resume."""
-UNHASHED_KEYS: tuple[tuple[str, str], ...] = (("checkpoint", "resume_every"),)
-"""Keys left out of the hash at every value: they change how often a cell saves its progress,
-never a result (a resumed cell ends bit-identical to an uninterrupted one, on CPU:
-tests/runner/test_resume_kill.py), so a store run with another cadence keeps its ids."""
+UNHASHED_KEYS: tuple[tuple[str, str], ...] = (
+    ("checkpoint", "resume_every"),
+    ("runtime", "oom_backoff"),
+    ("runtime", "skip_predicted_oom"),
+)
+"""Keys that say how to run a cell, not what it learns: left out of the hash at every value.
+``checkpoint.resume_every`` changes how often a cell saves its progress, never a result (a resumed
+cell ends bit-identical to an uninterrupted one, on CPU: tests/runner/test_resume_kill.py), so a
+store run with another cadence keeps its ids. Back-off keeps the experiment (the summary records
+what it ran with), so turning it on keeps every cell id and ``--rerun oom`` retries the stored OOM
+cells with it."""
 
 
 def identity_view(data: dict[str, Any]) -> dict[str, Any]:

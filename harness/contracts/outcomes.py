@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from harness.contracts.schema import OUTCOMES
 
-RERUN_OUTCOMES: tuple[str, ...] = ("failed", "oom", "timeout", "diverged")
+RERUN_OUTCOMES: tuple[str, ...] = ("failed", "oom", "timeout", "diverged", "skipped")
 """Finished outcomes besides ``completed`` that ``--rerun OUTCOME`` runs again."""
 RERUN_CHOICES: tuple[str, ...] = (*RERUN_OUTCOMES, "all")
 """``--rerun`` values: one of ``RERUN_OUTCOMES``, or ``all`` (completed cells too)."""
@@ -28,8 +28,9 @@ FINISHED_OUTCOMES = frozenset({"completed", *RERUN_OUTCOMES})
 """Outcomes that count as done."""
 UNFINISHED_OUTCOMES = frozenset(OUTCOMES) - FINISHED_OUTCOMES
 """``interrupted``: the cell runs again on resume, whatever ``--rerun`` says."""
-RESULT_OUTCOMES = FINISHED_OUTCOMES - {"failed"}
-"""The cell ran to a result (its exit status 0); ``failed`` and ``interrupted`` exit 1."""
+RESULT_OUTCOMES = FINISHED_OUTCOMES - {"failed", "skipped"}
+"""The cell ran to a result (its exit status 0); ``failed`` and ``interrupted`` exit 1
+(``skipped`` is the runner's: a predicted OOM the cell never ran)."""
 
 KEEPS_RESUME_POINT = frozenset({"interrupted", "timeout"})
 """Outcomes after which the cell keeps its resume point for the next attempt (any other ending

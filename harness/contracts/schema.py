@@ -11,6 +11,8 @@ Every file has exactly one writer, listed in ``WRITERS`` (the README's run-store
   (``Prediction`` lines), ``ckpt/``, ``resume/`` (the resume point, ``ResumeManifest``: only while
   the cell is unfinished and ``checkpoint.resume_every`` is on) and ``cell.log`` (its stdout and
   stderr, a file the executor opens for it);
+- ``attempts/<n>/`` (``runtime.oom_backoff``): the summary and metrics of attempt ``n`` that ran
+  out of memory, moved there by the cell before it retries;
 - ``summary.json`` (``Summary``) is written atomically, exactly once per attempt: by the cell at
   every ending it can handle, by the runner only when the cell could not (a crash, a kill, a hang
   past its time limit); ``written_by`` says which.
@@ -27,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from harness.contracts.attempts import ATTEMPTS_DIR, Attempt
 
 SCHEMA_VERSION = 2
 
@@ -52,10 +56,20 @@ WRITERS: dict[str, str] = {
     SUMMARY_FILE: "cell, else runner",
     CKPT_DIR: "cell",
     RESUME_DIR: "cell",
+    ATTEMPTS_DIR: "cell",
 }
 """File -> the process that writes it (the table above)."""
 
-OUTCOMES: tuple[str, ...] = ("completed", "oom", "timeout", "diverged", "failed", "interrupted")
+OUTCOMES: tuple[str, ...] = (
+    "completed",
+    "oom",
+    "timeout",
+    "diverged",
+    "failed",
+    "interrupted",
+    "skipped",
+)
+"""``skipped``: not run, a predicted OOM (``runtime.skip_predicted_oom``; the runner writes it)."""
 
 STOP_REASONS: tuple[str, ...] = (
     "budget",
@@ -314,6 +328,11 @@ class Summary:
     hostname, platform, started_at, finished_at (ISO 8601 UTC)."""
     written_by: str = "cell"
     """`cell`, or `runner` when the cell could not write its own summary."""
+    effective: dict[str, Any] = field(default_factory=dict)
+    """With ``runtime.oom_backoff``: the settings the result was produced with
+    (``harness/contracts/attempts.py``: ``train.micro_batch``, ``train.grad_accum``, ...)."""
+    attempts: list[Attempt] = field(default_factory=list)
+    """With ``runtime.oom_backoff``: every attempt, in order (empty without it)."""
     schema_version: int = SCHEMA_VERSION
 
 

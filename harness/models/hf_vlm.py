@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from harness.contracts.config import LoraConfig, ModelConfig
+from harness.contracts.config import ModelConfig
+from harness.contracts.run_config import LoraConfig
 from harness.models.families import FAMILIES, CustomCode, Family, family_for
 from harness.models.hf import ModelLoadError, _dtype
 from harness.models.prefix_lm import EncodedBatch, PrefixLM

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.contracts.attempts import backoff_exhausted, substitution
 from harness.contracts.labels import aligned, axes_groups, short_labels
 from harness.contracts.schema import budget_shortfall, resumed_text
 from harness.runner.matrix import Cell
@@ -21,6 +22,7 @@ OUTCOME_STYLE = {
     "diverged": "yellow",
     "failed": "red",
     "interrupted": "cyan",
+    "skipped": "magenta",
 }
 """Colour of each outcome (``schema.OUTCOMES``); which count as done is
 ``harness.contracts.outcomes.FINISHED_OUTCOMES``, the rule the planner also reads."""
@@ -77,13 +79,17 @@ def _details(summary: dict[str, Any], max_steps: int | None, brief: bool, steps:
         em = None if brief else (summary.get("metrics") or {}).get("exact_match")
         parts = [f"exact match {100 * em:.1f}%" if isinstance(em, int | float) else ""]
         parts.append(budget_shortfall(summary, max_steps) or "")
+        parts.append(substitution(summary) or "")
         return " · ".join(p for p in parts if p)
+    if outcome == "skipped":
+        return f"({(summary.get('error') or {}).get('message') or 'not run'})"
     if outcome == "oom":
         oom = summary.get("oom") or {}
         used, budget = oom.get("in_use_bytes"), oom.get("budget_bytes")
         mem = f", {_gib(used)} in use" if isinstance(used, int) else ""
         mem += f" / budget {_gib(budget)}" if isinstance(budget, int) else ""
-        return f"in {oom.get('phase') or '?'}{mem}"
+        tried = backoff_exhausted(summary)
+        return f"in {oom.get('phase') or '?'}{mem}" + (f" {tried}" if tried else "")
     steps = (summary.get("train") or {}).get("steps") or steps
     at = f"at step {steps}/{max_steps}" if isinstance(steps, int) and steps and max_steps else ""
     at = "" if brief and outcome != "interrupted" else at

@@ -9,6 +9,7 @@ from what the cell left behind (``metrics.jsonl``, the tail of ``cell.log``). Th
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -35,6 +36,7 @@ from harness.runner.executor import CellHandle, CellTask, Executor, ExitStatus
 from harness.runner.matrix import Cell
 from harness.runner.outcomes import finalize
 from harness.runner.plan import Plan
+from harness.runner.predict import predicted_by, record_skipped
 from harness.runner.progress import Progress, QuietProgress
 from harness.runner.resume import HeldPrefix, resume_manifest
 from harness.runner.store import CellLock
@@ -153,6 +155,14 @@ class _Run:
             if state.outcome and state.mtime_ns != p.mtime_ns:  # finished by another runner
                 lock.release()
                 self.rows[i] = (p.cell, self.plan.store.read_summary(p.cell.cell_id), "done")
+                continue
+            if predictor := predicted_by(p.cell, self.plan.store):  # runtime.skip_predicted_oom
+                try:
+                    summary = record_skipped(p.cell, self.plan, predictor)
+                finally:
+                    lock.release()
+                self.rows[i] = (p.cell, summary, "ran")
+                self.progress.cell_end(p.cell, summary)
                 continue
             slot = min(set(range(workers)) - set(self.running))
             sup = CellSupervisor(
@@ -349,6 +359,7 @@ class MetricsTail:
 
     def __init__(self, path: Path, held: HeldPrefix | None = None) -> None:
         self.path, self.offset, self.held = path, 0, held
+        self.inode: int | None = None
 
     def read_new(self) -> list[dict[str, Any]]:
         if self.held is not None:
@@ -358,6 +369,10 @@ class MetricsTail:
             self.offset, self.held = offset, None
         try:
             with open(self.path, "rb") as fh:
+                inode = os.fstat(fh.fileno()).st_ino
+                if self.inode is not None and inode != self.inode:
+                    self.offset = 0  # a new file: an OOM back-off attempt starts afresh
+                self.inode = inode
                 fh.seek(self.offset)
                 chunk = fh.read()
         except OSError:

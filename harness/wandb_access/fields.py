@@ -10,7 +10,8 @@ mapping is tested without W&B and documented in one place (README "Weights & Bia
   ``metrics/exact_match_ci95_low|high`` (Wilson) with ``metrics/exact_match_ci95_covers``
   (``CI_COVERS``: the interval is about this one trained run's samples, as every W&B run is one
   run; seed variance and claims about a configuration are the report's, over matched seeds) and
-  ``truncated`` (why a completed cell did not train its full budget);
+  ``truncated`` (why a completed cell did not train its full budget) and ``backoff`` (what
+  ``runtime.oom_backoff`` changed: ``micro_batch 4 -> 1 after OOM``);
 - model artifact: the scored checkpoint under ``best_model/`` with ``MODEL_METADATA_KEYS``.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.contracts.attempts import backoff_exhausted, substitution
 from harness.contracts.checkpoint_meta import BASE_MODEL_KEY, CONFIG_HASH_KEY, VERSION_KEY
 from harness.contracts.schema import budget_shortfall
 
@@ -119,6 +121,8 @@ def summary_fields(summary: dict[str, Any], config: dict[str, Any]) -> dict[str,
         short = budget_shortfall(summary, planned if isinstance(planned, int) else None)
         if short:
             fields["truncated"] = short
+    if backoff := substitution(summary) or backoff_exhausted(summary):
+        fields["backoff"] = backoff  # e.g. "micro_batch 4 -> 1 after OOM"
     return fields
 
 
