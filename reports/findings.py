@@ -213,6 +213,12 @@ def recommendations(found: list[Finding], store: Results | None = None) -> list[
                 f"{wins[best[0]]} of {total} seed-level comparisons along `{axis}`, never "
                 "significantly worse." + _caveat(store, axis, best[0])
             )
+        elif best:  # several values win and never lose: none shown better than the others
+            out.append(
+                f"`{axis}`: no single best value: {', '.join(best)} each significantly better "
+                f"than another value over {over} matched seeds and never significantly worse; "
+                "no difference between them is shown."
+            )
         else:
             out.append(
                 f"`{axis}`: no single best value (significant wins over {over} seeds for "

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from reports import fmt, tables
 from reports.findings import Finding, findings, recommendations
 from reports.headline import headline
+from reports.plot_sweeps import over_seeds
 from reports.plots import MAX_PANELS, MAX_ROWS, MAX_SERIES, plot_axes
 from reports.results import Results
 
@@ -97,6 +98,19 @@ def _image(plots: Mapping[str, str], name: str, alt: str) -> list[str]:
     return ["", f"![{alt}]({plots[name]})"] if name in plots else []
 
 
+def _sweep_black(store: Results) -> str:
+    """What the sweep plot's black points and intervals are (``reports/plot_sweeps.py``)."""
+    if over_seeds(store):
+        return (
+            "black: the mean over seeds with its 95% t interval over the seeds (seed variance), "
+            "circles: each seed's exact match, averaged over the other settings"
+        )
+    return (
+        "black: the runs at each value pooled (sum of k over sum of n) with a 95% Wilson "
+        "interval over samples (one run per configuration: no seed variance in it)"
+    )
+
+
 def _plots(store: Results, plots: Mapping[str, str]) -> list[str]:
     if not plots:
         return []
@@ -127,8 +141,8 @@ def _plots(store: Results, plots: Mapping[str, str]) -> list[str]:
         out += [
             "",
             f"_Swept axes: {', '.join(f'`{a}`' for a in plot_axes(store)[:MAX_PANELS])}; "
-            "black: pooled over the other settings with a 95% Wilson interval, thin lines: "
-            f"up to {MAX_SERIES} single settings of the other axes._",
+            f"{_sweep_black(store)}, thin lines: up to {MAX_SERIES} single settings of the "
+            "other axes (mean over their seeds)._",
         ]
     return out
 

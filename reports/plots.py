@@ -1,4 +1,5 @@
-"""Plots next to the report: loss curves, accuracy with intervals, peak memory, sweeps.
+"""Plots next to the report: loss curves, accuracy with intervals, peak memory, sweeps
+(``reports/plot_sweeps.py``), seeds (``reports/plot_seeds.py``).
 
 Uses matplotlib's object API with the Agg canvas (no pyplot, no global backend switch) and
 constrained layout, so no text is clipped or overlaps; figure sizes follow the number of cells
@@ -21,7 +22,6 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
 from harness.contracts.schema import budget_shortfall
-from reports.comparisons import build_configs, sweep_axes
 from reports.plot_cells import FIGURES, MAX_ROWS, shown_cells
 from reports.plot_seeds import seeds_figure
 from reports.plot_style import (
@@ -33,10 +33,9 @@ from reports.plot_style import (
     setting,
     styles,
     text_width,
-    value_texts,
 )
-from reports.results import CellResult, Results, hashable
-from reports.stats import wilson_interval
+from reports.plot_sweeps import MAX_PANELS, MAX_SERIES, plot_axes, sweep_figure
+from reports.results import CellResult, Results
 
 __all__ = ["MAX_PANELS", "MAX_ROWS", "MAX_SERIES", "make_plots", "plot_axes", "shown_cells"]
 
@@ -44,12 +43,6 @@ MAX_LINES = 8
 """Configurations in one loss panel before the loss plot is split by an axis."""
 MAX_LEGEND = 20
 """Configurations named in a legend; above that, colour only hints."""
-MAX_SERIES = 6
-"""Individual series drawn in a sweep plot besides the pooled one."""
-MAX_PANELS = 6
-"""Swept axes drawn in the sweeps figure."""
-MAX_PANEL_IN = 6.0
-"""Widest sweep panel, in inches; values that need more stand upright."""
 
 
 def samples_per_step(store: Results, cell: CellResult) -> float | None:
@@ -163,91 +156,6 @@ def loss_figure(store: Results) -> Figure | None:
     shown = "" if named else f"; {len(configs)} configurations, colour only"
     fig.suptitle(fit_title(f"Training loss ({len(cells)} cells{shown})", width))
     return fig
-
-
-def _sweep_panel(store: Results, axis: str, ax: Any) -> bool:
-    """Exact match vs ``axis``: pooled over the other settings (95% CI), plus a few series."""
-    values = store.axis_values[axis]
-    pos = {hashable(v): i for i, v in enumerate(values)}
-    pooled: dict[int, list[int]] = {}
-    series: dict[str, list[tuple[int, float]]] = {}
-    for cfg in build_configs(store):
-        x = pos[hashable(cfg.values[axis])]
-        for c in cfg.scored:
-            k, n = c.exact()
-            kn = pooled.setdefault(x, [0, 0])
-            kn[0], kn[1] = kn[0] + k, kn[1] + n
-            series.setdefault(cfg.label(skip=axis), []).append((x, 100 * k / n))
-    if len(pooled) < 2:
-        return False
-    for _, pts in sorted(series.items())[:MAX_SERIES]:
-        by_x: dict[int, list[float]] = {}
-        for x, y in pts:  # repeats of one setting: their mean
-            by_x.setdefault(x, []).append(y)
-        xs = sorted(by_x)
-        ys = [sum(by_x[x]) / len(by_x[x]) for x in xs]
-        ax.plot(xs, ys, marker=".", linewidth=0.8, alpha=0.6, color="0.6")
-    xs = sorted(pooled)
-    rates = [pooled[x][0] / pooled[x][1] for x in xs]
-    ci = [wilson_interval(*pooled[x]) for x in xs]
-    err = [
-        [max(0.0, 100 * (r - lo)) for r, (lo, _) in zip(rates, ci, strict=True)],
-        [max(0.0, 100 * (hi - r)) for r, (_, hi) in zip(rates, ci, strict=True)],
-    ]
-    ax.errorbar(
-        xs, [100 * r for r in rates], yerr=err, color="black", marker="o", capsize=3, linewidth=1.6
-    )
-    ticks = sweep_ticks(store, axis)
-    ax.set_xticks(range(len(values)), ticks)
-    if _tick_room(ticks) > MAX_PANEL_IN:  # side by side they would not fit: stand them up
-        ax.tick_params(axis="x", labelrotation=90)
-    ax.set_xlim(-0.5, len(values) - 0.5)
-    ax.set(title=axis, ylabel="exact match, %")
-    ax.grid(alpha=0.3)
-    return True
-
-
-def sweep_ticks(store: Results, axis: str) -> list[str]:
-    """Tick labels of a sweep panel: the axis's values, shortened."""
-    texts = value_texts(store, axis)
-    return [texts[hashable(v)] for v in store.axis_values[axis]]
-
-
-def _tick_room(ticks: list[str]) -> float:
-    """Inches the tick labels need side by side."""
-    return len(ticks) * (text_width(ticks) + 0.25)
-
-
-def sweep_figure(store: Results, axes: list[str]) -> Figure | None:
-    """One panel per swept axis (black: pooled with 95% CI; grey: single settings), each wide
-    enough for its values side by side (or with them standing when there are too many)."""
-    axes = axes[:MAX_PANELS]
-    if not axes:
-        return None
-    rooms = [_tick_room(sweep_ticks(store, a)) for a in axes]
-    panel = max([3.2] + [r for r in rooms if r <= MAX_PANEL_IN])
-    cols = min(3, len(axes), max(1, int(12 // panel)))
-    rows = -(-len(axes) // cols)
-    fig = new_figure(
-        panel * cols + 0.5, 3.0 * rows + 0.5 + (0.9 if max(rooms) > MAX_PANEL_IN else 0)
-    )
-    drawn = [_sweep_panel(store, a, fig.add_subplot(rows, cols, i + 1)) for i, a in enumerate(axes)]
-    if not any(drawn):
-        return None
-    title = "Exact match vs each swept axis (black: pooled, 95% CI; grey: single settings)"
-    fig.suptitle(fit_title(title, fig.get_figwidth()))
-    return fig
-
-
-def plot_axes(store: Results) -> list[str]:
-    """Axes that get a sweep plot: three or more values, or two numeric values."""
-    out = []
-    for axis in sweep_axes(store):
-        values = store.axis_values[axis]
-        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-        if len(values) >= 3 or (numeric and len(values) >= 2):
-            out.append(axis)
-    return out
 
 
 def figures(store: Results) -> dict[str, Any]:

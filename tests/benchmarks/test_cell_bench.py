@@ -5,7 +5,7 @@
   (``experiments/attention.yaml``); and, beside it, the step the demo trained before it was
   made fast (the max-pool stem at 48 image tokens, the per-parameter AdamW loop), so that
   ``make bench`` prints before and after in one run. Ratios and samples/s are in ``extra_info``.
-- tiny-vlm learns captchas: the demo's causal grad_accum-4 cell, read from
+- tiny-vlm learns captchas: the demo's causal grad_accum-4 cell (seed 0), read from
   ``experiments/attention.yaml`` (so the recipe and its test cannot drift apart), through the
   real cell CLI: >= 85% exact match on the 500 held-out captchas after its fixed step budget.
   The training time is reported, never asserted.
@@ -156,9 +156,11 @@ def test_train_step_throughput(benchmark, setups):
 
 @pytest.mark.slow
 def test_tiny_vlm_learns_captchas(benchmark, tmp_path):
-    """The demo's best cell (causal, grad_accum 4) through the real cell CLI: >= 85% exact
-    match on 500 held-out captchas after its step budget (aim: >= 88% on the machine the recipe
-    was calibrated on, so that another CPU's float kernels still clear 85%)."""
+    """The demo's causal cell at seed 0 (the first of its matched seeds) through the real cell
+    CLI: >= 85% exact match on 500 held-out captchas after its step budget (aim: >= 88% on the
+    machine the recipe was calibrated on, so that another CPU's float kernels still clear 85%;
+    the demo's goal, the mean over its seeds, is measured by `make demo`, README "The demo's
+    recipe")."""
     cfg = demo_cell()
     cfg["data"]["cache_dir"] = str(REPO / "data" / "captcha")  # the demo's cache
     path = write_yaml(tmp_path / "cell.yaml", cfg)

@@ -23,7 +23,7 @@ from reports.plot_cells import MAX_ROWS, interval
 from reports.plot_style import RC, styles
 from reports.plots import figures, samples_per_step
 from tests.reports.plot_stores import demo_store, long_store
-from tests.reports.synthetic import pattern, write_cell
+from tests.reports.synthetic import pattern, write_attention_store, write_cell
 
 
 def wide_store(root: Path) -> Path:
@@ -35,8 +35,16 @@ def wide_store(root: Path) -> Path:
     return store
 
 
+def seeded_store(root: Path) -> Path:
+    """The seeded demo's shape: 3 attention configurations x 3 matched seeds."""
+    return write_attention_store(
+        root / "seeded", [[450, 449, 296], [18, 159, 378], [436, 431, 295]]
+    )
+
+
 STORES = {
     "demo": demo_store,
+    "seeded": seeded_store,
     "long": long_store,
     "small": build_small_store,
     "wide": wide_store,
