@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from reports import fmt, tables
 from reports.findings import Finding, findings, recommendations
 from reports.headline import headline
-from reports.plot_sweeps import over_seeds
 from reports.plots import MAX_PANELS, MAX_ROWS, MAX_SERIES, plot_axes
 from reports.results import Results
+from reports.seed_level import over_seeds
 
 MAX_ITEMS = 30
 """Findings listed per section; the rest are counted (the tables hold every cell)."""

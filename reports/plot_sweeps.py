@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from reports.comparisons import build_configs, sweep_axes
 from reports.plot_style import fit_title, new_figure, text_width, value_texts
 from reports.results import Results, hashable
-from reports.stats import mean_std, t_test, wilson_interval
+from reports.seed_level import over_seeds, seed_points
+from reports.stats import mean_std, wilson_interval
 
 MAX_SERIES = 6
 """Individual series drawn in a sweep plot besides the black one."""
@@ -36,39 +37,15 @@ POOLED_TITLE = (
 )
 
 
-def over_seeds(store: Results) -> bool:
-    """The sweeps are drawn at the seed level: some configuration has two or more scored seeds."""
-    return any(len({c.repeat for c in cfg.scored}) >= 2 for cfg in build_configs(store))
-
-
-def _seed_scores(store: Results, axis: str) -> dict[int, list[float]]:
-    """Value position -> exact match in % per seed (repeat index, in order), each the mean over
-    the configurations at that value scored at that seed."""
-    pos = {hashable(v): i for i, v in enumerate(store.axis_values[axis])}
-    by_seed: dict[int, dict[int, list[float]]] = {}
-    for cfg in build_configs(store):
-        x = pos[hashable(cfg.values[axis])]
-        for c in cfg.scored:
-            k, n = c.exact()
-            by_seed.setdefault(x, {}).setdefault(c.repeat, []).append(100 * k / n)
-    return {
-        x: [mean_std(scores)[0] for _, scores in sorted(seeds.items())]
-        for x, seeds in by_seed.items()
-    }
-
-
 def _draw_seeds(ax: Any, store: Results, axis: str) -> int:
     """Each seed's circle and the mean with its seed-level interval; returns values drawn."""
-    per_x = _seed_scores(store, axis)
-    xs = sorted(per_x)
-    means, lows, highs = [], [], []
+    points = seed_points(store, axis)
+    xs = sorted(points)
+    means = [points[x].mean for x in xs]
+    lows = [max(0.0, points[x].mean - points[x].lo) for x in xs]
+    highs = [max(0.0, points[x].hi - points[x].mean) for x in xs]
     for x in xs:
-        values = per_x[x]
-        mean = mean_std(values)[0]
-        lo, hi = t_test(values)[1] if len(values) >= 2 else (mean, mean)
-        means.append(mean)
-        lows.append(max(0.0, mean - max(lo, 0.0)))
-        highs.append(max(0.0, min(hi, 100.0) - mean))
+        values = points[x].seeds
         ax.plot([x + 0.12] * len(values), values, "o", mfc="none", color="black", alpha=0.6,
                 markersize=4)  # fmt: skip
     ax.errorbar(xs, means, yerr=[lows, highs], color="black", marker="D", markersize=4,

@@ -20,6 +20,7 @@ from reports.html.cells import STATUSES, cell_record
 from reports.html.samples import MAX_IMAGES, images, sample_table
 from reports.markdown import SECTIONS
 from reports.results import Results, hashable
+from reports.seed_level import over_seeds, seed_points
 from reports.stats import wilson_interval
 
 _NAMED = re.compile(r"`([^`]+)`")
@@ -71,11 +72,30 @@ def _interval(k: int, n: int) -> dict[str, float]:
     return {"rate": k / n, "lo": lo, "hi": hi, "k": k, "n": n}
 
 
+def _seed_level(store: Results, axis: str, count: int) -> list[dict[str, Any] | None]:
+    """Per value position: its seeds' exact match and their mean with the 95% t interval over
+    seeds, as rates (0-1), or None where the value has no scored cell."""
+    points = seed_points(store, axis)
+    return [
+        {
+            "rate": p.mean / 100,
+            "lo": p.lo / 100,
+            "hi": p.hi / 100,
+            "seeds": [v / 100 for v in p.seeds],
+        }
+        if (p := points.get(x))
+        else None
+        for x in range(count)
+    ]
+
+
 def accuracy_by_axis(store: Results) -> dict[str, dict[str, Any]]:
-    """Per swept axis and value: pooled k/n with its interval, and per setting of the other axes
-    the single runs (seeds as points)."""
+    """Per swept axis and value: pooled k/n with its interval (over samples), with seeds the
+    seed-level point (each seed, their mean and 95% t interval over seeds: what sweeps.png
+    draws), and per setting of the other axes the single runs (seeds as points)."""
     out: dict[str, dict[str, Any]] = {}
     configs = build_configs(store)
+    seeded = over_seeds(store)
     for axis in sweep_axes(store):
         values = [fmt.value(v) for v in store.axis_values[axis]]
         pos = {hashable(v): i for i, v in enumerate(store.axis_values[axis])}
@@ -93,6 +113,7 @@ def accuracy_by_axis(store: Results) -> dict[str, dict[str, Any]]:
         out[axis] = {
             "values": values,
             "pooled": [_interval(k, n) if n else None for k, n in pooled],
+            "seed_level": _seed_level(store, axis, len(values)) if seeded else None,
             "series": [{"label": lab, "points": pts} for lab, pts in sorted(series.items())],
         }
     return out

@@ -78,3 +78,20 @@ def test_without_seeds_the_pooled_interval_is_named_as_over_samples(tmp_path):
     text = render_markdown(store, {"sweeps": "p/sweeps.png"})
     caption = text.split("sweeps.png)")[1]
     assert "Wilson interval over samples" in caption and "no seed variance" in caption
+
+
+def test_the_page_draws_the_same_seed_level_points_as_sweeps_png(tmp_path):
+    from reports.html.payload import accuracy_by_axis
+
+    seeded = accuracy_by_axis(load_results(write_attention_store(tmp_path / "s", SCORES)))
+    points = seeded["attention"]["seed_level"]
+    for x, per in enumerate(SCORES):
+        values = [k / N for k in per]
+        mean = sum(values) / 3
+        lo, hi = scipy.stats.t.interval(0.95, 2, loc=mean, scale=scipy.stats.sem(values))
+        assert points[x]["seeds"] == pytest.approx(values)
+        assert points[x]["rate"] == pytest.approx(mean)
+        assert points[x]["lo"] == pytest.approx(max(lo, 0.0))
+        assert points[x]["hi"] == pytest.approx(min(hi, 1.0))
+    single = accuracy_by_axis(load_results(demo_store(tmp_path)))
+    assert all(axis["seed_level"] is None for axis in single.values())

@@ -77,10 +77,13 @@
   }
   function axisAccuracy(div, axis, acc) {
     const xs = acc.values;
-    const ok = acc.pooled.map((p, i) => [p, i]).filter(([p]) => p);
-    const pooled = { type: "scatter", mode: "lines+markers", name: "pooled (95% CI)", x: ok.map(([, i]) => xs[i]),
+    const seeded = Boolean(acc.seed_level);
+    const ok = (seeded ? acc.seed_level : acc.pooled).map((p, i) => [p, i]).filter(([p]) => p);
+    const pooled = { type: "scatter", mode: "lines+markers", x: ok.map(([, i]) => xs[i]),
+      name: seeded ? "mean over seeds (95% t CI over seeds)" : "pooled (95% Wilson CI over samples)",
       y: ok.map(([p]) => 100 * p.rate), line: { color: "black", width: 3 }, marker: { size: 9 },
-      customdata: ok.map(([p]) => `${p.k}/${p.n}`), hovertemplate: "%{x}: %{y:.1f}% (%{customdata})<extra>pooled</extra>",
+      customdata: ok.map(([p]) => (seeded ? `${p.seeds.length} seeds` : `${p.k}/${p.n}`)),
+      hovertemplate: `%{x}: %{y:.1f}% (%{customdata})<extra>${seeded ? "mean over seeds" : "pooled"}</extra>`,
       error_y: { type: "data", symmetric: false, array: ok.map(([p]) => 100 * (p.hi - p.rate)), arrayminus: ok.map(([p]) => 100 * (p.rate - p.lo)) } };
     const series = acc.series.map((s) => {
       const byX = new Map();
@@ -101,7 +104,7 @@
     id: "accuracy", title: "Accuracy",
     render(view) {
       const perCell = R.el("div", { id: "accuracy-cells", class: "plot" });
-      view.append(R.el("p", { class: "note", text: "Points are coloured by outcome; bars are 95% Wilson intervals. Per axis: black, pooled over the other settings (sum of k and n); lines, single settings of the other axes (mean over seeds); circles, each run." }), perCell);
+      view.append(R.el("p", { class: "note", text: "Points are coloured by outcome; bars are 95% Wilson intervals over samples. Per axis: black, with seeds the mean over seeds with its 95% t interval over seeds (run-to-run variance; each seed averaged over the other settings), without seeds the runs pooled over the other settings (sum of k and n, 95% Wilson interval over samples, no seed variance); lines, single settings of the other axes (mean over seeds); circles, each run." }), perCell);
       if (!data.cells.some((c) => c.score.rate !== null)) { perCell.textContent = "No cell was scored."; return; }
       cellAccuracy(perCell);
       const unscored = data.cells.filter((c) => c.score.rate === null);
