@@ -38,3 +38,19 @@ def size_errors(data: Any, model: Any) -> list[str]:
             f"{side.bit_length() - 1} stages or a larger `model.input_height`/`input_width`"
         )
     return errors
+
+
+def unset_sizes(config: dict[str, Any]) -> dict[str, Any]:
+    """A plain cell config (``to_dict``) with the generated image size unset, so that a merge
+    on top of it leaves the size to the style unless the YAML names one."""
+    return {**config, "data": {**config["data"], "image_width": None, "image_height": None}}
+
+
+def resolve_sizes(config: dict[str, Any]) -> dict[str, Any]:
+    """A merged plain cell config with an unset generated size set to its style's, as
+    ``DataConfig`` resolves it: the resolved config (and the cell's id) names the size."""
+    data = config["data"]
+    size = style_size(
+        data.get("style", "harness"), data.get("image_width"), data.get("image_height")
+    )
+    return {**config, "data": {**data, "image_width": size[0], "image_height": size[1]}}

@@ -1,8 +1,7 @@
 """Synthetic digit captchas: a deterministic, offline stand-in for the seed's captcha set.
 
-Two styles (``data.style``): ``harness``, this module's clean glyphs at 96x32, and
-``imagecaptcha``, the seed's kind drawn by the PyPI `captcha` package at 200x200
-(``harness.data.imagecaptcha``).
+Styles (``data.style``): ``harness``, this module's clean glyphs (96x32); ``imagecaptcha``, the
+seed's kind, by the PyPI `captcha` package (200x200; ``harness.data.imagecaptcha``).
 
 Each split is written as PNGs under ``images/`` plus ``{split}.jsonl`` in the seed's format
 (``{"image": "images/captcha_train_00000.png", "question": ..., "answer": "907565"}``, image
@@ -172,7 +171,10 @@ def generate_split(
         image.save(out / rel, format="PNG")
         if images is not None:
             images[i] = np.asarray(image)
-        rows.append({"image": rel, "question": question, "answer": answer})
+        row = {"image": rel, "question": question, "answer": answer}
+        if style != "harness":  # ids of their own: reports pair samples only within a style
+            row = {"id": f"{style}-{split}-{i}", **row}
+        rows.append(row)
     jsonl = out / f"{split}.jsonl"
     if images is not None:
         _write_pixels(pixels_path(jsonl), images)

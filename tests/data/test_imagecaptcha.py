@@ -69,6 +69,7 @@ def test_the_style_draws_the_seeds_size_by_default_and_any_size_on_request(tmp_p
     with Image.open(rec.image_path) as im:
         assert im.size == (200, 200) and im.mode == "L"
     assert len(rec.answer) == 6 and rec.answer.isdigit()
+    assert rec.id == "imagecaptcha-val-0"  # not the harness style's "val:1": never paired
     jsonl = generate_split(tmp_path / "e", "val", 2, width=160, height=60, style="imagecaptcha")
     with Image.open(read_records(jsonl)[0].image_path) as im:
         assert im.size == (160, 60)
