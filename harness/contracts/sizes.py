@@ -17,8 +17,8 @@ def style_size(style: str, width: int | None, height: int | None) -> tuple[int, 
 
 
 def size_errors(data: Any, model: Any) -> list[str]:
-    """Problems with the generated image size (``DataConfig``) and tiny-vlm's input size and
-    stem (``ModelConfig``), one line each naming the YAML key."""
+    """Problems with the generated captchas' style and size (``DataConfig``) and tiny-vlm's input
+    size and stem (``ModelConfig``), one line each naming the YAML key."""
     errors = [
         f"`{key}` must be > 0, got {value}"
         for key, value in (
@@ -30,6 +30,11 @@ def size_errors(data: Any, model: Any) -> list[str]:
         )
         if value is not None and value <= 0
     ]
+    if data.kind != "captcha" and (data.style != "harness" or data.test_style is not None):
+        errors.append(
+            f"`data.style`/`data.test_style` choose generated captchas (data.kind: captcha); "
+            f"data.kind: {data.kind} reads your files: leave them unset"
+        )
     side = min(model.input_height, model.input_width)
     if not errors and model.name == "tiny-vlm" and side >> model.stem_stages < 1:
         errors.append(

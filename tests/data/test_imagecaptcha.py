@@ -122,6 +122,15 @@ def test_the_config_resolves_each_styles_default_size() -> None:
         ({"style": "wavy"}, "`data.style`"),
         ({"test_style": "seed"}, "`data.test_style`"),
         ({"style": "imagecaptcha", "image_width": 0}, "`data.image_width` must be > 0, got 0"),
+        (
+            {
+                "kind": "jsonl",
+                "train_path": "t.jsonl",
+                "val_path": "v.jsonl",
+                "test_style": "harness",
+            },
+            "`data.style`/`data.test_style` choose generated captchas (data.kind: captcha)",
+        ),
     ],
 )
 def test_bad_style_values_are_one_line(data: dict, message: str) -> None:
