@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from reports import fmt, tables
 from reports.findings import Finding, findings, recommendations
 from reports.headline import headline
+from reports.plateau import plateau_lines
 from reports.plots import MAX_PANELS, MAX_ROWS, MAX_SERIES, plot_axes
 from reports.results import Results
 from reports.seed_level import over_seeds
@@ -91,7 +92,16 @@ def _results(store: Results) -> list[str]:
             "(which chose its best step, unless final weights were scored), so that score is "
             "not held out.",
         ]
-    return [*out, "", tables.results_table(store)]
+    out += ["", tables.results_table(store)]
+    stuck = plateau_lines(store)
+    if stuck:
+        out += [
+            "",
+            "**Loss plateau**: these cells' scores are those of a model that ignores the image:",
+            "",
+            *stuck,
+        ]
+    return out
 
 
 def _image(plots: Mapping[str, str], name: str, alt: str) -> list[str]:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from harness.contracts.config import DataConfig
+from harness.contracts.sizes import style_size
 from harness.data.jsonl import DataError, Record, load_image, read_records
 from harness.models.prefix_lm import EncodedBatch, PrefixLM
 
@@ -43,19 +44,23 @@ def load_splits(cfg: DataConfig) -> Splits:
 
         images: dict[str, np.ndarray] = {}
 
-        def split(name: str, count: int) -> list[Record]:
+        def split(name: str, count: int, style: str = cfg.style) -> list[Record]:
+            # Another test style is drawn at its own default size.
+            size = (cfg.image_width, cfg.image_height) if style == cfg.style else (None, None)
+            width, height = style_size(style, *size)
             path = ensure_captcha_split(
                 cfg.cache_dir,
                 name,
                 count,
                 seed=0,
                 digits=cfg.digits,
-                width=cfg.image_width,
-                height=cfg.image_height,
+                width=width,
+                height=height,
                 question=cfg.question,
+                style=style,
             )
             records = read_records(path)
-            images[name] = split_pixels(path, records, cfg.image_width, cfg.image_height)
+            images[name] = split_pixels(path, records, width, height)
             return records
 
         # The data seed is fixed (0) so that every cell of a matrix, whatever its training
@@ -63,7 +68,7 @@ def load_splits(cfg: DataConfig) -> Splits:
         return Splits(
             split("train", cfg.train_count),
             split("val", cfg.val_count),
-            split("test", cfg.test_count),
+            split("test", cfg.test_count, cfg.test_style or cfg.style),
             images=images,
         )
     train = read_records(cfg.train_path)

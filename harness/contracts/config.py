@@ -21,6 +21,7 @@ from harness.contracts.run_config import (
     RuntimeConfig,
     TrainConfig,
 )
+from harness.contracts.sizes import size_errors, style_size
 from harness.contracts.validate import coerce
 from harness.contracts.yaml_io import read_yaml
 
@@ -59,15 +60,22 @@ class DataConfig:
     """Generated held-out captchas (the reported score)."""
     digits: int = 6
     """Characters per captcha."""
-    image_width: int = 96
-    """Generated image width in pixels."""
-    image_height: int = 32
-    """Generated image height in pixels."""
+    style: Literal["harness", "imagecaptcha"] = "harness"
+    """`harness`: clean glyphs (96x32); `imagecaptcha`: the PyPI `captcha` package's, as the seed's."""
+    test_style: Literal["harness", "imagecaptcha"] | None = None
+    """Style of the held-out split, drawn at its default size; None: `data.style` (kind=captcha)."""
+    image_width: int | None = None
+    """Generated image width in pixels; None: the style's (96 harness, 200 imagecaptcha)."""
+    image_height: int | None = None
+    """Generated image height in pixels; None: the style's (32 harness, 200 imagecaptcha)."""
     question: str = "What is the text in this captcha image?"
     """Question asked for every generated captcha."""
     prompt_format: Literal["seed", "chat_template"] = "seed"
-    """`seed`: image, then "Question: ... Answer:" (the seed's layout); `chat_template`: the
-    model's own chat template (hf-vlm)."""
+    """`seed`: image, then "Question: ... Answer:" (the seed's); `chat_template`: the model's (hf-vlm)."""
+
+    def __post_init__(self) -> None:  # unset sizes: the style's, named in the resolved config
+        w, h = style_size(self.style, self.image_width, self.image_height)
+        self.image_width, self.image_height = w, h
 
 
 @dataclass
@@ -100,6 +108,10 @@ class ModelConfig:
     """Images are resized to this height before the vision stem (tiny-vlm)."""
     input_width: int = 96
     """Images are resized to this width before the vision stem (tiny-vlm)."""
+    stem_stages: int = 3
+    """Conv + 2x max-pool stages of the vision stem (tiny-vlm); a larger input can take more."""
+    input_norm: Literal["fixed", "per_image"] = "fixed"
+    """`fixed`: 0..255 -> [-1, 1]; `per_image`: each image's darkest..lightest -> [-1, 1] (tiny-vlm)."""
     freeze_vision: bool | None = None
     """Freeze the vision encoder; unset: frozen for hf-vlm (pretrained, as the seed does), trained
     for tiny-vlm (its stem is random-init). The projector always trains."""
@@ -185,6 +197,7 @@ def cross_field_errors(cfg: CellConfig) -> list[str]:
         "train.lora.r": t.lora.r,
     }
     errors += [f"`{k}` must be > 0, got {v}" for k, v in positive.items() if v <= 0]
+    errors += size_errors(d, m)
     if t.lr <= 0:
         errors.append(f"`train.lr` must be > 0, got {t.lr}")
     if t.warmup_steps < 0:

@@ -9,7 +9,13 @@ from typing import Any
 
 from harness.contracts.config import CellConfig, to_dict
 
-ADDED_KEYS: tuple[tuple[str, str, Any], ...] = (("data", "prompt_format", "seed"),)
+ADDED_KEYS: tuple[tuple[str, str, Any], ...] = (
+    ("data", "prompt_format", "seed"),
+    ("data", "style", "harness"),
+    ("data", "test_style", None),
+    ("model", "stem_stages", 3),
+    ("model", "input_norm", "fixed"),
+)
 """Keys added after run stores existed, with the value that does what every cell did before the
 key existed: left out of the hash at that value, so old stores keep their cell ids and resume."""
 UNHASHED_KEYS: tuple[tuple[str, str], ...] = (

@@ -1,5 +1,8 @@
 """Synthetic digit captchas: a deterministic, offline stand-in for the seed's captcha set.
 
+Styles (``data.style``): ``harness``, this module's clean glyphs (96x32); ``imagecaptcha``, the
+seed's kind, by the PyPI `captcha` package (200x200; ``harness.data.imagecaptcha``).
+
 Each split is written as PNGs under ``images/`` plus ``{split}.jsonl`` in the seed's format
 (``{"image": "images/captcha_train_00000.png", "question": ..., "answer": "907565"}``, image
 paths relative to the JSONL file). Image ``i`` of a split depends only on (seed, split, i) and
@@ -37,6 +40,8 @@ from harness.contracts.errors import (
     run_command,
     writable_dir,
 )
+from harness.contracts.sizes import CAPTCHA_STYLES, style_size
+from harness.data.imagecaptcha import draw_imagecaptcha
 from harness.data.jsonl import DataError, Record, load_image
 
 DEFAULT_QUESTION = "What is the text in this captcha image?"
@@ -101,7 +106,11 @@ MAX_COUNT = 10_000_000
 """Most images in one split."""
 
 
-def _validate(split: str, count: int, digits: int, width: int, height: int) -> None:
+def _validate(
+    split: str, count: int, digits: int, width: int, height: int, style: str = "harness"
+) -> None:
+    if style not in CAPTCHA_STYLES:
+        raise ValueError(f"style {style!r} must be one of {', '.join(CAPTCHA_STYLES)}")
     if not _SPLIT_RE.match(split):
         raise ValueError(f"split {split!r} must be letters, digits, '_', '.' or '-'")
     if not 0 < count <= MAX_COUNT:
@@ -112,6 +121,17 @@ def _validate(split: str, count: int, digits: int, width: int, height: int) -> N
         raise ValueError(f"image {width}x{height} is too small for {digits} digits")
     if width > MAX_SIDE or height > MAX_SIDE:
         raise ValueError(f"image {width}x{height} is larger than {MAX_SIDE}x{MAX_SIDE}")
+
+
+def draw(
+    style: str, seed: int, split: str, index: int, digits: int, width: int, height: int
+) -> tuple[str, Image.Image]:
+    """Image ``index`` of a split in ``style``: its answer and the grayscale picture."""
+    if style == "imagecaptcha":
+        return draw_imagecaptcha(seed, split, index, digits, width, height)
+    rng = np.random.default_rng([split_rng_key(seed, split), index])
+    answer = "".join(str(d) for d in rng.integers(0, 10, size=digits))
+    return answer, render_captcha(answer, rng, width, height)
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, str]]) -> None:
@@ -127,32 +147,34 @@ def generate_split(
     *,
     seed: int = 0,
     digits: int = 6,
-    width: int = 96,
-    height: int = 32,
+    width: int | None = None,
+    height: int | None = None,
     question: str = DEFAULT_QUESTION,
     subset: int | None = None,
     pixels: bool = False,
+    style: str = "harness",
 ) -> Path:
     """Write ``count`` captchas and ``{split}.jsonl`` (plus ``{split}_subset_{N}.jsonl``, and with
-    ``pixels`` the decoded images as ``{split}.pixels.npy``)."""
-    _validate(split, count, digits, width, height)
+    ``pixels`` the decoded images as ``{split}.pixels.npy``); a size left out is the style's."""
+    width, height = style_size(style, width, height)
+    _validate(split, count, digits, width, height, style)
     if subset is not None and not 0 < subset <= count:
         raise ValueError(f"subset must be between 1 and count ({count}), got {subset}")
     out = Path(output_dir)
     (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-    key = split_rng_key(seed, split)
     index_width = max(5, len(str(count - 1)))
     rows = []
     images = np.empty((count, height, width), dtype=np.uint8) if pixels else None
     for i in range(count):
-        rng = np.random.default_rng([key, i])
-        answer = "".join(str(d) for d in rng.integers(0, 10, size=digits))
+        answer, image = draw(style, seed, split, i, digits, width, height)
         rel = f"{IMAGES_DIR}/captcha_{split}_{i:0{index_width}d}.png"
-        image = render_captcha(answer, rng, width, height)
         image.save(out / rel, format="PNG")
         if images is not None:
             images[i] = np.asarray(image)
-        rows.append({"image": rel, "question": question, "answer": answer})
+        row = {"image": rel, "question": question, "answer": answer}
+        if style != "harness":  # ids of their own: reports pair samples only within a style
+            row = {"id": f"{style}-{split}-{i}", **row}
+        rows.append(row)
     jsonl = out / f"{split}.jsonl"
     if images is not None:
         _write_pixels(pixels_path(jsonl), images)
@@ -217,10 +239,18 @@ def split_pixels(
 
 
 def cache_dir_name(
-    split: str, count: int, seed: int, digits: int, width: int, height: int, question: str
+    split: str,
+    count: int,
+    seed: int,
+    digits: int,
+    width: int,
+    height: int,
+    question: str,
+    style: str = "harness",
 ) -> str:
-    """Directory name that encodes every generation parameter (the hash covers the question)."""
-    params = {
+    """Directory name that encodes every generation parameter (the hash covers the question);
+    the harness style's names are those from before styles existed, so its caches stay valid."""
+    params: dict[str, object] = {
         "split": split,
         "count": count,
         "seed": seed,
@@ -230,8 +260,12 @@ def cache_dir_name(
         "question": question,
         "version": GENERATOR_VERSION,
     }
+    prefix = ""
+    if style != "harness":
+        params["style"] = style
+        prefix = f"{style}-"
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{split}-n{count}-s{seed}-d{digits}-{width}x{height}-{digest}"
+    return f"{prefix}{split}-n{count}-s{seed}-d{digits}-{width}x{height}-{digest}"
 
 
 def ensure_captcha_split(
@@ -241,9 +275,10 @@ def ensure_captcha_split(
     *,
     seed: int = 0,
     digits: int = 6,
-    width: int = 96,
-    height: int = 32,
+    width: int | None = None,
+    height: int | None = None,
     question: str = DEFAULT_QUESTION,
+    style: str = "harness",
 ) -> Path:
     """Return the JSONL of a cached split, generating it first if absent (with its decoded
     images, ``split_pixels``).
@@ -251,9 +286,10 @@ def ensure_captcha_split(
     Generation goes to a temporary directory that is renamed into place, so concurrent callers
     never see a half-written split; a caller that loses the rename race uses the winner's files.
     """
-    _validate(split, count, digits, width, height)
+    width, height = style_size(style, width, height)
+    _validate(split, count, digits, width, height, style)
     root = Path(cache_dir)
-    final = root / cache_dir_name(split, count, seed, digits, width, height, question)
+    final = root / cache_dir_name(split, count, seed, digits, width, height, question, style)
     jsonl = final / f"{split}.jsonl"
     if jsonl.is_file():
         return jsonl
@@ -270,6 +306,7 @@ def ensure_captcha_split(
             height=height,
             question=question,
             pixels=True,
+            style=style,
         )
         try:
             os.rename(tmp, final)
@@ -307,8 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", type=_positive_int, help="also write {split}_subset_{N}.jsonl")
     p.add_argument("--seed", type=int, default=0, help="same seed -> identical files")
     p.add_argument("--digits", type=_positive_int, default=6, help="answer length")
-    p.add_argument("--width", type=_positive_int, default=96, help="image width in pixels")
-    p.add_argument("--height", type=_positive_int, default=32, help="image height in pixels")
+    p.add_argument(
+        "--style",
+        choices=CAPTCHA_STYLES,
+        default="harness",
+        help="harness: clean glyphs (96x32); imagecaptcha: the `captcha` package's (200x200)",
+    )
+    p.add_argument("--width", type=_positive_int, help="image width (default: the style's)")
+    p.add_argument("--height", type=_positive_int, help="image height (default: the style's)")
     p.add_argument("--question", default=DEFAULT_QUESTION, help="question in every record")
     return p
 
@@ -319,8 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     count = args.count if args.count is not None else DEFAULT_COUNTS.get(args.split, 2000)
+    args.width, args.height = style_size(args.style, args.width, args.height)
     try:
-        _validate(args.split, count, args.digits, args.width, args.height)
+        _validate(args.split, count, args.digits, args.width, args.height, args.style)
         if args.subset is not None and args.subset > count:
             raise ValueError(f"--subset {args.subset} is larger than --count {count}")
     except ValueError as exc:
@@ -342,6 +386,7 @@ def _write(args: argparse.Namespace, count: int) -> int:
             height=args.height,
             question=args.question,
             subset=args.subset,
+            style=args.style,
         )
     except OSError as exc:
         if exc.errno in DISK_FULL_ERRNOS:

@@ -7,6 +7,7 @@ makes it learn the captcha task on a CPU in minutes.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -37,21 +38,22 @@ class ConvVision(nn.Module):
     """
 
     def __init__(
-        self, channels: int, tokens: int, height: int, width: int, rows: int | None = None
+        self,
+        channels: int,
+        tokens: int,
+        height: int,
+        width: int,
+        rows: int | None = None,
+        stages: int = 3,
     ) -> None:
         super().__init__()
-        c1, c2 = max(channels // 4, 8), max(channels // 2, 16)
-        self.stem = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1),
-            nn.GELU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1),
-            nn.GELU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(c2, channels, 3, padding=1),
-            nn.GELU(),
-            nn.MaxPool2d(2),
-        ).to(memory_format=torch.channels_last)
+        # Stages beyond the third keep the full width (a larger input, the same channels).
+        widths = [1, max(channels // 4, 8), max(channels // 2, 16)][:stages]
+        widths += [channels] * (stages + 1 - len(widths))
+        layers: list[nn.Module] = []
+        for c_in, c_out in itertools.pairwise(widths):
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.GELU(), nn.MaxPool2d(2)]
+        self.stem = nn.Sequential(*layers).to(memory_format=torch.channels_last)
         grid = (rows, tokens // rows) if rows else image_grid(tokens, height / width)
         self.pool = nn.AdaptiveMaxPool2d(grid)
         self.positions = nn.Parameter(torch.randn(tokens, channels) * 0.02)
@@ -88,6 +90,7 @@ class TinyVLM(PrefixLM):
             cfg.input_height,
             cfg.input_width,
             cfg.image_rows,
+            cfg.stem_stages,
         )
         projector = nn.Sequential(
             nn.Linear(cfg.vision_channels, cfg.hidden_size),
@@ -96,20 +99,29 @@ class TinyVLM(PrefixLM):
         )
         super().__init__(decoder, tokenizer, vision, projector, cfg.image_tokens)
         self.input_size = (cfg.input_height, cfg.input_width)
+        self.input_norm = cfg.input_norm
+
+    def _scale(self, data: torch.Tensor) -> torch.Tensor:
+        """uint8 values as floats ``[N, 1, H, W]`` -> [-1, 1] (``model.input_norm``)."""
+        if self.input_norm == "fixed":
+            return (data / 127.5) - 1.0
+        low = data.amin(dim=(1, 2, 3), keepdim=True)
+        span = (data.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1.0)
+        return (data - low) / span * 2.0 - 1.0
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Grayscale, resize to the model's input size, scale to [-1, 1]: ``[1, H, W]``."""
         h, w = self.input_size
         img = image.convert("L").resize((w, h), Image.Resampling.BILINEAR)
         data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).float()
-        return (data.view(1, h, w) / 127.5) - 1.0
+        return self._scale(data.view(1, 1, h, w))[0]
 
     def preprocess_arrays(self, images: np.ndarray) -> torch.Tensor:
         """``[N, 1, H, W]``; images already at the input size skip PIL (same values, bit for bit)."""
         if images.ndim != 3 or images.shape[1:] != self.input_size:
             return super().preprocess_arrays(images)
         data = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).float()
-        return (data.unsqueeze(1) / 127.5) - 1.0
+        return self._scale(data.unsqueeze(1))
 
 
 def build_tiny_vlm(cfg: ModelConfig) -> TinyVLM:

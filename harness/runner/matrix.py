@@ -37,6 +37,7 @@ from typing import Any
 from harness.contracts.config import CELL_KEYS, CellConfig, ConfigError, to_dict
 from harness.contracts.identity import config_hash
 from harness.contracts.keys import get_dotted, unknown_key
+from harness.contracts.sizes import resolve_sizes, unset_sizes
 from harness.contracts.yaml_io import parse_yaml, read_yaml
 from harness.runner.slurm_config import SlurmConfig, parse_executor, parse_slurm
 from harness.runner.tracking import TrackingConfig, parse_tracking
@@ -156,7 +157,7 @@ def build_matrix(
         )
     if errors:
         raise ConfigError(errors, source)
-    base_cfg = _resolve(to_dict(CellConfig()), base)
+    base_cfg = _resolve(unset_sizes(to_dict(CellConfig())), base)  # data.style sizes them
     assigns = _expand(axes, exclude, include, base_cfg)
     if not assigns:
         raise ConfigError(["the matrix expands to 0 cells (every combination is excluded)"], source)
@@ -306,7 +307,7 @@ def _make_cells(
         for repeat, seed in enumerate(seed_list):
             axes = dict(assign) if len(seed_list) == 1 else {**assign, "seed": seed}
             axes = {k: fixed.get(k, v) for k, v in axes.items()}
-            config = _resolve(base, {**axes, **fixed})
+            config = resolve_sizes(_resolve(base, {**axes, **fixed}))
             try:
                 _build_checked(CellConfig, config)
             except ConfigError as exc:
