@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.contracts.schema import (
+    ATTEMPTS_DIR,
     CELL_FILE,
     CONFIG_FILE,
     LOG_FILE,
@@ -90,8 +91,9 @@ def test_each_run_store_file_has_one_writer(smoke_run):
         for n, r in entries.items()
         if (cell_dir / n).exists() or (store / "smoke" / n).exists()
     }
-    # a completed cell has removed its resume point (tests/runner/test_resume_kill.py has one)
-    listed = set(WRITERS) - {RESUME_DIR}
+    # a completed cell has removed its resume point (tests/runner/test_resume_kill.py has one),
+    # and only a cell rescued by OOM back-off has attempts/ (tests/tracking/test_backoff_run.py)
+    listed = set(WRITERS) - {RESUME_DIR, ATTEMPTS_DIR}
     assert set(left) == listed, "a file the table does not list, or one not written"
     assert left == {name: {_process(name)} for name in listed}
     info = json.loads((cell_dir / CELL_FILE).read_text())
