@@ -91,9 +91,14 @@ class _Requests:
         self.latest: str | None = None
 
     def poll(self) -> str | None:
-        if self.future.done():
-            self.latest, self.answered = self.future.result(), True
-            self.future = self.control.get.remote(self.cell_id).future()
+        if self.future is not None and self.future.done():
+            try:
+                self.latest = self.future.result()
+            except Exception:  # the actor is gone with the runner's node: run on, unsteered
+                self.future = None
+            else:
+                self.future = self.control.get.remote(self.cell_id).future()
+            self.answered = True
         return self.latest
 
     def first(self, timeout: float) -> str | None:
@@ -154,7 +159,9 @@ class RayExecutor:
         if self.owns_connection:
             _connect(ray, address, num_cpus, object_store_memory)
         self.task = ray.remote(max_calls=1)(run_cell_task)
-        self.control = ray.remote(Control).options(num_cpus=0).remote()
+        self.control = (
+            ray.remote(Control).options(num_cpus=0, scheduling_strategy=_here(ray)).remote()
+        )
         self.gcs_address = ray.get_runtime_context().gcs_address
         self.lost = False
         """A cell was lost with its node: ``gone`` then asks whether the whole cluster went."""
@@ -280,6 +287,14 @@ class RayHandle:
                 True  # the task itself is stuck: end its worker (the cell dies with it)
             )
             self.ray.cancel(self.ref, force=True)
+
+
+def _here(ray: Any) -> Any:
+    """Pin the control actor to the runner's own node: an actor without CPUs may land on any
+    node, and one placed on a worker node would die with it, taking every cell's task along."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
 
 
 def _connect(
