@@ -20,7 +20,7 @@ from harness.models import build_model
 from harness.models.families import FAMILIES
 from harness.models.tiny import write_tiny
 from tests.cell_helpers import tiny_cell
-from tests.models.helpers import captcha_batch, step_memory
+from tests.models.helpers import captcha_batch, step_memory, vlm_cell
 from tests.models.helpers import load as load_vlm
 
 pytestmark = [
@@ -99,28 +99,16 @@ def family_dirs(tmp_path_factory):
 def test_family_cell_trains_with_bf16_on_gpu(tmp_path, family_dirs, family, mode):
     """A whole hf-vlm cell on CUDA under bf16 autocast: the processor's extra tensors (grids,
     sizes, patch masks, token types) go to the device with the batch; memory per phase is CUDA's."""
-    cfg = {
-        "data": {
-            "kind": "captcha",
-            "cache_dir": str(tmp_path / "data"),
-            "train_count": 8,
-            "val_count": 4,
-            "test_count": 4,
-            "digits": 2,
+    cfg = vlm_cell(
+        tmp_path / "data",
+        family_dirs[family],
+        **{
+            "attention": {"mode": mode, "impl": "sdpa"},
+            "train.precision": "bf16",
+            "checkpoint.save": "none",
+            "runtime.device": "cuda",
         },
-        "model": {"name": "hf-vlm", "path": str(family_dirs[family])},
-        "attention": {"mode": mode, "impl": "sdpa"},
-        "train": {
-            "max_steps": 3,
-            "micro_batch": 4,
-            "eval_every": 3,
-            "warmup_steps": 1,
-            "precision": "bf16",
-        },
-        "eval": {"batch_size": 4, "max_new_tokens": 2},
-        "checkpoint": {"save": "none"},
-        "runtime": {"device": "cuda", "threads": 1},
-    }
+    )
     assert run_cell(parse_cell_config(cfg), tmp_path / "cell") == 0
     summary = read_summary(tmp_path / "cell" / "summary.json")
     assert summary["outcome"] == "completed", summary.get("error")

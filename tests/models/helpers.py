@@ -11,6 +11,7 @@ from PIL import Image
 from harness.cell.memory import PeakMeter, rss_bytes
 from harness.cell.train import make_optimizer, train_step
 from harness.contracts.config import ModelConfig, TrainConfig
+from harness.contracts.keys import set_dotted
 from harness.models.hf_vlm import HFVisionLM, build_hf_vlm
 from harness.models.prefix_lm import EncodedBatch
 
@@ -23,6 +24,29 @@ def load(path) -> HFVisionLM:
     model = build_hf_vlm(ModelConfig(name="hf-vlm", path=str(path)))
     model.set_attention("causal", "sdpa")
     return model
+
+
+def vlm_cell(cache_dir, model_path, steps: int = 3, **overrides) -> dict:
+    """An hf-vlm cell config on a tiny folder that runs in seconds: 8 two-digit captchas to
+    train on, 4 to validate and 4 to test, ``steps`` steps of 4 and one evaluation at the end.
+    ``overrides`` are dotted keys (``train__method="lora"`` or ``**{"train.method": "lora"}``)."""
+    cfg: dict = {
+        "data": {
+            "kind": "captcha",
+            "cache_dir": str(cache_dir),
+            "train_count": 8,
+            "val_count": 4,
+            "test_count": 4,
+            "digits": 2,
+        },
+        "model": {"name": "hf-vlm", "path": str(model_path)},
+        "train": {"max_steps": steps, "micro_batch": 4, "eval_every": steps, "warmup_steps": 1},
+        "eval": {"batch_size": 4, "max_new_tokens": 2},
+        "runtime": {"threads": 1},
+    }
+    for key, value in overrides.items():
+        set_dotted(cfg, key.replace("__", "."), value)
+    return cfg
 
 
 def captcha_batch(model: HFVisionLM, n: int = 4) -> EncodedBatch:

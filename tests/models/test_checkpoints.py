@@ -12,27 +12,16 @@ from safetensors.torch import load_file
 from harness.cell.run import run_cell
 from harness.contracts.config import parse_cell_config
 from loaders import load_checkpoint
-from tests.models.helpers import load
+from tests.models.helpers import load, vlm_cell
 
 
 @pytest.mark.parametrize("family", ["llava", "qwen2_vl", "gemma3"])
 def test_full_checkpoint_reloads_with_the_trained_logits(tiny_dirs, tmp_path, family):
-    cfg = {
-        "data": {
-            "kind": "captcha",
-            "cache_dir": str(tmp_path / "data"),
-            "train_count": 8,
-            "val_count": 4,
-            "test_count": 4,
-            "digits": 2,
-        },
-        "model": {"name": "hf-vlm", "path": str(tiny_dirs[family])},
-        "attention": {"mode": "image_bidirectional"},
-        "train": {"max_steps": 3, "micro_batch": 4, "eval_every": 3, "warmup_steps": 1},
-        "eval": {"batch_size": 4, "max_new_tokens": 2},
-        "checkpoint": {"save": "final"},
-        "runtime": {"threads": 1},
-    }
+    cfg = vlm_cell(
+        tmp_path / "data",
+        tiny_dirs[family],
+        **{"attention.mode": "image_bidirectional", "checkpoint.save": "final"},
+    )
     out = tmp_path / "cell"
     assert run_cell(parse_cell_config(cfg), out) == 0
     ckpt = out / "ckpt" / "final.safetensors"
@@ -54,28 +43,11 @@ def test_full_checkpoint_reloads_with_the_trained_logits(tiny_dirs, tmp_path, fa
 
 
 def test_lora_checkpoint_holds_the_projector_and_reloads(tiny_dirs, tmp_path):
-    cfg = {
-        "data": {
-            "kind": "captcha",
-            "cache_dir": str(tmp_path / "data"),
-            "train_count": 8,
-            "val_count": 4,
-            "test_count": 4,
-            "digits": 2,
-        },
-        "model": {"name": "hf-vlm", "path": str(tiny_dirs["qwen2_vl"])},
-        "train": {
-            "method": "lora",
-            "max_steps": 3,
-            "micro_batch": 4,
-            "eval_every": 3,
-            "warmup_steps": 1,
-            "lr": 1e-2,
-        },
-        "eval": {"batch_size": 4, "max_new_tokens": 2},
-        "checkpoint": {"save": "final"},
-        "runtime": {"threads": 1},
-    }
+    cfg = vlm_cell(
+        tmp_path / "data",
+        tiny_dirs["qwen2_vl"],
+        **{"train.method": "lora", "train.lr": 1e-2, "checkpoint.save": "final"},
+    )
     out = tmp_path / "cell"
     assert run_cell(parse_cell_config(cfg), out) == 0
     ckpt = out / "ckpt" / "final.safetensors"

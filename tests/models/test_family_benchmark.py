@@ -26,7 +26,7 @@ from harness.models.families import FAMILIES
 from harness.models.hf_vlm import HFVisionLM
 from harness.models.tiny import write_tiny
 from loaders import load_checkpoint
-from tests.models.helpers import load
+from tests.models.helpers import load, vlm_cell
 
 REPO = Path(__file__).resolve().parents[2]
 MODE = "image_bidirectional"
@@ -41,29 +41,18 @@ def _matrix(tmp_path: Path, base: Path, lora_prompts: str) -> Path:
     matrix = {
         "name": "fam_bench",
         "workers": 1,
-        "base": {
-            "seed": 0,
-            "data": {
-                "kind": "captcha",
-                "cache_dir": str(tmp_path / "data"),
-                "train_count": 8,
-                "val_count": 4,
-                "test_count": 4,
-                "digits": 2,
+        "base": vlm_cell(
+            tmp_path / "data",
+            base,
+            steps=4,
+            **{
+                "seed": 0,
+                "attention": {"mode": MODE, "impl": "sdpa"},
+                "train.lr": 1.0e-2,
+                "checkpoint": {"save": "final", "peft_dir": True},
+                "runtime.device": "cpu",
             },
-            "model": {"name": "hf-vlm", "path": str(base)},
-            "attention": {"mode": MODE, "impl": "sdpa"},
-            "train": {
-                "max_steps": 4,
-                "micro_batch": 4,
-                "eval_every": 4,
-                "warmup_steps": 1,
-                "lr": 1.0e-2,
-            },
-            "eval": {"batch_size": 4, "max_new_tokens": 2},
-            "checkpoint": {"save": "final", "peft_dir": True},
-            "runtime": {"device": "cpu", "threads": 1},
-        },
+        ),
         "matrix": {  # paired: the LoRA cell prompts with the model's own chat template if it has one
             "variant": [
                 {"train.method": "full", "data.prompt_format": "seed"},

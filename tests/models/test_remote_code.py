@@ -12,6 +12,7 @@ from harness.cell.run import run_cell
 from harness.contracts.config import ModelConfig, parse_cell_config
 from harness.models.hf import ModelLoadError
 from harness.models.hf_vlm import build_hf_vlm
+from tests.models.helpers import vlm_cell
 
 CONFIGURATION = """
 from transformers import LlavaConfig
@@ -62,21 +63,16 @@ def test_remote_code_trains_with_the_flag(remote_dir, tmp_path):
     model = build_hf_vlm(ModelConfig(name="hf-vlm", path=str(remote_dir), trust_remote_code=True))
     assert type(model.base_vlm()).__name__ == "CustomVLMForConditionalGeneration"
     assert model.family.name == "custom" and model.vision is not None
-    cfg = {
-        "data": {
-            "kind": "captcha",
-            "cache_dir": str(tmp_path / "data"),
-            "train_count": 8,
-            "val_count": 4,
-            "test_count": 4,
-            "digits": 2,
+    cfg = vlm_cell(
+        tmp_path / "data",
+        remote_dir,
+        steps=2,
+        **{
+            "model.trust_remote_code": True,
+            "attention.mode": "image_bidirectional",
+            "eval.max_new_tokens": 3,
         },
-        "model": {"name": "hf-vlm", "path": str(remote_dir), "trust_remote_code": True},
-        "attention": {"mode": "image_bidirectional"},
-        "train": {"max_steps": 2, "micro_batch": 4, "eval_every": 2, "warmup_steps": 1},
-        "eval": {"batch_size": 4, "max_new_tokens": 3},
-        "runtime": {"threads": 1},
-    }
+    )
     out = tmp_path / "cell"
     assert run_cell(parse_cell_config(cfg), out) == 0
     summary = json.loads((out / "summary.json").read_text())
