@@ -200,7 +200,7 @@ class HFVisionLM(PrefixLM):
         """(4D mask or per-layer-type dict, position ids) for the current attention mode."""
         vlm = self.base_vlm()
         positions = self.family.position_ids(vlm, input_ids, attention_mask, extras)
-        if self.attention_impl == "flash_attention_2":
+        if self.own_mask(self.attention_mode, self.attention_impl):
             return attention_mask, positions
         span = image_span(input_ids, self.span_ids)
         native = self.family.native_block_ids(input_ids, extras, span)
@@ -210,6 +210,13 @@ class HFVisionLM(PrefixLM):
         placeholder = torch.empty(shape, dtype=dtype, device=input_ids.device)
         mask = build_mask(vlm.config.get_text_config(), placeholder, attention_mask, blocks)
         return mask, positions
+
+    def own_mask(self, mode: str, impl: str) -> bool:
+        """Whether ``mode`` is the family's own mask, which the model then builds from the 2D
+        padding mask itself (transformers' masking utilities; sdpa's causal kernel when nothing
+        is padded): causal on a causal family, and flash attention (allowed only there)."""
+        causal = mode == "causal" and self.family.native_mask == "causal"
+        return causal or impl == "flash_attention_2"
 
     def forward(
         self,
@@ -302,7 +309,9 @@ class HFVisionLM(PrefixLM):
             )
             result = check_vlm_mask(
                 self.base_decoder(),
-                lambda e, m, b: build_mask(text_config, e, m, b),
+                (lambda e, m, b: m)
+                if self.own_mask(mode, impl)
+                else (lambda e, m, b: build_mask(text_config, e, m, b)),
                 batch.attention_mask,
                 blocks,
                 span,

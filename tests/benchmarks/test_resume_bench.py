@@ -1,4 +1,4 @@
-"""What resume points cost: the demo's cell (``experiments/attention.yaml``, causal, grad_accum 4)
+"""What resume points cost: the demo's cell (``experiments/attention.yaml``, causal, sdpa, seed 0)
 trained in-process with ``checkpoint.resume_every`` and without, interleaved in one run, and
 the time and size of one resume point. No threshold on time: machines are noisy; the ratio and
 the per-point figures are in ``extra_info`` and printed; the pytest-benchmark row is one
