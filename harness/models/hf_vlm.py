@@ -21,6 +21,7 @@ from torch import nn
 from harness.contracts.config import ModelConfig
 from harness.contracts.run_config import LoraConfig
 from harness.models.families import FAMILIES, CustomCode, Family, family_for
+from harness.models.greedy import greedy_decode
 from harness.models.hf import ModelLoadError, _dtype
 from harness.models.prefix_lm import EncodedBatch, PrefixLM
 from harness.models.vlm_masks import (
@@ -253,36 +254,27 @@ class HFVisionLM(PrefixLM):
     def generate_greedy(self, batch: EncodedBatch, max_new_tokens: int) -> list[list[int]]:
         """Greedy decoding of left-padded prompts: the prefill uses the training mask of the
         attention mode; each new token sees every earlier real token."""
-        rows = batch.input_ids.shape[0]
-        if max_new_tokens <= 0:
-            return [[] for _ in range(rows)]
         _, positions = self.attention_inputs(
             batch.input_ids, batch.attention_mask, batch.extras or {}
         )
         out = self(batch, use_cache=True, position_ids=positions)
-        eos = self.tokenizer.eos_token_id
-        attention, past = batch.attention_mask, out.past_key_values
-        position = positions[..., -1:]
-        done = torch.zeros(rows, dtype=torch.bool, device=attention.device)
-        next_tok, generated = out.logits[:, -1].argmax(-1), []
-        for _ in range(max_new_tokens):
-            next_tok = torch.where(done, torch.full_like(next_tok, eos), next_tok)
-            generated.append(next_tok)
-            done |= next_tok == eos
-            if bool(done.all()):
-                break
-            attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
-            position = position + 1
+        cache = [out.past_key_values]
+
+        def step(tokens, attention, position):
             out = self.decoder(
-                input_ids=next_tok[:, None],
+                input_ids=tokens,
                 attention_mask=attention,
                 position_ids=position,
-                cache=past,
+                cache=cache[0],
                 use_cache=True,
             )
-            past, next_tok = out.past_key_values, out.logits[:, -1].argmax(-1)
-        new = torch.stack(generated, dim=1).tolist()
-        return [row[: row.index(eos)] if eos in row else row for row in new]
+            cache[0] = out.past_key_values
+            return out.logits[:, -1]
+
+        eos = self.tokenizer.eos_token_id
+        return greedy_decode(
+            step, out.logits[:, -1], batch.attention_mask, positions[..., -1:], eos, max_new_tokens
+        )
 
     # ------------------------------------------------------------------ self-check
     def check_attention(self, mode: str, impl: str) -> VLMCheck:

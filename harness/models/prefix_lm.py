@@ -16,6 +16,7 @@ from PIL import Image
 from torch import nn
 
 from harness.cell.attention import build_attention_mask, prefix_ids_from_mask, use_attention
+from harness.models.greedy import greedy_decode
 
 PROMPT_TEMPLATE = "\n\nQuestion: {question}\n\nAnswer:"
 IGNORE_INDEX = -100
@@ -233,31 +234,23 @@ class PrefixLM(nn.Module):
         self, logits, past, attention: torch.Tensor, max_new_tokens: int
     ) -> list[list[int]]:
         """Greedy steps after a prefill whose last logits are ``logits`` (``[B, V]``)."""
-        eos = self.tokenizer.eos_token_id
-        positions = attention.long().sum(-1, keepdim=True) - 1
-        done = torch.zeros(attention.shape[0], dtype=torch.bool, device=attention.device)
-        generated: list[torch.Tensor] = []
-        next_tok = logits.argmax(-1)
-        for _ in range(max_new_tokens):
-            next_tok = torch.where(done, torch.full_like(next_tok, eos), next_tok)
-            generated.append(next_tok)
-            done |= next_tok == eos
-            if bool(done.all()):
-                break
-            attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
-            positions = positions + 1
-            embeds = self.base_decoder().get_input_embeddings()(next_tok[:, None])
+        cache = [past]
+
+        def step(tokens, attention, positions):
+            embeds = self.base_decoder().get_input_embeddings()(tokens)
             out = self.decoder(
                 inputs_embeds=embeds,
                 attention_mask=attention,
                 position_ids=positions,
-                past_key_values=past,
+                past_key_values=cache[0],
                 use_cache=True,
             )
-            past = out.past_key_values
-            next_tok = out.logits[:, -1].argmax(-1)
-        rows = torch.stack(generated, dim=1).tolist() if generated else [[] for _ in done]
-        return [row[: row.index(eos)] if eos in row else row for row in rows]
+            cache[0] = out.past_key_values
+            return out.logits[:, -1]
+
+        positions = attention.long().sum(-1, keepdim=True) - 1
+        eos = self.tokenizer.eos_token_id
+        return greedy_decode(step, logits, attention, positions, eos, max_new_tokens)
 
 
 def answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int, int]:
