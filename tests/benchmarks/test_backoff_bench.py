@@ -78,14 +78,15 @@ def test_backoff_overhead(benchmark, tmp_path):
 
 
 DEMO_SHAPES = ((4, 4), (2, 8), (1, 16))
-"""The demo's 16 samples per step (attention.yaml: micro-batch 4 x grad_accum 4) and the shapes
-back-off would run it in."""
+"""16 samples per step as attention.yaml's step (16 x 1 since issue 22's last re-study; 4 x 4
+when the README's figure was measured) and two of the shapes back-off would run it in; 4 x 4 is
+the reference."""
 
 
 @pytest.mark.slow
 def test_a_micro_batch_change_on_the_demo_model(benchmark, tmp_path):
     """How far from bit-identical a back-off micro-batch change is on the demo model: its causal
-    sdpa seed-0 cell as ``attention.yaml`` trains it (700 steps of 16), per-step training loss
+    sdpa seed-0 cell with ``attention.yaml``'s recipe (its steps of 16), per-step training loss
     and held-out predictions vs 4 x 4."""
     demo = yaml.safe_load((REPO / "experiments" / "attention.yaml").read_text())["base"]
     demo["data"] |= {"cache_dir": str(tmp_path / "data")}
