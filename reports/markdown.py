@@ -15,6 +15,7 @@ from reports.plateau import plateau_lines
 from reports.plots import MAX_PANELS, MAX_ROWS, MAX_SERIES, plot_axes
 from reports.results import Results
 from reports.seed_level import over_seeds
+from reports.wording import FINDINGS_RULE
 
 MAX_ITEMS = 30
 """Findings listed per section; the rest are counted (the tables hold every cell)."""
@@ -174,13 +175,7 @@ def _findings(store: Results, found: list[Finding]) -> list[str]:
         "",
         "## Findings",
         "",
-        "Computed from the stored results: configurations are compared only when they differ "
-        "in exactly one axis and both trained their full budget. With one run per "
-        "configuration a comparison is about the two trained runs (its test covers the "
-        "samples, not run-to-run variance) and is never called a win; a configuration is "
-        "called better than another only over matched seeds, when the test over samples and "
-        "the test over seeds both give p < 0.05. Configurations that differ only in keys that must not "
-        "change the function learned (an A/A pair) measure the run-to-run noise floor.",
+        FINDINGS_RULE,
     ]
     for kind, title in SECTIONS:
         items = [f for f in found if f.kind == kind]

@@ -18,6 +18,17 @@ from reports.power import paired_samples_needed, unpaired_samples_needed
 from reports.results import CellResult
 from reports.stats import ALPHA, Comparison, SeedComparison, excludes_zero, mean_std
 
+FINDINGS_RULE = (
+    "Computed from the stored results: configurations are compared only when they differ "
+    "in exactly one axis and both trained their full budget. With one run per "
+    "configuration a comparison is about the two trained runs (its test covers the "
+    "samples, not run-to-run variance) and is never called a win; a configuration is "
+    "called better than another only over matched seeds, when the test over samples and "
+    "the test over seeds both give p < 0.05. Configurations that differ only in keys that must "
+    "not change the function learned (an A/A pair) measure the run-to-run noise floor."
+)
+"""What every findings list (EXPERIMENTS.md, the page's Findings view) says first."""
+
 
 def rates(cmp: Comparison | SeedComparison) -> tuple[float, float]:
     """Exact match of A and of B (means over seeds for a seed comparison)."""

@@ -22,6 +22,7 @@ from reports.markdown import SECTIONS
 from reports.results import Results, hashable
 from reports.seed_level import over_seeds, seed_points
 from reports.stats import wilson_interval
+from reports.wording import FINDINGS_RULE
 
 _NAMED = re.compile(r"`([^`]+)`")
 
@@ -48,6 +49,9 @@ def _findings(store: Results) -> tuple[list[dict[str, Any]], list[str]]:
     axes = {f.axis for f in found if f.axis}
     pairs = {axis: list(axis_pairs(store, configs, axis)) for axis in sorted(axes)}
     titles = dict(SECTIONS)
+    # red only where a cell did not complete (outcomes) or ran out of its memory budget: each
+    # such cell has a line of its own under the section's summary line
+    alerts = {k for k in ("outcomes", "budget") if sum(f.kind == k for f in found) > 1}
     out = [
         {
             "kind": f.kind,
@@ -58,6 +62,7 @@ def _findings(store: Results) -> tuple[list[dict[str, Any]], list[str]]:
             "level": ("significant" if f.significant else "not significant")
             if f.kind == "accuracy"
             else "",
+            "alert": f.kind in alerts,
             "p_value": f.p_value,
             "runs": f.runs,
             "cells": _linked(store, f, pairs),
@@ -158,6 +163,8 @@ def build_payload(
         ],
         "accuracy": accuracy_by_axis(store),
         "findings": found,
+        "findings_note": f"{FINDINGS_RULE} Click a cell to see the cells of a finding in the "
+        "results table.",
         "recommendations": recs,
         "samples": samples,
         "predictions": preds,

@@ -181,3 +181,17 @@ def test_compare_html_writes_the_before_after_page(store, tmp_path):
     assert '"section":"Matched cells"' in page and '"pair":["before/cell0","after/cell0"]' in page
     bad = _reports("compare", str(store), str(store), "--html", str(tmp_path))
     assert bad.returncode == 2 and "--html" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_outcomes_are_red_only_where_a_cell_did_not_complete(payload, tmp_path):
+    """The html_store has an OOM and a damaged cell: its outcomes lines are alerts; a store whose
+    every cell completed shows the same kind of line without one (no red 'all completed')."""
+    from tests.reports.synthetic import write_attention_store
+
+    outcomes = [f for f in payload["findings"] if f["kind"] == "outcomes"]
+    assert len(outcomes) > 1 and all(f["alert"] for f in outcomes)
+    clean = write_attention_store(tmp_path / "clean", [[450, 460], [440, 455], [445, 450]])
+    found = build_payload(load_results(clean), clean)["findings"]
+    (line,) = [f for f in found if f["kind"] == "outcomes"]
+    assert line["text"].endswith("completed.") and line["alert"] is False
+    assert not any(f["alert"] for f in found)

@@ -52,9 +52,9 @@
           R.el("p", {}, R.el("span", { class: `level level-${level}`, text: verdict }), stats, R.inline(words.headline)),
           words.differences ? R.el("p", {}, R.inline(words.differences)) : null));
       view.append(R.el("h3", { text: "Proof that the checkpoint changed the model" }),
-        ...words.proof.map((line) => R.el("div", { class: `finding ${data.unchanged ? "kind-outcomes" : ""}` }, R.el("p", {}, R.inline(line)))));
+        ...words.proof.map((line) => R.el("div", { class: `finding ${data.unchanged ? "alert" : ""}` }, R.el("p", {}, R.inline(line)))));
       if (words.warnings.length) view.append(R.el("h3", { text: "Warnings" }),
-        ...words.warnings.map((w) => R.el("div", { class: "finding kind-outcomes" }, R.el("p", {}, R.inline(w)))));
+        ...words.warnings.map((w) => R.el("div", { class: "finding alert" }, R.el("p", {}, R.inline(w)))));
     },
   });
 

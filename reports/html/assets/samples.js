@@ -11,7 +11,7 @@
       onclick: (e) => { e.preventDefault(); R.filterCells(f.cells); } }));
     if (f.cells.length > MAX_CHIPS) chips.push(R.el("a", { href: "#results", text: `and ${f.cells.length - MAX_CHIPS} more`,
       onclick: (e) => { e.preventDefault(); R.filterCells(f.cells); } }));
-    return R.el("div", { class: `finding kind-${f.kind}`, dataset: { kind: f.kind } },
+    return R.el("div", { class: `finding kind-${f.kind}${f.alert ? " alert" : ""}`, dataset: { kind: f.kind } },
       R.el("p", {}, level ? R.el("span", { class: `level level-${level.replace(/ /g, "-")}`, text: level }) : null,
         f.p_value !== null ? R.el("span", { class: "level", text: `p ${f.p_value < 0.001 ? "< 0.001" : `= ${f.p_value.toFixed(3)}`}` }) : null,
         f.runs > 1 ? R.el("span", { class: "level", text: `${f.runs} runs per side` }) : null, R.inline(f.text)),
@@ -20,7 +20,7 @@
   R.addView({
     id: "findings", title: "Findings",
     render(view) {
-      view.append(R.el("p", { class: "note", text: data.findings_note || "The report's computed findings, with the test behind each; a difference is called a win only when its test gives p < 0.05 and its interval excludes 0. Click a cell to see the cells of a finding in the results table." }));
+      view.append(R.el("p", { class: "note", text: data.findings_note }));
       const sections = new Map();
       for (const f of data.findings) sections.set(f.section, [...(sections.get(f.section) || []), f]);
       for (const [section, items] of sections) {
