@@ -5,9 +5,8 @@ The model merges its own image features from the processor's outputs; what diffe
 ``harness.models.families``. Each sample is encoded by the processor with its own image, so
 images of any size batch together (the family pads tiles and crops). Prompts follow
 ``data.prompt_format``: ``seed`` (the seed layout: image, then ``Question: ... Answer:``) or
-``chat_template`` (the model's own chat template). Attention masks: ``harness.models.vlm_masks``.
-Nothing downloads unless ``model.path`` is a hub id on a networked machine; remote code runs only
-with ``model.trust_remote_code: true``.
+``chat_template`` (the model's own chat template). Masks: ``harness.models.vlm_masks``. Nothing
+downloads unless ``model.path`` is a hub id on a networked machine; remote code needs the flag.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from harness.models.hf import ModelLoadError, _dtype
 from harness.models.prefix_lm import EncodedBatch, PrefixLM
 from harness.models.vlm_masks import (
     VLM_MODES,
+    MaskCache,
     VLMCheck,
     block_ids,
     build_mask,
@@ -83,6 +83,7 @@ class HFVisionLM(PrefixLM):
         self.span_ids = [self.image_token_id, *wrappers]
         self.set_prompt_format(prompt_format)
         self._probe = Image.new("RGB", PROBE_SIZE, (128,) * 3)
+        self.masks = MaskCache()
         ids, _ = self.encode_sample(PROBE_QUESTION, self._probe)
         self.image_tokens = ids.count(self.image_token_id)
         if not self.image_tokens:
@@ -209,7 +210,7 @@ class HFVisionLM(PrefixLM):
         dtype = vlm.get_input_embeddings().weight.dtype
         shape = (*input_ids.shape, 1)
         placeholder = torch.empty(shape, dtype=dtype, device=input_ids.device)
-        mask = build_mask(vlm.config.get_text_config(), placeholder, attention_mask, blocks)
+        mask = self.masks.get(vlm.config.get_text_config(), placeholder, attention_mask, blocks)
         return mask, positions
 
     def own_mask(self, mode: str, impl: str) -> bool:

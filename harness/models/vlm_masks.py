@@ -92,6 +92,35 @@ def build_mask(text_config, inputs_embeds, attention_mask, blocks):
     return {"full_attention": full, "sliding_attention": sliding}
 
 
+class MaskCache:
+    """The last few masks ``build_mask`` gave, by what they depend on (the padding mask, the
+    blocks, dtype and device; one model, so one text config). A batch of a fixed-layout dataset
+    (every captcha prompt and answer the same length) has the layout of the one before it, and
+    transformers builds a mask with block or window functions in Python per call: up to half a
+    tiny model's training step on CPU (Gemma 3's sliding layers). The model never writes into
+    the masks it is given, so a hit returns the same tensors."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self.entries: dict[tuple, object] = {}
+
+    def get(self, text_config, inputs_embeds, attention_mask, blocks):
+        key = (
+            inputs_embeds.dtype,
+            inputs_embeds.device,
+            tuple(attention_mask.shape),
+            attention_mask.cpu().numpy().tobytes(),
+            blocks.cpu().numpy().tobytes(),
+        )
+        mask = self.entries.pop(key, None)
+        if mask is None:
+            mask = build_mask(text_config, inputs_embeds, attention_mask, blocks)
+            if len(self.entries) >= self.size:
+                self.entries.pop(next(iter(self.entries)))  # the least recently used
+        self.entries[key] = mask
+        return mask
+
+
 def expected_reach(
     attention_mask: torch.Tensor, blocks: torch.Tensor, layer_windows: list[int | None]
 ) -> torch.Tensor:
