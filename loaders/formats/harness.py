@@ -67,10 +67,13 @@ def load(path: Path, ctx: LoadContext) -> nn.Module:
     ctx.report.files = [path.name]
     ctx.hp(**{k: meta[k] for k in cm.HP_KEYS if k in meta})
     recorded = meta.get(cm.BASE_MODEL_KEY)
-    if ctx.base_model is None and recorded and recorded.startswith(cm.EMBEDDED_PREFIX):
-        ctx.report.base_model = recorded
+    spec = recorded if ctx.base_model is None else ctx.base_model
+    if isinstance(spec, str) and spec.startswith(cm.EMBEDDED_PREFIX):
+        # the harness's own model (recorded, or named again by the caller, as `benchmark
+        # --no_compare` does): rebuilt from this file's config and init seed, its only source
+        ctx.report.base_model = spec
         model = build_embedded(
-            recorded, meta.get(cm.MODEL_CONFIG_KEY), path, meta.get(cm.BASE_INIT_SEED_KEY)
+            spec, meta.get(cm.MODEL_CONFIG_KEY), path, meta.get(cm.BASE_INIT_SEED_KEY)
         )
         if kind == cm.FORMAT_LORA and not meta.get(cm.BASE_INIT_SEED_KEY):
             ctx.warn(

@@ -149,6 +149,10 @@ def test_harness_tiny_vlm_checkpoints_vision_qa(tmp_path, captcha, method):
     assert causal["options"]["attention"]["origin"] == "--attention"
     diff = res["proof"]["data_probe"]["max_abs_diff"]
     assert causal["proof"]["data_probe"]["max_abs_diff"] != pytest.approx(diff)  # the mode is used
+    # --no_compare: the trained model alone, its base still rebuilt from the file's own config
+    rc, alone, _ = _run(tmp_path, "--trained_model", str(f), "--data", str(captcha), "--no_compare")
+    assert rc == 0 and not alone["base"]["evaluated"] and alone["metrics"]["base"] is None
+    assert alone["metrics"]["trained"] == res["metrics"]["trained"]
 
 
 def _zero_init_adapter(base_dir, out):
