@@ -205,7 +205,7 @@ def greedy(model, embeds, mask_2d, mode, impl, steps: int, decode_2d: bool) -> l
     cache = DynamicCache(config=model.config)
     pos = position_ids_from_mask(mask_2d)
     mask = build_attention_mask(model, embeds, mask_2d, prefix_ids, mode, impl, cache)
-    out = model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, past_key_values=cache)
+    out = model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, cache=cache)
     logits = [out.logits[:, -1]]
     for _ in range(steps):
         step = model.get_input_embeddings()(logits[-1].argmax(-1))[:, None]
@@ -214,7 +214,7 @@ def greedy(model, embeds, mask_2d, mode, impl, steps: int, decode_2d: bool) -> l
         ids = None if decode_2d else prefix_ids
         mask = build_attention_mask(model, step, mask_2d, ids, mode, impl, cache)
         out = model(
-            inputs_embeds=step, attention_mask=mask, position_ids=pos, past_key_values=cache
+            inputs_embeds=step, attention_mask=mask, position_ids=pos, cache=cache
         )
         logits.append(out.logits[:, -1])
     return logits
@@ -268,7 +268,7 @@ def test_flash_attention_2_drops_the_prefix_mask_in_transformers() -> None:
         config=model.config,
         inputs_embeds=embeds,
         attention_mask=mask_2d,
-        past_key_values=None,
+        cache=None,
         block_sequence_ids=ids,
     )
     assert mask is None

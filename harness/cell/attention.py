@@ -154,7 +154,7 @@ def build_attention_mask(
             config=decoder.config,
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            cache=past_key_values,
             block_sequence_ids=prefix_ids,
         )
     return dense_additive_mask(

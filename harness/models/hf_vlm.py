@@ -259,7 +259,7 @@ class HFVisionLM(PrefixLM):
             batch.input_ids, batch.attention_mask, batch.extras or {}
         )
         out = self(batch, use_cache=True, position_ids=positions)
-        cache = [out.past_key_values]
+        cache = [out.cache]
 
         def step(tokens, attention, position):
             out = self.decoder(
@@ -269,7 +269,7 @@ class HFVisionLM(PrefixLM):
                 cache=cache[0],
                 use_cache=True,
             )
-            cache[0] = out.past_key_values
+            cache[0] = out.cache
             return out.logits[:, -1]
 
         eos = self.tokenizer.eos_token_id

@@ -153,7 +153,7 @@ class PrefixLM(nn.Module):
             inputs_embeds=embeds,
             attention_mask=mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=past_key_values,
             use_cache=use_cache,
         )
 
@@ -214,7 +214,7 @@ class PrefixLM(nn.Module):
         (decode steps see every earlier position, which is right for both attention modes)."""
         out = self(batch, use_cache=True)
         return self._decode(
-            out.logits[:, -1], out.past_key_values, batch.attention_mask, max_new_tokens
+            out.logits[:, -1], out.cache, batch.attention_mask, max_new_tokens
         )
 
     @torch.no_grad()
@@ -224,7 +224,7 @@ class PrefixLM(nn.Module):
         cut back to the prompt, is the prefill ``generate_greedy`` would compute (no prompt
         position sees an answer token in either attention mode), so prompts are encoded once."""
         out = self(batch, use_cache=True)
-        past = out.past_key_values
+        past = out.cache
         past.crop(prompt_len - past.get_seq_length())  # transformers 5: crop(-n) drops n tokens
         first = out.logits[:, prompt_len - 1]
         generated = self._decode(first, past, batch.attention_mask[:, :prompt_len], max_new_tokens)
@@ -242,10 +242,10 @@ class PrefixLM(nn.Module):
                 inputs_embeds=embeds,
                 attention_mask=attention,
                 position_ids=positions,
-                past_key_values=cache[0],
+                cache=cache[0],
                 use_cache=True,
             )
-            cache[0] = out.past_key_values
+            cache[0] = out.cache
             return out.logits[:, -1]
 
         positions = attention.long().sum(-1, keepdim=True) - 1
