@@ -213,9 +213,7 @@ def greedy(model, embeds, mask_2d, mode, impl, steps: int, decode_2d: bool) -> l
         pos = pos[:, -1:] + 1
         ids = None if decode_2d else prefix_ids
         mask = build_attention_mask(model, step, mask_2d, ids, mode, impl, cache)
-        out = model(
-            inputs_embeds=step, attention_mask=mask, position_ids=pos, cache=cache
-        )
+        out = model(inputs_embeds=step, attention_mask=mask, position_ids=pos, cache=cache)
         logits.append(out.logits[:, -1])
     return logits
 

@@ -213,9 +213,7 @@ class PrefixLM(nn.Module):
         """Greedy decoding with the KV cache; the custom mask is used for the prefill only
         (decode steps see every earlier position, which is right for both attention modes)."""
         out = self(batch, use_cache=True)
-        return self._decode(
-            out.logits[:, -1], out.cache, batch.attention_mask, max_new_tokens
-        )
+        return self._decode(out.logits[:, -1], out.cache, batch.attention_mask, max_new_tokens)
 
     @torch.no_grad()
     def score_and_generate(self, batch: EncodedBatch, prompt_len: int, max_new_tokens: int):
