@@ -132,6 +132,8 @@ def summary_table(
         style = OUTCOME_STYLE.get(outcome, "white")
         word = "OOM" if outcome == "oom" else outcome
         details = outcome_details(s, planned_steps(cell), brief=True) if s else ""
+        if not s and status == "skipped":  # the plan's action, not the `skipped` outcome
+            word, style, details = "not run", "dim", "--max-cells"
         table.add_row(
             cell.cell_id,
             label_of(labels, cell),

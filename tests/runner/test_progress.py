@@ -166,6 +166,10 @@ def test_summary_table_names_truncation_and_oom():
     )
     assert re.search(r"c2\s+prefix·sdpa\s+OOM \(in train, 1\.90 GiB in use / budget", text)
     assert re.search(r"c3\s+prefix·eager\s+not run", text)
+    # a cell left out by --max-cells is "not run", never the `skipped` (predicted OOM) outcome
+    console = Console(width=160, record=True, file=io.StringIO(), color_system=None)
+    console.print(summary_table([(CELLS[2], None, "skipped")], cell_labels(CELLS, PAIRED)))
+    assert re.search(r"c3\s+prefix·eager\s+not run \(--max-cells\)", console.export_text())
 
 
 def test_a_failed_cell_shows_its_reason_live_in_plain_lines_and_in_the_table():
