@@ -233,3 +233,58 @@ def test_a_timed_out_cell_keeps_its_point_and_a_failed_one_removes_it(
         assert run_cell(cfg, tmp_path / "failed") == 1
     assert _summary(tmp_path / "failed")["outcome"] == "failed"
     assert not (tmp_path / "failed" / schema.RESUME_DIR).exists()
+
+
+def test_sigterm_mid_training_writes_a_point_at_that_step_and_the_rerun_matches(tmp_path):
+    """A real cell process sent SIGTERM (what Slurm sends at a time limit or preemption) while it
+    trains, its resume cadence far away: it ends the step it is in, writes a point there and
+    stops `interrupted`; run again it continues from that step, bit-identical to a run that was
+    never stopped."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from harness.contracts.config import parse_cell_config
+
+    steps = 60
+    raw = to_dict(
+        tiny_config(
+            tmp_path / "data",
+            checkpoint__save="both",
+            train__max_steps=steps,
+            train__eval_every=20,
+            checkpoint__resume_every=1000,
+        )
+    )
+    ref = tmp_path / "ref"
+    assert run_cell(parse_cell_config(raw), ref) == 0  # resume points change nothing
+    cell_yaml = tmp_path / "cell.yaml"
+    cell_yaml.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "cell"
+    argv = [sys.executable, "-m", "harness.cell", str(cell_yaml), "--out", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def trained() -> int:
+        path = out / schema.METRICS_FILE
+        lines = path.read_text().splitlines() if path.exists() else []
+        return sum(json.loads(ln)["kind"] == "train" for ln in lines if ln.endswith("}"))
+
+    deadline = time.monotonic() + 120
+    while trained() < 5 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    first = _summary(out)
+    stopped_at = first["train"]["steps"]
+    assert first["outcome"] == "interrupted" and 5 <= stopped_at < steps
+    assert f"after step {stopped_at}, resume point written" in first["error"]["message"]
+    manifest = read_resume_manifest(out / schema.RESUME_DIR / schema.RESUME_MANIFEST)
+    assert manifest["step"] == stopped_at  # the very step, not the cadence's (none yet)
+    assert run_cell(parse_cell_config(raw), out) == 0
+    again = _summary(out)
+    assert again["outcome"] == "completed" and again["train"]["resumed_at"] == stopped_at
+    assert_same_result(ref, out)

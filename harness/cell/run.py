@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from harness.cell.device import device_problem, precision_context, resolve_device, torch_info
+from harness.cell.stop import STOP, Interrupted
 from harness.cell.threads import prepare_environment, resolve_threads
 from harness.contracts import schema, store_files
 from harness.contracts.attempts import substitution
@@ -41,16 +42,8 @@ SummaryHook = Callable[[schema.Summary], None]
 """Called with the summary just before it is written (OOM back-off records its attempts)."""
 
 
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived while the cell was running."""
-
-
 class TimedOut(Exception):
     """The cell ran past ``runtime.timeout_s`` (counted from the process start)."""
-
-
-def _on_signal(signum, frame) -> None:
-    raise Interrupted(f"stopped by {signal.Signals(signum).name}")
 
 
 def _on_alarm(signum, frame) -> None:
@@ -329,7 +322,12 @@ def run_cell(
     prepare_environment(cfg.runtime.threads)  # before torch's first import, where there is one
     from harness.cell.memory import is_oom
 
-    handlers = {signal.SIGINT: _on_signal, signal.SIGTERM: _on_signal, signal.SIGALRM: _on_alarm}
+    STOP.pending = None
+    handlers = {
+        signal.SIGINT: STOP.handler,
+        signal.SIGTERM: STOP.handler,
+        signal.SIGALRM: _on_alarm,
+    }
     old = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     if cfg.runtime.timeout_s:
         signal.setitimer(signal.ITIMER_REAL, max(0.01, cfg.runtime.timeout_s - _process_age_s()))

@@ -19,6 +19,7 @@ import torch
 
 from harness.cell.encoding import EncodedSet, infinite_batches
 from harness.cell.evaluate import EvalResult, evaluate
+from harness.cell.stop import STOP
 from harness.contracts.config import CellConfig, TrainConfig
 from harness.contracts.schema import EvalRecord, TrainRecord
 from harness.contracts.store_files import jsonl_line
@@ -169,7 +170,10 @@ def train(
     res = res if res is not None else TrainResult()
     done = resume.restore(model, optimizer, scaler, order, res) if resume else 0
     model.train()
-    for step in range(done + 1, tc.max_steps + 1):
+
+    def one_step(step: int) -> bool:
+        """The step, its record, validation and resume point; True when ``train.max_seconds``
+        stops training after it."""
         t0 = time.perf_counter()
         lr = lr_at(tc, step)
         for group in optimizer.param_groups:
@@ -199,6 +203,17 @@ def train(
             _validate(model, val_set, cfg, device, sink, step, res, on_best, autocast)
         if resume is not None:
             resume.after_step(step, model, optimizer, scaler, res)
+        return out_of_time
+
+    # with resume points on, a signal mid-step ends the step and writes a point first (stop.py)
+    points = resume is not None and bool(resume.every)
+    for step in range(done + 1, tc.max_steps + 1):
+        with STOP.deferred() if points else nullcontext():
+            out_of_time = one_step(step)
+        if points and STOP.pending is not None:
+            if step % resume.every:  # the cadence did not write this step's point: write it
+                resume.write(step, model, optimizer, scaler, res)
+            STOP.raise_pending(step)
         if out_of_time:
             res.stop_reason = "time_cap"
             return res
