@@ -7,20 +7,27 @@ PY := $(VENV)/bin/python
 # pulls the CUDA packages; a GPU machine gets the CUDA build of the same version from PyPI.
 TORCH_INDEX ?=
 TORCH_PIN := torch==2.13.0
+# The demo needs the package alone; the tests also need the dev extras (Ray, lm-eval, Playwright,
+# ...), installed on top the first time a test target runs.
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-slow test-gpu bench lint format clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple) "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(PY) run_matrix.py experiments/attention.yaml --report
 
 test: $(STAMP)
