@@ -65,6 +65,8 @@ class Finding:
     """For confounds: the recommendation that would remove it (a sentence)."""
     runs: int = 0
     """For accuracy findings: training runs (seeds) per side the comparison rests on."""
+    alert: bool = False
+    """For outcomes and memory budget: a cell did not complete, or exceeded its budget."""
     gap: float | None = None
     """Accuracy findings: A - B (mean over seeds); noise floors: the largest run-to-run gap."""
 

@@ -57,11 +57,11 @@ def outcome_findings(store: Results) -> list[Finding]:
     )
     parts = [f"{counts[k]} {k}" for k in order if counts[k]]
     sep = "; " if any("," in k for k in counts) else ", "
-    out = [Finding("outcomes", f"{len(store.cells)} cells: {sep.join(parts)}.")]
-    for c in store.cells:
-        if _outcome_kind(c) != "completed":
-            where = fmt.assignment(c.axes) if c.axes else ""
-            out.append(Finding("outcomes", f"`{c.cell_id}` ({where}): {fmt.outcome(c)}."))
+    bad = [c for c in store.cells if _outcome_kind(c) != "completed"]
+    out = [Finding("outcomes", f"{len(store.cells)} cells: {sep.join(parts)}.", alert=bool(bad))]
+    for c in bad:
+        where = fmt.assignment(c.axes) if c.axes else ""
+        out.append(Finding("outcomes", f"`{c.cell_id}` ({where}): {fmt.outcome(c)}.", alert=True))
     return out
 
 
@@ -152,11 +152,10 @@ def budget_findings(store: Results) -> list[Finding]:
         head = f"Memory budget {limits}: {len(over)} of {len(store.cells)} cells exceeded it" + (
             f"; {top}." if top else "."
         )
-    out = [Finding("budget", head)]
+    out = [Finding("budget", head, alert=bool(over))]
     for c in over:
-        out.append(
-            Finding("budget", f"`{c.cell_id}` ({fmt.assignment(c.axes)}): {fmt.outcome(c)}.")
-        )
+        text = f"`{c.cell_id}` ({fmt.assignment(c.axes)}): {fmt.outcome(c)}."
+        out.append(Finding("budget", text, alert=True))
     return out
 
 

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from harness.cell import resume as resume_mod
 from harness.cell.run import Interrupted, TimedOut, run_cell
 from harness.contracts import schema
-from harness.contracts.config import to_dict
+from harness.contracts.config import parse_cell_config, to_dict
 from harness.contracts.identity import config_hash
 from harness.contracts.store_files import read_resume_manifest
 from tests.cell_helpers import tiny_config
@@ -240,15 +245,6 @@ def test_sigterm_mid_training_writes_a_point_at_that_step_and_the_rerun_matches(
     trains, its resume cadence far away: it ends the step it is in, writes a point there and
     stops `interrupted`; run again it continues from that step, bit-identical to a run that was
     never stopped."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import yaml
-
-    from harness.contracts.config import parse_cell_config
-
     steps = 60
     raw = to_dict(
         tiny_config(

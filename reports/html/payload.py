@@ -49,9 +49,6 @@ def _findings(store: Results) -> tuple[list[dict[str, Any]], list[str]]:
     axes = {f.axis for f in found if f.axis}
     pairs = {axis: list(axis_pairs(store, configs, axis)) for axis in sorted(axes)}
     titles = dict(SECTIONS)
-    # red only where a cell did not complete (outcomes) or ran out of its memory budget: each
-    # such cell has a line of its own under the section's summary line
-    alerts = {k for k in ("outcomes", "budget") if sum(f.kind == k for f in found) > 1}
     out = [
         {
             "kind": f.kind,
@@ -62,7 +59,7 @@ def _findings(store: Results) -> tuple[list[dict[str, Any]], list[str]]:
             "level": ("significant" if f.significant else "not significant")
             if f.kind == "accuracy"
             else "",
-            "alert": f.kind in alerts,
+            "alert": f.alert,
             "p_value": f.p_value,
             "runs": f.runs,
             "cells": _linked(store, f, pairs),
